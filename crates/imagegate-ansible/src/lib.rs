@@ -1,0 +1,342 @@
+//! The Ansible binary-module protocol.
+//!
+//! Ansible runs a binary module as `<binary> <args-file>`; the file holds one
+//! JSON object with the task's options and `_ansible_*` internal keys. The
+//! module prints exactly one JSON object on stdout. [`run`] does all of that:
+//! strict typed options (an unknown option, a wrong type or a missing one
+//! fails naming the option), check mode and diff flags, secret masking in
+//! everything printed, panics turned into `failed`, and the exit code.
+
+pub mod mask;
+
+use std::io::Write as _;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::process::ExitCode;
+use std::sync::{Arc, Mutex};
+
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use serde_json::{Map, Value};
+
+pub use mask::Masker;
+
+/// What a module declares about itself.
+pub struct ModuleSpec {
+    pub name: &'static str,
+    /// Option names (at any depth) whose values are secrets.
+    pub secret_options: &'static [&'static str],
+}
+
+/// The internal flags of the run, and a place for warnings.
+#[derive(Debug, Default)]
+pub struct Context {
+    pub check_mode: bool,
+    pub diff: bool,
+    pub verbosity: u8,
+    warnings: Mutex<Vec<String>>,
+}
+
+impl Context {
+    pub fn warn(&self, msg: impl Into<String>) {
+        self.warnings.lock().expect("warnings").push(msg.into());
+    }
+}
+
+/// `diff` of a result: Ansible shows `before` and `after` as a unified diff.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct Diff {
+    pub before: String,
+    pub after: String,
+}
+
+/// A successful run.
+#[derive(Debug, Default)]
+pub struct Outcome {
+    pub changed: bool,
+    pub msg: String,
+    pub diff: Option<Diff>,
+    /// The module's own return values.
+    pub values: Map<String, Value>,
+}
+
+/// A failed run.
+#[derive(Debug)]
+pub enum ModuleError {
+    /// An option's value is wrong; `option` is its path (`images[0].src`).
+    Option { option: String, problem: String },
+    /// The work failed; `values` are returned beside `msg` (partial results).
+    Failed { msg: String, values: Map<String, Value> },
+}
+
+impl ModuleError {
+    pub fn option(option: impl Into<String>, problem: impl Into<String>) -> Self {
+        Self::Option {
+            option: option.into(),
+            problem: problem.into(),
+        }
+    }
+
+    pub fn failed(msg: impl Into<String>) -> Self {
+        Self::Failed {
+            msg: msg.into(),
+            values: Map::new(),
+        }
+    }
+
+    fn message(&self) -> String {
+        match self {
+            Self::Option { option, problem } => format!("option '{option}': {problem}"),
+            Self::Failed { msg, .. } => msg.clone(),
+        }
+    }
+}
+
+/// The options and flags of one run, parsed from an args file's text.
+pub fn parse_args<P: DeserializeOwned>(text: &str, spec: &ModuleSpec) -> (Masker, Result<(P, Context), ModuleError>) {
+    let value: Value = match serde_json::from_str(text) {
+        Ok(v) => v,
+        Err(e) => return (Masker::default(), Err(ModuleError::failed(format!("the arguments file is not JSON: {e}")))),
+    };
+    let masker = Masker::from_args(&value, spec.secret_options);
+    let Value::Object(mut map) = value else {
+        return (masker, Err(ModuleError::failed("the arguments file must hold a JSON object")));
+    };
+    let mut ctx = Context::default();
+    let internal: Vec<String> = map.keys().filter(|k| k.starts_with("_ansible_")).cloned().collect();
+    for key in internal {
+        let v = map.remove(&key).unwrap_or(Value::Null);
+        match key.as_str() {
+            "_ansible_check_mode" => ctx.check_mode = truthy(&v),
+            "_ansible_diff" => ctx.diff = truthy(&v),
+            "_ansible_verbosity" => ctx.verbosity = v.as_u64().unwrap_or(0).min(u8::MAX as u64) as u8,
+            _ => {}
+        }
+    }
+    let result = serde_path_to_error::deserialize::<_, P>(Value::Object(map)).map_err(|e| option_error(&e));
+    (masker, result.map(|p| (p, ctx)))
+}
+
+fn truthy(v: &Value) -> bool {
+    match v {
+        Value::Bool(b) => *b,
+        Value::String(s) => matches!(s.to_ascii_lowercase().as_str(), "true" | "yes" | "1" | "on"),
+        Value::Number(n) => n.as_u64() == Some(1),
+        _ => false,
+    }
+}
+
+/// Turns serde's wording into one that names the option.
+fn option_error(e: &serde_path_to_error::Error<serde_json::Error>) -> ModuleError {
+    let path = e.path().to_string();
+    let inner = e.inner().to_string();
+    let inner = inner.split(" at line ").next().unwrap_or(&inner).to_string();
+    let join = |name: &str| {
+        if path == "." || path.is_empty() {
+            name.to_string()
+        } else if path.ends_with(name) {
+            path.clone()
+        } else {
+            format!("{path}.{name}")
+        }
+    };
+    if let Some(rest) = inner.strip_prefix("unknown field `") {
+        let (name, expected) = rest.split_once('`').unwrap_or((rest, ""));
+        let expected = expected.trim_start_matches(',').trim();
+        return ModuleError::option(join(name), format!("unsupported option; {}", expected.replace('`', "'")));
+    }
+    if let Some(rest) = inner.strip_prefix("missing field `") {
+        let name = rest.trim_end_matches('`');
+        return ModuleError::option(join(name), "missing required option");
+    }
+    let option = if path == "." { "(top level)".to_string() } else { path };
+    ModuleError::option(option, inner.replace('`', "'"))
+}
+
+/// Runs a module: reads the args file named by argv[1], calls `body`, prints
+/// the one JSON result, and returns the exit code.
+pub fn run<P: DeserializeOwned>(spec: &ModuleSpec, body: impl FnOnce(P, &Context) -> Result<Outcome, ModuleError>) -> ExitCode {
+    let panic_msg: Arc<Mutex<Option<String>>> = Arc::default();
+    {
+        let slot = panic_msg.clone();
+        std::panic::set_hook(Box::new(move |info| {
+            let text = match (info.payload().downcast_ref::<&str>(), info.payload().downcast_ref::<String>()) {
+                (Some(s), _) => s.to_string(),
+                (_, Some(s)) => s.clone(),
+                _ => "unknown panic".to_string(),
+            };
+            let place = info.location().map(|l| format!(" at {}:{}", l.file(), l.line())).unwrap_or_default();
+            *slot.lock().unwrap_or_else(|p| p.into_inner()) = Some(format!("{text}{place}"));
+        }));
+    }
+    let text = match std::env::args_os().nth(1) {
+        Some(path) => match std::fs::read_to_string(&path) {
+            Ok(t) => t,
+            Err(e) => {
+                return emit(&Masker::default(), None, Err(ModuleError::failed(format!("cannot read the arguments file {}: {e}", path.to_string_lossy()))));
+            }
+        },
+        None => {
+            return emit(
+                &Masker::default(),
+                None,
+                Err(ModuleError::failed(format!("usage: {} <arguments-file> (this is an Ansible module)", spec.name))),
+            )
+        }
+    };
+    let (masker, parsed) = parse_args::<P>(&text, spec);
+    let masker = Arc::new(masker);
+    let (params, ctx) = match parsed {
+        Ok(v) => v,
+        Err(e) => return emit(&masker, None, Err(e)),
+    };
+    let result = catch_unwind(AssertUnwindSafe(|| body(params, &ctx))).unwrap_or_else(|_| {
+        let msg = panic_msg.lock().unwrap_or_else(|p| p.into_inner()).take().unwrap_or_default();
+        Err(ModuleError::failed(format!("internal error in {}: {msg} (please report this bug)", spec.name)))
+    });
+    emit(&masker, Some(&ctx), result)
+}
+
+/// Builds the result object (masked) without printing it.
+pub fn result_json(masker: &Masker, ctx: Option<&Context>, result: Result<Outcome, ModuleError>) -> Value {
+    let mut out = Map::new();
+    let warnings: Vec<String> = ctx.map(|c| c.warnings.lock().expect("warnings").clone()).unwrap_or_default();
+    match result {
+        Ok(o) => {
+            out.insert("changed".into(), Value::Bool(o.changed));
+            out.insert("failed".into(), Value::Bool(false));
+            out.insert("msg".into(), Value::String(o.msg));
+            if let (Some(d), true) = (o.diff, ctx.is_some_and(|c| c.diff)) {
+                out.insert("diff".into(), serde_json::to_value(d).unwrap_or(Value::Null));
+            }
+            for (k, v) in o.values {
+                out.entry(k).or_insert(v);
+            }
+        }
+        Err(e) => {
+            out.insert("changed".into(), Value::Bool(false));
+            out.insert("failed".into(), Value::Bool(true));
+            out.insert("msg".into(), Value::String(e.message()));
+            if let ModuleError::Failed { values, .. } = e {
+                for (k, v) in values {
+                    out.entry(k).or_insert(v);
+                }
+            }
+        }
+    }
+    if !warnings.is_empty() {
+        out.insert("warnings".into(), Value::Array(warnings.into_iter().map(Value::String).collect()));
+    }
+    masker.mask_value(Value::Object(out))
+}
+
+fn emit(masker: &Masker, ctx: Option<&Context>, result: Result<Outcome, ModuleError>) -> ExitCode {
+    let failed = result.is_err();
+    let json = result_json(masker, ctx, result);
+    // The module's one write to stdout: the result object.
+    let mut stdout = std::io::stdout().lock();
+    let _ = writeln!(stdout, "{json}");
+    let _ = stdout.flush();
+    if failed {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde::Deserialize;
+
+    #[derive(Deserialize, Debug)]
+    #[serde(deny_unknown_fields)]
+    #[allow(dead_code)]
+    struct Args {
+        images: Vec<Image>,
+        #[serde(default)]
+        retries: Option<u32>,
+        #[serde(default)]
+        method: Option<Method>,
+        #[serde(default)]
+        password: Option<String>,
+    }
+
+    #[derive(Deserialize, Debug)]
+    #[serde(deny_unknown_fields)]
+    #[allow(dead_code)]
+    struct Image {
+        src: String,
+    }
+
+    #[derive(Deserialize, Debug)]
+    #[serde(rename_all = "lowercase")]
+    enum Method {
+        Oci,
+        Quay,
+    }
+
+    const SPEC: ModuleSpec = ModuleSpec {
+        name: "t",
+        secret_options: &["password"],
+    };
+
+    fn parse(text: &str) -> Result<(Args, Context), String> {
+        parse_args::<Args>(text, &SPEC).1.map_err(|e| e.message())
+    }
+
+    #[test]
+    fn reads_flags_and_ignores_internal_keys() {
+        let (a, ctx) = parse(r#"{"images":[{"src":"a"}],"_ansible_check_mode":true,"_ansible_diff":true,"_ansible_verbosity":3,"_ansible_new_key":{"x":1}}"#).unwrap();
+        assert_eq!(a.images.len(), 1);
+        assert!(ctx.check_mode && ctx.diff);
+        assert_eq!(ctx.verbosity, 3);
+    }
+
+    #[test]
+    fn names_the_option_in_every_error() {
+        let e = parse(r#"{"images":[{"src":"a","bogus":1}]}"#).unwrap_err();
+        assert!(e.contains("'images[0].bogus'") && e.contains("unsupported option"), "{e}");
+        let e = parse(r#"{"images":[{"src":"a"}],"colour":1}"#).unwrap_err();
+        assert!(e.starts_with("option 'colour': unsupported option"), "{e}");
+        let e = parse(r#"{"images":[{"src":5}]}"#).unwrap_err();
+        assert!(e.contains("'images[0].src'") && e.contains("invalid type"), "{e}");
+        let e = parse(r#"{}"#).unwrap_err();
+        assert_eq!(e, "option 'images': missing required option");
+        let e = parse(r#"{"images":[{}]}"#).unwrap_err();
+        assert_eq!(e, "option 'images[0].src': missing required option");
+        let e = parse(r#"{"images":[],"retries":"many"}"#).unwrap_err();
+        assert!(e.contains("'retries'"), "{e}");
+        let e = parse(r#"{"images":[],"method":"ftp"}"#).unwrap_err();
+        assert!(e.contains("'method'") && e.contains("oci") && e.contains("quay"), "{e}");
+        assert!(parse("[1]").unwrap_err().contains("(top level)") || parse("[1]").is_err());
+        assert!(parse("not json").unwrap_err().contains("not JSON"));
+    }
+
+    #[test]
+    fn results_are_masked_and_diff_only_when_asked() {
+        let (masker, parsed) = parse_args::<Args>(r#"{"images":[],"password":"pw-123","_ansible_diff":false}"#, &SPEC);
+        let (_, ctx) = parsed.unwrap();
+        ctx.warn("warning with pw-123");
+        let out = result_json(
+            &masker,
+            Some(&ctx),
+            Ok(Outcome {
+                changed: true,
+                msg: "used pw-123".into(),
+                diff: Some(Diff {
+                    before: "a".into(),
+                    after: "b".into(),
+                }),
+                values: Map::new(),
+            }),
+        );
+        let text = out.to_string();
+        assert!(!text.contains("pw-123"), "{text}");
+        assert!(out.get("diff").is_none());
+        assert_eq!(out["changed"], Value::Bool(true));
+        assert_eq!(out["warnings"][0], "warning with ********");
+        let failed = result_json(&masker, None, Err(ModuleError::failed("boom pw-123")));
+        assert_eq!(failed["failed"], Value::Bool(true));
+        assert_eq!(failed["msg"], "boom ********");
+    }
+}

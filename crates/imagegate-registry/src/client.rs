@@ -1,0 +1,375 @@
+//! Registry operations on one registry: manifests, blobs, uploads, tags.
+//! Each describes its requests and hands them to the [`Transport`].
+
+use std::sync::Arc;
+
+use bytes::{Bytes, BytesMut};
+use futures_util::StreamExt;
+use reqwest::header::{HeaderName, ACCEPT, CONTENT_LENGTH, CONTENT_TYPE, LINK, LOCATION};
+use reqwest::Method;
+use serde::Deserialize;
+
+use crate::digest::Digest;
+use crate::error::{Error, ErrorKind};
+use crate::log;
+use crate::manifest::{self, Descriptor, Manifest};
+use crate::stats::Stats;
+use crate::transport::{Request, Scope, Transport};
+use crate::verify;
+
+/// Manifests larger than this are refused (the distribution registry's own
+/// limit is 4 MiB).
+const MAX_MANIFEST: usize = 4 * 1024 * 1024;
+/// Chunk size for chunked uploads. Each chunk is held in memory once.
+pub const DEFAULT_CHUNK_SIZE: usize = 8 * 1024 * 1024;
+const DOCKER_CONTENT_DIGEST: &str = "docker-content-digest";
+
+/// How blobs are uploaded.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum UploadMode {
+    /// One `PUT` with the whole blob; falls back to chunks on `413`.
+    Monolithic,
+    /// `PATCH` chunks of this many bytes, then a closing `PUT`.
+    Chunked(usize),
+}
+
+/// A registry client for one operation: a shared transport plus the
+/// operation's counters.
+#[derive(Clone)]
+pub struct RegistryClient {
+    transport: Arc<Transport>,
+    stats: Arc<Stats>,
+    upload: UploadMode,
+}
+
+impl RegistryClient {
+    pub fn new(transport: Arc<Transport>, stats: Arc<Stats>, upload: UploadMode) -> Self {
+        Self { transport, stats, upload }
+    }
+
+    pub fn registry(&self) -> &str {
+        self.transport.registry()
+    }
+
+    pub fn stats(&self) -> &Arc<Stats> {
+        &self.stats
+    }
+
+    fn name(&self, repo: &str, reference: &str) -> String {
+        let sep = if reference.starts_with("sha256:") { '@' } else { ':' };
+        format!("{}/{repo}{sep}{reference}", self.registry())
+    }
+
+    /// Sends and reads the whole body (bounded), retrying both together so a
+    /// body cut short is fetched again.
+    async fn fetch(&self, req: &Request, limit: usize) -> Result<(reqwest::header::HeaderMap, Bytes), Error> {
+        let what = format!("{} {}", req.method, req.target);
+        self.transport
+            .retrying(&what, &self.stats, || async {
+                let resp = self.transport.send_once(req, None).await?;
+                let headers = resp.headers().clone();
+                let url = resp.url().clone();
+                let mut body = BytesMut::new();
+                let mut stream = resp.bytes_stream();
+                while let Some(chunk) = stream.next().await {
+                    let chunk = chunk.map_err(|e| self.transport.transport_error(&url, e))?;
+                    body.extend_from_slice(&chunk);
+                    if body.len() > limit {
+                        return Err(Error::new(ErrorKind::Protocol(format!("{what}: answer larger than {limit} bytes"))));
+                    }
+                }
+                Ok((headers, body.freeze()))
+            })
+            .await
+    }
+
+    /// The digest a tag or digest resolves to, or `None` if it does not exist.
+    pub async fn manifest_digest(&self, repo: &str, reference: &str) -> Result<Option<Digest>, Error> {
+        let req = Request::new(Method::HEAD, format!("/v2/{repo}/manifests/{reference}"), vec![Scope::pull(repo)]).header(ACCEPT, manifest::ACCEPT);
+        match self.transport.send(&req, &self.stats).await {
+            Ok(resp) => {
+                let header = resp.headers().get(DOCKER_CONTENT_DIGEST).and_then(|v| v.to_str().ok()).map(Digest::parse);
+                match header {
+                    Some(Ok(d)) => Ok(Some(d)),
+                    // No usable header: fetch the bytes and hash them.
+                    _ => self.get_manifest(repo, reference).await.map(|m| Some(m.digest)),
+                }
+            }
+            Err(e) if e.status() == Some(404) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Fetches a manifest, checking its bytes against the digest asked for
+    /// and against the digest the registry says it served.
+    pub async fn get_manifest(&self, repo: &str, reference: &str) -> Result<Manifest, Error> {
+        let name = self.name(repo, reference);
+        let req = Request::new(Method::GET, format!("/v2/{repo}/manifests/{reference}"), vec![Scope::pull(repo)]).header(ACCEPT, manifest::ACCEPT);
+        let (headers, bytes) = match self.fetch(&req, MAX_MANIFEST).await {
+            Ok(v) => v,
+            Err(e) if e.status() == Some(404) => {
+                return Err(Error::new(ErrorKind::NotFound {
+                    reference: name,
+                    detail: Some("no such manifest (check the repository and tag)".into()),
+                }))
+            }
+            Err(e) => return Err(e),
+        };
+        let content_type = headers.get(CONTENT_TYPE).and_then(|v| v.to_str().ok());
+        let m = Manifest::from_bytes(&name, bytes, content_type)?;
+        let expected = if reference.starts_with("sha256:") {
+            Some(reference.to_string())
+        } else {
+            headers.get(DOCKER_CONTENT_DIGEST).and_then(|v| v.to_str().ok()).map(str::to_string)
+        };
+        if let Some(expected) = expected {
+            if expected != m.digest.as_str() {
+                return Err(Error::new(ErrorKind::DigestMismatch {
+                    what: format!("manifest {name}"),
+                    expected,
+                    actual: m.digest.to_string(),
+                }));
+            }
+        }
+        Ok(m)
+    }
+
+    /// Stores a manifest under a tag or its digest.
+    pub async fn put_manifest(&self, repo: &str, reference: &str, m: &Manifest) -> Result<(), Error> {
+        let req = Request::new(Method::PUT, format!("/v2/{repo}/manifests/{reference}"), vec![Scope::push(repo)])
+            .header(CONTENT_TYPE, m.media_type.clone())
+            .body(m.bytes.clone());
+        let resp = self.transport.send(&req, &self.stats).await?;
+        if let Some(d) = resp.headers().get(DOCKER_CONTENT_DIGEST).and_then(|v| v.to_str().ok()) {
+            if d != m.digest.as_str() {
+                return Err(Error::new(ErrorKind::DigestMismatch {
+                    what: format!("manifest stored at {}", self.name(repo, reference)),
+                    expected: m.digest.to_string(),
+                    actual: d.to_string(),
+                }));
+            }
+        }
+        self.stats.manifest_written();
+        Ok(())
+    }
+
+    /// Deletes a manifest by digest (every tag pointing at it goes too).
+    pub async fn delete_manifest(&self, repo: &str, digest: &Digest) -> Result<(), Error> {
+        let req = Request::new(Method::DELETE, format!("/v2/{repo}/manifests/{digest}"), vec![Scope::push(repo)]);
+        self.transport.send(&req, &self.stats).await.map(|_| ())
+    }
+
+    /// The size of a blob if the repository has it.
+    pub async fn blob_size(&self, repo: &str, digest: &str) -> Result<Option<u64>, Error> {
+        let req = Request::new(Method::HEAD, format!("/v2/{repo}/blobs/{digest}"), vec![Scope::pull(repo)]);
+        match self.transport.send(&req, &self.stats).await {
+            Ok(resp) => Ok(Some(
+                resp.headers().get(CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse().ok()).unwrap_or(0),
+            )),
+            Err(e) if e.status() == Some(404) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Asks the registry to link a blob from another repository. `false`
+    /// when the registry declined (it does not support mounts, or does not
+    /// have the blob there); the caller then uploads.
+    pub async fn mount_blob(&self, repo: &str, digest: &str, from: &str) -> Result<bool, Error> {
+        let req = Request::new(
+            Method::POST,
+            format!("/v2/{repo}/blobs/uploads/?mount={digest}&from={from}"),
+            vec![Scope::push(repo), Scope::pull(from)],
+        )
+        .header(CONTENT_LENGTH, "0");
+        match self.transport.send(&req, &self.stats).await {
+            Ok(resp) if resp.status().as_u16() == 201 => Ok(true),
+            Ok(resp) => {
+                // 202: the registry opened an ordinary upload instead; close it.
+                if let Some(loc) = resp.headers().get(LOCATION).and_then(|v| v.to_str().ok()) {
+                    let cancel = Request::new(Method::DELETE, loc.to_string(), vec![Scope::push(repo)]);
+                    let _ = self.transport.send_once(&cancel, None).await;
+                }
+                Ok(false)
+            }
+            Err(e) if matches!(e.status(), Some(400 | 404 | 405)) => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// All tags of a repository, following `Link` pagination.
+    pub async fn list_tags(&self, repo: &str) -> Result<Vec<String>, Error> {
+        #[derive(Deserialize)]
+        struct Page {
+            #[serde(default)]
+            tags: Option<Vec<String>>,
+        }
+        let mut tags = Vec::new();
+        let mut target = format!("/v2/{repo}/tags/list?n=1000");
+        loop {
+            let req = Request::new(Method::GET, target.clone(), vec![Scope::pull(repo)]);
+            let (headers, body) = match self.fetch(&req, 64 * 1024 * 1024).await {
+                Ok(v) => v,
+                Err(e) if e.status() == Some(404) => {
+                    return Err(Error::new(ErrorKind::NotFound {
+                        reference: format!("{}/{repo}", self.registry()),
+                        detail: Some("no such repository".into()),
+                    }))
+                }
+                Err(e) => return Err(e),
+            };
+            let page: Page = serde_json::from_slice(&body).map_err(|e| Error::new(ErrorKind::Protocol(format!("tag list of {repo} is not JSON: {e}"))))?;
+            tags.extend(page.tags.unwrap_or_default());
+            match headers.get(LINK).and_then(|v| v.to_str().ok()).and_then(next_link) {
+                Some(next) => target = next,
+                None => return Ok(tags),
+            }
+        }
+    }
+
+    async fn start_upload(&self, repo: &str) -> Result<String, Error> {
+        let req = Request::new(Method::POST, format!("/v2/{repo}/blobs/uploads/"), vec![Scope::push(repo)]).header(CONTENT_LENGTH, "0");
+        let resp = self.transport.send(&req, &self.stats).await?;
+        resp.headers()
+            .get(LOCATION)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string)
+            .ok_or_else(|| Error::new(ErrorKind::Protocol(format!("{} opened an upload without a Location", self.registry()))))
+    }
+
+    /// Opens the body of a blob for streaming.
+    async fn open_blob(&self, repo: &str, digest: &str) -> Result<reqwest::Response, Error> {
+        let req = Request::new(Method::GET, format!("/v2/{repo}/blobs/{digest}"), vec![Scope::pull(repo)]);
+        match self.transport.send(&req, &self.stats).await {
+            Err(e) if e.status() == Some(404) => Err(Error::new(ErrorKind::NotFound {
+                reference: format!("blob {digest} in {}/{repo}", self.registry()),
+                detail: None,
+            })),
+            other => other,
+        }
+    }
+
+    /// Streams a blob from `src` into this registry, verifying size and
+    /// digest on the way; nothing is held in memory or on disk beyond one
+    /// chunk. Returns the bytes moved.
+    pub async fn copy_blob_from(&self, repo: &str, src: &RegistryClient, src_repo: &str, desc: &Descriptor) -> Result<u64, Error> {
+        let digest = Digest::parse(&desc.digest)?;
+        let label = format!("blob {} from {}/{src_repo}", desc.digest, src.registry());
+        let what = format!("copy {} to {}/{repo}", label, self.registry());
+        let fallback = std::sync::atomic::AtomicBool::new(false);
+        let (what, label, digest, fallback) = (&what, &label, &digest, &fallback);
+        self.transport
+            .retrying(what, &self.stats, || async move {
+                loop {
+                    let mode = if fallback.load(std::sync::atomic::Ordering::Relaxed) {
+                        UploadMode::Chunked(DEFAULT_CHUNK_SIZE)
+                    } else {
+                        self.upload
+                    };
+                    let resp = src.open_blob(src_repo, &desc.digest).await?;
+                    let (stream, outcome) = verify::verifying(resp.bytes_stream(), digest.clone(), desc.size, label.clone());
+                    let location = self.start_upload(repo).await?;
+                    let result = match mode {
+                        UploadMode::Monolithic => self.put_whole(repo, &location, digest, desc.size, stream).await,
+                        UploadMode::Chunked(size) => self.put_chunks(repo, location, digest, stream, size).await,
+                    };
+                    if let Some(e) = outcome.lock().expect("outcome lock").take() {
+                        return Err(e);
+                    }
+                    match result {
+                        Err(e) if e.status() == Some(413) && mode == UploadMode::Monolithic => {
+                            log::info(&format!("{what}: the registry refused a whole upload (413); uploading in chunks"));
+                            fallback.store(true, std::sync::atomic::Ordering::Relaxed);
+                        }
+                        other => return other.map(|()| desc.size),
+                    }
+                }
+            })
+            .await
+    }
+
+    async fn put_whole(
+        &self,
+        repo: &str,
+        location: &str,
+        digest: &Digest,
+        size: u64,
+        stream: impl futures_util::Stream<Item = Result<Bytes, std::io::Error>> + Send + 'static,
+    ) -> Result<(), Error> {
+        let req = Request::new(Method::PUT, with_digest(location, digest), vec![Scope::push(repo)])
+            .header(CONTENT_TYPE, "application/octet-stream")
+            .header(CONTENT_LENGTH, size.to_string());
+        self.transport.send_once(&req, Some(reqwest::Body::wrap_stream(stream))).await.map(|_| ())
+    }
+
+    async fn put_chunks(
+        &self,
+        repo: &str,
+        mut location: String,
+        digest: &Digest,
+        stream: impl futures_util::Stream<Item = Result<Bytes, std::io::Error>> + Send + 'static,
+        chunk_size: usize,
+    ) -> Result<(), Error> {
+        let mut stream = std::pin::pin!(stream);
+        let mut offset = 0u64;
+        let mut buf = BytesMut::with_capacity(chunk_size);
+        let mut ended = false;
+        while !ended {
+            while buf.len() < chunk_size {
+                match stream.next().await {
+                    Some(Ok(b)) => buf.extend_from_slice(&b),
+                    Some(Err(e)) => return Err(Error::new(ErrorKind::Protocol(e.to_string()))),
+                    None => {
+                        ended = true;
+                        break;
+                    }
+                }
+            }
+            if buf.is_empty() {
+                break;
+            }
+            let chunk = buf.split().freeze();
+            let end = offset + chunk.len() as u64 - 1;
+            let req = Request::new(Method::PATCH, location.clone(), vec![Scope::push(repo)])
+                .header(CONTENT_TYPE, "application/octet-stream")
+                .header(HeaderName::from_static("content-range"), format!("{offset}-{end}"))
+                .header(CONTENT_LENGTH, chunk.len().to_string())
+                .body(chunk);
+            let resp = self.transport.send_once(&req, None).await?;
+            offset = end + 1;
+            if let Some(loc) = resp.headers().get(LOCATION).and_then(|v| v.to_str().ok()) {
+                location = loc.to_string();
+            }
+        }
+        let req = Request::new(Method::PUT, with_digest(&location, digest), vec![Scope::push(repo)]).header(CONTENT_LENGTH, "0");
+        self.transport.send_once(&req, None).await.map(|_| ())
+    }
+}
+
+/// Adds `digest=` to an upload location, which may already carry a query.
+fn with_digest(location: &str, digest: &Digest) -> String {
+    let sep = if location.contains('?') { '&' } else { '?' };
+    format!("{location}{sep}digest={}", digest.as_str().replace(':', "%3A"))
+}
+
+/// The target of `Link: </v2/...>; rel="next"`.
+fn next_link(value: &str) -> Option<String> {
+    value.split(',').find(|part| part.contains("rel=\"next\"") || part.contains("rel=next")).and_then(|part| {
+        let start = part.find('<')? + 1;
+        let end = part.find('>')?;
+        Some(part[start..end].to_string())
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn links_and_locations() {
+        assert_eq!(next_link(r#"</v2/a/tags/list?n=2&last=b>; rel="next""#).as_deref(), Some("/v2/a/tags/list?n=2&last=b"));
+        assert_eq!(next_link(r#"</x>; rel="prev""#), None);
+        let d = Digest::of(b"");
+        assert!(with_digest("/v2/a/blobs/uploads/u?_state=x", &d).contains("?_state=x&digest=sha256%3A"));
+        assert!(with_digest("/v2/a/blobs/uploads/u", &d).contains("u?digest=sha256%3A"));
+    }
+}

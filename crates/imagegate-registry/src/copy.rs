@@ -1,0 +1,178 @@
+//! Copying images between repositories and registries: manifests byte for
+//! byte, blobs and child manifests before the manifests that reference them,
+//! and nothing at all when the destination tags already point at the source.
+
+use std::collections::BTreeSet;
+
+use futures_util::{StreamExt, TryStreamExt};
+use serde::Serialize;
+
+use crate::client::RegistryClient;
+use crate::digest::Digest;
+use crate::error::Error;
+use crate::log;
+use crate::manifest::{Descriptor, Manifest, Parsed};
+use crate::reference::Reference;
+use crate::stats::StatsSnapshot;
+
+/// One image to copy: a source (tag or digest) to one or more destination
+/// tags of one repository.
+#[derive(Debug, Clone)]
+pub struct CopyRequest {
+    pub src: Reference,
+    /// Destination repository; its tag and digest are ignored.
+    pub dest: Reference,
+    pub dest_tags: Vec<String>,
+    /// `os/arch[/variant]` to keep from an index; empty keeps all.
+    pub platforms: Vec<String>,
+}
+
+/// What happened (or would happen) to one destination tag.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct TagChange {
+    pub tag: String,
+    pub before: Option<String>,
+    pub after: String,
+    pub changed: bool,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct CopyReport {
+    pub src: String,
+    pub dest: String,
+    pub src_digest: String,
+    pub dest_digest: String,
+    pub media_type: String,
+    pub tags: Vec<TagChange>,
+    pub changed: bool,
+    #[serde(flatten)]
+    pub stats: StatsSnapshot,
+}
+
+/// Copies one image. In check mode only reads happen. `blob_concurrency`
+/// blobs of one manifest move at once.
+pub async fn copy_image(src: &RegistryClient, dst: &RegistryClient, req: &CopyRequest, check_mode: bool, blob_concurrency: usize) -> Result<CopyReport, Error> {
+    let src_ref = req.src.tag_or_digest();
+    let src_name = req.src.to_string();
+    let mut manifest = src.get_manifest(&req.src.repository, &src_ref).await?;
+    let src_digest = manifest.digest.clone();
+    if manifest.is_index() && !req.platforms.is_empty() {
+        manifest = manifest.filter_platforms(&src_name, &req.platforms)?;
+    }
+    let dest_repo = &req.dest.repository;
+    let mut tags = Vec::new();
+    for tag in &req.dest_tags {
+        let before = dst.manifest_digest(dest_repo, tag).await?;
+        let changed = before.as_ref() != Some(&manifest.digest);
+        tags.push(TagChange {
+            tag: tag.clone(),
+            before: before.map(|d| d.to_string()),
+            after: manifest.digest.to_string(),
+            changed,
+        });
+    }
+    let changed = tags.iter().any(|t| t.changed);
+    let dest_name = req.dest.repository_name();
+    if changed && !check_mode {
+        log::info(&format!("{src_name} ({}) -> {dest_name}: copying", manifest.digest.short()));
+        copy_tree(src, &req.src.repository, dst, dest_repo, &manifest, blob_concurrency).await?;
+        for t in tags.iter().filter(|t| t.changed) {
+            dst.put_manifest(dest_repo, &t.tag, &manifest).await?;
+            log::info(&format!("{dest_name}:{} -> {}", t.tag, manifest.digest));
+        }
+    } else if !changed {
+        log::info(&format!("{src_name} ({}) -> {dest_name}: already up to date", manifest.digest.short()));
+    }
+    let mut stats = src.stats().snapshot();
+    if !std::sync::Arc::ptr_eq(src.stats(), dst.stats()) {
+        stats += dst.stats().snapshot();
+    }
+    Ok(CopyReport {
+        src: src_name,
+        dest: dest_name,
+        src_digest: src_digest.to_string(),
+        dest_digest: manifest.digest.to_string(),
+        media_type: manifest.media_type.clone(),
+        tags,
+        changed,
+        stats,
+    })
+}
+
+/// Copies everything `manifest` references (not the manifest itself).
+async fn copy_tree(src: &RegistryClient, src_repo: &str, dst: &RegistryClient, dst_repo: &str, manifest: &Manifest, blob_concurrency: usize) -> Result<(), Error> {
+    let label = format!("{}/{src_repo}@{}", src.registry(), manifest.digest);
+    match manifest.parse(&label)? {
+        Parsed::Image { config, layers } => copy_blobs(src, src_repo, dst, dst_repo, std::iter::once(config).chain(layers), blob_concurrency).await,
+        Parsed::Index { manifests } => {
+            for child in manifests {
+                if dst.manifest_digest(dst_repo, &child.digest).await?.is_some() {
+                    continue;
+                }
+                let child_m = src.get_manifest(src_repo, &child.digest).await?;
+                if child_m.is_index() {
+                    return Err(Error::new(crate::error::ErrorKind::InvalidManifest {
+                        reference: label,
+                        reason: "an index nested in an index is not supported".into(),
+                    }));
+                }
+                let what = child.platform.as_ref().map(|p| p.to_string()).unwrap_or_else(|| child.digest.clone());
+                log::info(&format!("{label}: platform {what}"));
+                Box::pin(copy_tree(src, src_repo, dst, dst_repo, &child_m, blob_concurrency)).await?;
+                dst.put_manifest(dst_repo, &child.digest, &child_m).await?;
+            }
+            Ok(())
+        }
+    }
+}
+
+async fn copy_blobs(
+    src: &RegistryClient,
+    src_repo: &str,
+    dst: &RegistryClient,
+    dst_repo: &str,
+    blobs: impl Iterator<Item = Descriptor>,
+    concurrency: usize,
+) -> Result<(), Error> {
+    let mut seen = BTreeSet::new();
+    let unique: Vec<Descriptor> = blobs.filter(|d| !d.is_foreign() && seen.insert(d.digest.clone())).collect();
+    futures_util::stream::iter(unique.iter().map(|d| copy_blob(src, src_repo, dst, dst_repo, d)))
+        .buffer_unordered(concurrency.max(1))
+        .try_collect::<Vec<()>>()
+        .await
+        .map(|_| ())
+}
+
+async fn copy_blob(src: &RegistryClient, src_repo: &str, dst: &RegistryClient, dst_repo: &str, d: &Descriptor) -> Result<(), Error> {
+    Digest::parse(&d.digest)?;
+    let short = &d.digest[7..19];
+    if dst.blob_size(dst_repo, &d.digest).await?.is_some() {
+        dst.stats().present();
+        log::info(&format!("  blob {short} already in {}/{dst_repo}", dst.registry()));
+        return Ok(());
+    }
+    if src.registry() == dst.registry() && src_repo != dst_repo && dst.mount_blob(dst_repo, &d.digest, src_repo).await? {
+        dst.stats().mounted();
+        log::info(&format!("  blob {short} mounted from {src_repo}"));
+        return Ok(());
+    }
+    let bytes = dst.copy_blob_from(dst_repo, src, src_repo, d).await?;
+    dst.stats().copied(bytes);
+    log::info(&format!("  blob {short} copied ({})", human_bytes(bytes)));
+    Ok(())
+}
+
+pub fn human_bytes(n: u64) -> String {
+    const UNITS: [&str; 4] = ["B", "KiB", "MiB", "GiB"];
+    let mut v = n as f64;
+    let mut unit = 0;
+    while v >= 1024.0 && unit < UNITS.len() - 1 {
+        v /= 1024.0;
+        unit += 1;
+    }
+    if unit == 0 {
+        format!("{n} B")
+    } else {
+        format!("{v:.1} {}", UNITS[unit])
+    }
+}

@@ -1,0 +1,83 @@
+//! The imagegate registry engine.
+//!
+//! Layers point one way: [`reference`], [`digest`] and [`secret`] depend on
+//! nothing; [`credentials`] on those; [`transport`] (HTTP, TLS, auth, the one
+//! retry loop) on credentials; [`client`] (registry operations) on transport;
+//! [`copy`] (whole-image operations) on client; [`Engine`] is the facade
+//! that modules use.
+
+pub mod client;
+pub mod copy;
+pub mod credentials;
+pub mod digest;
+pub mod error;
+pub mod log;
+pub mod manifest;
+pub mod reference;
+pub mod secret;
+pub mod stats;
+pub mod transport;
+mod verify;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+pub use client::{RegistryClient, UploadMode};
+pub use copy::{copy_image, CopyReport, CopyRequest, TagChange};
+pub use credentials::{AuthFiles, Credential};
+pub use digest::Digest;
+pub use error::{Error, ErrorKind};
+pub use reference::Reference;
+pub use secret::Secret;
+pub use stats::{Stats, StatsSnapshot};
+pub use transport::{RegistryConfig, RetryPolicy, Transport};
+
+/// Engine-wide settings.
+#[derive(Debug, Clone)]
+pub struct EngineOptions {
+    pub retry: RetryPolicy,
+    pub upload: UploadMode,
+}
+
+impl Default for EngineOptions {
+    fn default() -> Self {
+        Self {
+            retry: RetryPolicy::default(),
+            upload: UploadMode::Monolithic,
+        }
+    }
+}
+
+/// Hands out clients, sharing one transport (connections, tokens) per
+/// registry and role. A role separates, say, the source credentials of a
+/// registry from its destination credentials.
+#[derive(Debug)]
+pub struct Engine {
+    options: EngineOptions,
+    transports: Mutex<HashMap<(String, String), Arc<Transport>>>,
+}
+
+impl Engine {
+    pub fn new(options: EngineOptions) -> Self {
+        Self {
+            options,
+            transports: Mutex::default(),
+        }
+    }
+
+    /// A client for `registry` in `role`, configured by `config` the first
+    /// time the pair is asked for. `stats` collects what the client does.
+    pub fn client(&self, registry: &str, role: &str, config: &RegistryConfig, stats: Arc<Stats>) -> Result<RegistryClient, Error> {
+        let key = (registry.to_string(), role.to_string());
+        let mut map = self.transports.lock().expect("transport map");
+        let transport = match map.get(&key) {
+            Some(t) => t.clone(),
+            None => {
+                let t = Arc::new(Transport::new(registry, config, self.options.retry)?);
+                map.insert(key, t.clone());
+                t
+            }
+        };
+        Ok(RegistryClient::new(transport, stats, self.options.upload))
+    }
+}

@@ -1,0 +1,479 @@
+//! HTTP transport for one registry: TLS, authentication, redirects, and the
+//! one retry loop of the engine. Protocol code describes a request and hands
+//! it here; it never loops on errors itself.
+
+pub(crate) mod auth;
+pub mod retry;
+
+use std::future::Future;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use bytes::Bytes;
+use reqwest::header::{HeaderName, AUTHORIZATION, LOCATION, RETRY_AFTER, WWW_AUTHENTICATE};
+use reqwest::{Method, StatusCode};
+use url::Url;
+
+use crate::credentials::Credential;
+use crate::error::{redact_url, Error, ErrorKind};
+use crate::log;
+use crate::reference::Reference;
+use crate::stats::Stats;
+use auth::{AuthState, Challenge, TokenAnswer};
+pub use retry::RetryPolicy;
+
+/// Give up connecting after this long; a registry that does not accept a
+/// TCP connection in 30 s is down.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
+/// Give up when a response stalls (no bytes) for this long. Generous: large
+/// layers behind slow object storage can pause.
+const READ_TIMEOUT: Duration = Duration::from_secs(120);
+/// Redirects followed per request (object storage uses one).
+const MAX_REDIRECTS: usize = 5;
+/// Error bodies read at most this far.
+const MAX_ERROR_BODY: usize = 16 * 1024;
+
+/// How to talk to one registry.
+#[derive(Clone, Debug)]
+pub struct RegistryConfig {
+    /// Speak plain HTTP instead of HTTPS.
+    pub plain_http: bool,
+    /// Verify the server certificate (on unless explicitly turned off).
+    pub tls_verify: bool,
+    /// Extra CA certificates (PEM) trusted besides the system store.
+    pub ca_cert: Option<PathBuf>,
+    pub credential: Option<Credential>,
+}
+
+impl Default for RegistryConfig {
+    fn default() -> Self {
+        Self {
+            plain_http: false,
+            tls_verify: true,
+            ca_cert: None,
+            credential: None,
+        }
+    }
+}
+
+/// A repository and the actions a request needs on it (`pull`, `pull,push`).
+#[derive(Clone, Debug)]
+pub(crate) struct Scope {
+    pub repository: String,
+    pub actions: &'static str,
+}
+
+impl Scope {
+    pub(crate) fn pull(repository: &str) -> Self {
+        Self {
+            repository: repository.to_string(),
+            actions: "pull",
+        }
+    }
+    pub(crate) fn push(repository: &str) -> Self {
+        Self {
+            repository: repository.to_string(),
+            actions: "pull,push",
+        }
+    }
+    fn token_scope(&self) -> String {
+        format!("repository:{}:{}", self.repository, self.actions)
+    }
+}
+
+/// A request described by protocol code.
+pub(crate) struct Request {
+    pub method: Method,
+    /// A path below the registry (`/v2/...`) or an absolute URL (upload
+    /// locations may be absolute).
+    pub target: String,
+    pub headers: Vec<(HeaderName, String)>,
+    pub body: Option<Bytes>,
+    pub scope: Vec<Scope>,
+}
+
+impl Request {
+    pub(crate) fn new(method: Method, target: impl Into<String>, scope: Vec<Scope>) -> Self {
+        Self {
+            method,
+            target: target.into(),
+            headers: Vec::new(),
+            body: None,
+            scope,
+        }
+    }
+    pub(crate) fn header(mut self, name: HeaderName, value: impl Into<String>) -> Self {
+        self.headers.push((name, value.into()));
+        self
+    }
+    pub(crate) fn body(mut self, body: Bytes) -> Self {
+        self.body = Some(body);
+        self
+    }
+}
+
+/// The HTTP side of one registry.
+pub struct Transport {
+    registry: String,
+    base: Url,
+    client: reqwest::Client,
+    credential: Option<Credential>,
+    retry: RetryPolicy,
+    auth: AuthState,
+}
+
+impl std::fmt::Debug for Transport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Transport({})", self.base)
+    }
+}
+
+impl Transport {
+    /// A transport for `registry` (a normalised registry name).
+    pub fn new(registry: &str, config: &RegistryConfig, retry: RetryPolicy) -> Result<Self, Error> {
+        let scheme = if config.plain_http { "http" } else { "https" };
+        let host = Reference::api_host(registry);
+        let base = Url::parse(&format!("{scheme}://{host}/")).map_err(|e| {
+            Error::new(ErrorKind::InvalidReference {
+                input: registry.to_string(),
+                reason: if e == url::ParseError::InvalidPort { "invalid port" } else { "invalid registry host" },
+            })
+        })?;
+        let tls_err = |detail: String| {
+            Error::new(ErrorKind::Tls {
+                registry: registry.to_string(),
+                detail,
+            })
+        };
+        let mut builder = reqwest::Client::builder()
+            .use_rustls_tls()
+            .tls_built_in_native_certs(true)
+            .redirect(reqwest::redirect::Policy::none())
+            .connect_timeout(CONNECT_TIMEOUT)
+            .read_timeout(READ_TIMEOUT)
+            .user_agent(concat!("imagegate/", env!("CARGO_PKG_VERSION")));
+        if let Some(path) = &config.ca_cert {
+            let pem = std::fs::read(path).map_err(|e| tls_err(format!("cannot read CA file {}: {e}", path.display())))?;
+            let certs = reqwest::Certificate::from_pem_bundle(&pem)
+                .map_err(|e| tls_err(format!("{} is not a PEM CA bundle: {e}", path.display())))?;
+            if certs.is_empty() {
+                return Err(tls_err(format!("{} holds no PEM certificate", path.display())));
+            }
+            for cert in certs {
+                builder = builder.add_root_certificate(cert);
+            }
+        }
+        if !config.tls_verify {
+            builder = builder.danger_accept_invalid_certs(true);
+        }
+        let client = builder.build().map_err(|e| tls_err(e.to_string()))?;
+        Ok(Self {
+            registry: registry.to_string(),
+            base,
+            client,
+            credential: config.credential.clone(),
+            retry,
+            auth: AuthState::default(),
+        })
+    }
+
+    /// The registry name this transport serves.
+    pub fn registry(&self) -> &str {
+        &self.registry
+    }
+
+    pub(crate) fn url_for(&self, target: &str) -> Result<Url, Error> {
+        let joined = if target.starts_with("http://") || target.starts_with("https://") {
+            Url::parse(target)
+        } else {
+            self.base.join(target)
+        };
+        joined.map_err(|e| Error::new(ErrorKind::Protocol(format!("bad URL '{}' from {}: {e}", redact_url(target), self.registry))))
+    }
+
+    /// Runs `op` until it succeeds, fails for good, or runs out of attempts.
+    /// This is the engine's only retry loop: a temporary error (see
+    /// [`Error::is_temporary`]) is retried after the backoff delay or the
+    /// registry's `Retry-After`, whichever the registry asked for.
+    pub(crate) async fn retrying<T, F, Fut>(&self, what: &str, stats: &Stats, mut op: F) -> Result<T, Error>
+    where
+        F: FnMut() -> Fut,
+        Fut: Future<Output = Result<T, Error>>,
+    {
+        let mut retries = 0u32;
+        loop {
+            match op().await {
+                Ok(v) => return Ok(v),
+                Err(e) if e.is_temporary() && retries + 1 < self.retry.max_attempts => {
+                    let delay = match e.retry_after() {
+                        Some(asked) => self.retry.retry_after(asked),
+                        None => self.retry.backoff(retries),
+                    };
+                    retries += 1;
+                    stats.retried();
+                    log::info(&format!(
+                        "{what}: retry {retries}/{} in {:.1}s after: {e}",
+                        self.retry.max_attempts - 1,
+                        delay.as_secs_f64()
+                    ));
+                    tokio::time::sleep(delay).await;
+                }
+                Err(e) => return Err(e.with_retries(retries)),
+            }
+        }
+    }
+
+    /// Sends a request with retries; a non-2xx answer is an error.
+    pub(crate) async fn send(&self, req: &Request, stats: &Stats) -> Result<reqwest::Response, Error> {
+        let what = format!("{} {}", req.method, redact_url(&req.target));
+        self.retrying(&what, stats, || self.send_once(req, None)).await
+    }
+
+    /// Sends a request once, authenticating as the registry asks and
+    /// following redirects for GET and HEAD. `stream` replaces the body; a
+    /// streamed body cannot be re-sent, so the caller must have authenticated
+    /// with the same scope before (any earlier request does that).
+    pub(crate) async fn send_once(&self, req: &Request, stream: Option<reqwest::Body>) -> Result<reqwest::Response, Error> {
+        let url = self.url_for(&req.target)?;
+        let mut stream = stream;
+        let streamed = stream.is_some();
+        let mut retried_auth = false;
+        loop {
+            let authorization = self.authorization(&req.scope).await?;
+            let mut rb = self.client.request(req.method.clone(), url.clone());
+            for (name, value) in &req.headers {
+                rb = rb.header(name, value);
+            }
+            if let Some(a) = &authorization {
+                rb = rb.header(AUTHORIZATION, a);
+            }
+            if let Some(body) = stream.take() {
+                rb = rb.body(body);
+            } else if let Some(body) = &req.body {
+                rb = rb.body(body.clone());
+            }
+            let resp = rb.send().await.map_err(|e| self.transport_error(&url, e))?;
+            let status = resp.status();
+            if status == StatusCode::UNAUTHORIZED {
+                let challenge = resp
+                    .headers()
+                    .get(WWW_AUTHENTICATE)
+                    .and_then(|v| v.to_str().ok())
+                    .and_then(auth::parse_challenge);
+                if challenge.is_some() && !retried_auth && !streamed {
+                    self.learn(challenge);
+                    retried_auth = true;
+                    self.forget_token(&req.scope).await;
+                    continue;
+                }
+                return Err(self.unauthorized(resp).await);
+            }
+            if status.is_redirection() && (req.method == Method::GET || req.method == Method::HEAD) {
+                return self.follow_redirects(req, &url, resp).await;
+            }
+            if !status.is_success() {
+                return Err(self.status_error(&req.method, &url, resp).await);
+            }
+            return Ok(resp);
+        }
+    }
+
+    /// Follows a redirect chain. The registry's Authorization header goes
+    /// only to the registry's own origin, never to another host.
+    async fn follow_redirects(&self, req: &Request, from: &Url, mut resp: reqwest::Response) -> Result<reqwest::Response, Error> {
+        let mut url = from.clone();
+        for _ in 0..MAX_REDIRECTS {
+            let Some(location) = resp.headers().get(LOCATION).and_then(|v| v.to_str().ok()) else {
+                return Err(self.status_error(&req.method, &url, resp).await);
+            };
+            url = url.join(location).map_err(|e| Error::new(ErrorKind::Protocol(format!("bad redirect from {}: {e}", redact_url(url.as_str())))))?;
+            let mut rb = self.client.request(req.method.clone(), url.clone());
+            for (name, value) in &req.headers {
+                rb = rb.header(name, value);
+            }
+            if url.origin() == self.base.origin() {
+                if let Some(a) = self.authorization(&req.scope).await? {
+                    rb = rb.header(AUTHORIZATION, a);
+                }
+            }
+            resp = rb.send().await.map_err(|e| self.transport_error(&url, e))?;
+            if resp.status().is_redirection() {
+                continue;
+            }
+            if !resp.status().is_success() {
+                return Err(self.status_error(&req.method, &url, resp).await);
+            }
+            return Ok(resp);
+        }
+        Err(Error::new(ErrorKind::Protocol(format!("too many redirects from {}", redact_url(from.as_str())))))
+    }
+
+    /// Records how the registry wants to be authenticated.
+    fn learn(&self, challenge: Option<Challenge>) {
+        if let Some(challenge) = challenge {
+            *self.auth.challenge.lock().expect("auth lock") = Some(challenge);
+        }
+    }
+
+    async fn forget_token(&self, scope: &[Scope]) {
+        self.auth.tokens.lock().await.remove(&scope_key(scope));
+    }
+
+    /// The Authorization value for a request with `scope`, fetching a token
+    /// if the registry uses bearer tokens. `None` until the registry has
+    /// asked for authentication.
+    async fn authorization(&self, scope: &[Scope]) -> Result<Option<String>, Error> {
+        let challenge = self.auth.challenge.lock().expect("auth lock").clone();
+        match challenge {
+            None => Ok(None),
+            Some(Challenge::Basic) => Ok(self.credential.as_ref().map(Credential::basic_header)),
+            Some(Challenge::Bearer { realm, service, scope: asked }) => {
+                let key = scope_key(scope);
+                let mut tokens = self.auth.tokens.lock().await;
+                if let Some(t) = tokens.get(&key).filter(|t| t.fresh()) {
+                    return Ok(Some(format!("Bearer {}", t.value)));
+                }
+                let token = self.fetch_token(&realm, service.as_deref(), scope, asked.as_deref()).await?;
+                let header = format!("Bearer {}", token.value);
+                tokens.insert(key, token);
+                Ok(Some(header))
+            }
+        }
+    }
+
+    async fn fetch_token(&self, realm: &str, service: Option<&str>, scope: &[Scope], asked: Option<&str>) -> Result<auth::CachedToken, Error> {
+        let mut url = Url::parse(realm).map_err(|e| Error::new(ErrorKind::Protocol(format!("{} sent a bad token realm: {e}", self.registry))))?;
+        {
+            let mut q = url.query_pairs_mut();
+            if let Some(s) = service {
+                q.append_pair("service", s);
+            }
+            if scope.is_empty() {
+                // Only a request without a repository uses the registry's own
+                // scope; zuul-registry's is a bare level that is no valid
+                // repository scope.
+                if let Some(a) = asked {
+                    q.append_pair("scope", a);
+                }
+            }
+            for s in scope {
+                q.append_pair("scope", &s.token_scope());
+            }
+        }
+        let mut rb = self.client.get(url.clone());
+        if let Some(c) = &self.credential {
+            rb = rb.header(AUTHORIZATION, c.basic_header());
+        }
+        let resp = rb.send().await.map_err(|e| self.transport_error(&url, e))?;
+        let status = resp.status();
+        if status == StatusCode::UNAUTHORIZED || status == StatusCode::FORBIDDEN {
+            return Err(self.unauthorized(resp).await);
+        }
+        if !status.is_success() {
+            return Err(self.status_error(&Method::GET, &url, resp).await);
+        }
+        let body = resp.bytes().await.map_err(|e| self.transport_error(&url, e))?;
+        let answer: TokenAnswer = serde_json::from_slice(&body)
+            .map_err(|e| Error::new(ErrorKind::Protocol(format!("token answer from {} is not JSON: {e}", redact_url(url.as_str())))))?;
+        answer
+            .into_token()
+            .ok_or_else(|| Error::new(ErrorKind::Protocol(format!("token answer from {} holds no token", redact_url(url.as_str())))))
+    }
+
+    async fn unauthorized(&self, resp: reqwest::Response) -> Error {
+        let status = resp.status().as_u16();
+        let body = read_capped(resp).await;
+        let who = match &self.credential {
+            Some(c) => format!("the credentials of user '{}' were refused", c.username),
+            None => "anonymous access was refused and no credentials are configured for it".to_string(),
+        };
+        let e = Error::registry("", "", status, &body, None);
+        let detail = match e.kind() {
+            ErrorKind::Registry { errors, .. } if !errors.is_empty() => {
+                format!("{who} ({})", errors.iter().map(|e| format!("{}: {}", e.code, e.message)).collect::<Vec<_>>().join("; "))
+            }
+            _ => format!("{who} (HTTP {status})"),
+        };
+        Error::new(ErrorKind::Unauthorized {
+            registry: self.registry.clone(),
+            detail,
+        })
+    }
+
+    async fn status_error(&self, method: &Method, url: &Url, resp: reqwest::Response) -> Error {
+        let status = resp.status().as_u16();
+        let retry_after = resp
+            .headers()
+            .get(RETRY_AFTER)
+            .and_then(|v| v.to_str().ok())
+            .and_then(retry::parse_retry_after);
+        let body = if *method == Method::HEAD { String::new() } else { read_capped(resp).await };
+        Error::registry(method_name(method), url.as_str(), status, &body, retry_after)
+    }
+
+    pub(crate) fn transport_error(&self, url: &Url, e: reqwest::Error) -> Error {
+        let url = redact_url(url.as_str());
+        if e.is_timeout() {
+            return Error::new(ErrorKind::Timeout {
+                url,
+                secs: READ_TIMEOUT.as_secs(),
+            });
+        }
+        Error::new(ErrorKind::Connection { url, detail: error_chain(&e) })
+    }
+}
+
+/// A reqwest error with its causes, which carry the useful part ("connection
+/// refused", "invalid peer certificate: UnknownIssuer").
+pub(crate) fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut parts = vec![e.to_string()];
+    let mut cur = e.source();
+    while let Some(s) = cur {
+        let text = s.to_string();
+        if !parts.iter().any(|p| p.contains(&text)) {
+            parts.push(text);
+        }
+        cur = s.source();
+    }
+    // reqwest's own text repeats the URL; ours is already in the message.
+    parts
+        .into_iter()
+        .map(|p| match p.find(" for url (") {
+            Some(i) => p[..i].to_string(),
+            None => p,
+        })
+        .collect::<Vec<_>>()
+        .join(": ")
+}
+
+fn scope_key(scope: &[Scope]) -> String {
+    let mut parts: Vec<String> = scope.iter().map(Scope::token_scope).collect();
+    parts.sort();
+    parts.join(" ")
+}
+
+fn method_name(m: &Method) -> &'static str {
+    match *m {
+        Method::GET => "GET",
+        Method::HEAD => "HEAD",
+        Method::PUT => "PUT",
+        Method::POST => "POST",
+        Method::PATCH => "PATCH",
+        Method::DELETE => "DELETE",
+        _ => "request",
+    }
+}
+
+async fn read_capped(resp: reqwest::Response) -> String {
+    use futures_util::StreamExt;
+    let mut out = Vec::new();
+    let mut stream = resp.bytes_stream();
+    while let Some(Ok(chunk)) = stream.next().await {
+        out.extend_from_slice(&chunk);
+        if out.len() >= MAX_ERROR_BODY {
+            out.truncate(MAX_ERROR_BODY);
+            break;
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}

@@ -1,0 +1,176 @@
+//! A blob stream that checks size and digest while it flows, and holds its
+//! last chunk back until the whole blob has been verified, so a corrupted
+//! blob never reaches the end of an upload.
+
+use std::sync::{Arc, Mutex};
+
+use bytes::Bytes;
+use futures_util::{Stream, StreamExt};
+
+use crate::digest::{Digest, Verifier};
+use crate::error::{Error, ErrorKind};
+
+/// Where the stream leaves the reason it failed, for the uploader to read
+/// after the HTTP layer has reported only "body error".
+pub(crate) type Outcome = Arc<Mutex<Option<Error>>>;
+
+struct State<S> {
+    inner: S,
+    verifier: Verifier,
+    pending: Option<Bytes>,
+    done: bool,
+    expected: Digest,
+    size: u64,
+    label: String,
+    outcome: Outcome,
+}
+
+impl<S> State<S> {
+    fn fail(&mut self, e: Error) -> std::io::Error {
+        let text = e.to_string();
+        *self.outcome.lock().expect("outcome lock") = Some(e);
+        self.done = true;
+        std::io::Error::other(text)
+    }
+}
+
+/// Wraps `inner` (the source blob's body). `label` names the blob in errors.
+pub(crate) fn verifying<S, E>(inner: S, expected: Digest, size: u64, label: String) -> (impl Stream<Item = Result<Bytes, std::io::Error>> + Send + 'static, Outcome)
+where
+    S: Stream<Item = Result<Bytes, E>> + Send + Unpin + 'static,
+    E: std::error::Error + Send + Sync + 'static,
+{
+    let outcome: Outcome = Arc::default();
+    let state = State {
+        inner,
+        verifier: Verifier::default(),
+        pending: None,
+        done: false,
+        expected,
+        size,
+        label,
+        outcome: outcome.clone(),
+    };
+    let stream = futures_util::stream::unfold(state, |mut st| async move {
+        loop {
+            if st.done {
+                return None;
+            }
+            match st.inner.next().await {
+                Some(Ok(chunk)) => {
+                    st.verifier.update(&chunk);
+                    if st.verifier.len() > st.size {
+                        let e = Error::new(ErrorKind::SizeMismatch {
+                            what: st.label.clone(),
+                            expected: st.size,
+                            actual: st.verifier.len(),
+                        });
+                        let io = st.fail(e);
+                        return Some((Err(io), st));
+                    }
+                    if let Some(prev) = st.pending.replace(chunk) {
+                        return Some((Ok(prev), st));
+                    }
+                }
+                Some(Err(e)) => {
+                    let e = Error::new(ErrorKind::SourceInterrupted {
+                        digest: st.expected.to_string(),
+                        received: st.verifier.len(),
+                        detail: crate::transport::error_chain(&e),
+                    });
+                    let io = st.fail(e);
+                    return Some((Err(io), st));
+                }
+                None => {
+                    st.done = true;
+                    let verifier = std::mem::take(&mut st.verifier);
+                    let len = verifier.len();
+                    if len != st.size {
+                        let e = Error::new(ErrorKind::SizeMismatch {
+                            what: st.label.clone(),
+                            expected: st.size,
+                            actual: len,
+                        });
+                        // A short body is a cut connection more often than a lie.
+                        let e = if len < st.size {
+                            Error::new(ErrorKind::SourceInterrupted {
+                                digest: st.expected.to_string(),
+                                received: len,
+                                detail: e.to_string(),
+                            })
+                        } else {
+                            e
+                        };
+                        let io = st.fail(e);
+                        return Some((Err(io), st));
+                    }
+                    let actual = verifier.finish();
+                    if actual != st.expected {
+                        let e = Error::new(ErrorKind::DigestMismatch {
+                            what: st.label.clone(),
+                            expected: st.expected.to_string(),
+                            actual: actual.to_string(),
+                        });
+                        let io = st.fail(e);
+                        return Some((Err(io), st));
+                    }
+                    let last = st.pending.take()?;
+                    return Some((Ok(last), st));
+                }
+            }
+        }
+    });
+    (stream, outcome)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn chunks(parts: &[&'static [u8]]) -> impl Stream<Item = Result<Bytes, std::io::Error>> + Unpin {
+        futures_util::stream::iter(parts.iter().map(|p| Ok(Bytes::from_static(p))).collect::<Vec<_>>())
+    }
+
+    async fn collect(s: impl Stream<Item = Result<Bytes, std::io::Error>>) -> (Vec<u8>, bool) {
+        let mut s = std::pin::pin!(s);
+        let mut out = Vec::new();
+        while let Some(item) = s.next().await {
+            match item {
+                Ok(b) => out.extend_from_slice(&b),
+                Err(_) => return (out, false),
+            }
+        }
+        (out, true)
+    }
+
+    #[tokio::test]
+    async fn passes_good_data() {
+        let (s, outcome) = verifying(chunks(&[b"hello ", b"wor", b"ld"]), Digest::of(b"hello world"), 11, "blob".into());
+        let (data, ok) = collect(s).await;
+        assert!(ok);
+        assert_eq!(data, b"hello world");
+        assert!(outcome.lock().unwrap().is_none());
+    }
+
+    #[tokio::test]
+    async fn holds_back_the_last_chunk_of_a_bad_blob() {
+        let (s, outcome) = verifying(chunks(&[b"hello ", b"wor", b"lD"]), Digest::of(b"hello world"), 11, "blob X".into());
+        let (data, ok) = collect(s).await;
+        assert!(!ok);
+        assert_eq!(data, b"hello wor", "the final chunk must not be released");
+        let e = outcome.lock().unwrap().take().unwrap();
+        assert!(matches!(e.kind(), ErrorKind::DigestMismatch { .. }));
+        assert!(e.to_string().contains("blob X"));
+        assert!(!e.is_temporary());
+    }
+
+    #[tokio::test]
+    async fn short_and_long_bodies() {
+        let (s, outcome) = verifying(chunks(&[b"hello"]), Digest::of(b"hello world"), 11, "b".into());
+        assert!(!collect(s).await.1);
+        assert!(outcome.lock().unwrap().as_ref().unwrap().is_temporary(), "a short body is retried");
+        let (s, outcome) = verifying(chunks(&[b"hello world!"]), Digest::of(b"hello world"), 11, "b".into());
+        assert!(!collect(s).await.1);
+        assert!(matches!(outcome.lock().unwrap().as_ref().unwrap().kind(), ErrorKind::SizeMismatch { .. }));
+    }
+}
