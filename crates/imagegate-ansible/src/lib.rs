@@ -20,6 +20,17 @@ use serde_json::{Map, Value};
 
 pub use mask::Masker;
 
+static MASKER: std::sync::OnceLock<Arc<Masker>> = std::sync::OnceLock::new();
+
+/// Masks the secrets of the current run in a line (for log lines written
+/// to stderr). Before the arguments are read there is nothing to mask.
+pub fn mask(line: &str) -> String {
+    match MASKER.get() {
+        Some(m) => m.mask_str(line),
+        None => line.to_string(),
+    }
+}
+
 /// What a module declares about itself.
 pub struct ModuleSpec {
     pub name: &'static str,
@@ -185,6 +196,7 @@ pub fn run<P: DeserializeOwned>(spec: &ModuleSpec, body: impl FnOnce(P, &Context
     };
     let (masker, parsed) = parse_args::<P>(&text, spec);
     let masker = Arc::new(masker);
+    let _ = MASKER.set(masker.clone());
     let (params, ctx) = match parsed {
         Ok(v) => v,
         Err(e) => return emit(&masker, None, Err(e)),

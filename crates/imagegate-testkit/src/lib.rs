@@ -1,0 +1,33 @@
+//! The imagegate test kit. Everything here is real: registries are the
+//! Debian distribution registry and zuul-registry from PyPI running as
+//! processes on 127.0.0.1, fixture images are built with buildah, and faults
+//! are injected by a proxy in front of a real registry.
+
+pub mod fixtures;
+pub mod module;
+pub mod proxy;
+pub mod registry;
+pub mod tools;
+
+pub use fixtures::Fixtures;
+pub use module::{run_module, ModuleRun};
+pub use proxy::{FaultConfig, FaultProxy};
+pub use registry::{Kind, TestRegistry};
+
+/// A short random hex string (for passwords and names).
+pub fn random_hex(bytes: usize) -> String {
+    use std::io::Read;
+    let mut buf = vec![0u8; bytes];
+    std::fs::File::open("/dev/urandom").and_then(|mut f| f.read_exact(&mut buf)).expect("read /dev/urandom");
+    buf.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// A free TCP port on 127.0.0.1 (bound, then released for the server).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("bind 127.0.0.1:0")
+}
+
+/// The repository root.
+pub fn repo_root() -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").canonicalize().expect("repo root")
+}

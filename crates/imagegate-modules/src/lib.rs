@@ -1,0 +1,13 @@
+//! The imagegate modules. Each binary in `src/bin` is one call into the
+//! module's file here; option validation and result shaping live here, the
+//! registry work in `imagegate-registry`.
+
+pub mod mirror;
+pub mod registries;
+
+/// Sends the engine's progress lines to stderr, where Ansible keeps them in
+/// the task's `module_stderr` on failure and a job log can follow them.
+/// The engine formats no secret, and every line is masked all the same.
+pub fn log_to_stderr(module: &'static str) {
+    imagegate_registry::log::set_sink(move |line| eprintln!("[{module}] {}", imagegate_ansible::mask(line)));
+}

@@ -1,0 +1,410 @@
+//! `registry_mirror`: copy images between registries.
+
+use std::sync::Arc;
+
+use futures_util::StreamExt;
+use imagegate_ansible::{Context, Diff, ModuleError, ModuleSpec, Outcome};
+use imagegate_registry::copy::human_bytes;
+use imagegate_registry::reference::is_valid_tag;
+use imagegate_registry::{copy_image, CopyReport, CopyRequest, Reference, Stats, StatsSnapshot};
+use serde::Deserialize;
+use serde_json::{json, Map, Value};
+
+use crate::registries::{runtime, CommonOptions, Registries, Side, SECRET_OPTIONS};
+
+pub const SPEC: ModuleSpec = ModuleSpec {
+    name: "registry_mirror",
+    secret_options: SECRET_OPTIONS,
+};
+
+/// Images copied at once by default.
+const DEFAULT_CONCURRENCY: usize = 4;
+/// Blobs of one image moved at once by default: enough to fill a link with
+/// small layers, few enough not to trip per-client limits of public registries.
+const DEFAULT_BLOB_CONCURRENCY: usize = 4;
+const MAX_CONCURRENCY: usize = 32;
+
+#[derive(Deserialize, Debug)]
+#[serde(deny_unknown_fields)]
+pub struct Args {
+    pub images: Vec<ImageArgs>,
+    #[serde(default)]
+    pub src_username: Option<String>,
+    #[serde(default)]
+    pub src_password: Option<String>,
+    #[serde(default)]
+    pub dest_username: Option<String>,
+    #[serde(default)]
+    pub dest_password: Option<String>,
+    #[serde(default)]
+    pub concurrency: Option<usize>,
+    #[serde(default)]
+    pub blob_concurrency: Option<usize>,
+    #[serde(flatten)]
+    pub common: CommonOptions,
+}
+
+/// One item of `images`. Either the imagegate shape (`src`, `dest`) or the
+/// zuul-jobs `mirror_container_images_images` shape.
+#[derive(Deserialize, Debug, Default)]
+#[serde(deny_unknown_fields)]
+pub struct ImageArgs {
+    #[serde(default)]
+    pub src: Option<String>,
+    #[serde(default)]
+    pub dest: Option<String>,
+    #[serde(default)]
+    pub tags: Option<Vec<String>>,
+    #[serde(default)]
+    pub tag_regex: Option<String>,
+    #[serde(default)]
+    pub all_tags: bool,
+    #[serde(default)]
+    pub platforms: Vec<String>,
+    #[serde(default)]
+    pub src_repository: Option<String>,
+    #[serde(default)]
+    pub src_tag: Option<String>,
+    #[serde(default)]
+    pub dest_repository: Option<String>,
+    #[serde(default)]
+    pub dest_tag: Option<String>,
+    #[serde(default)]
+    pub dest_registry: Option<String>,
+}
+
+/// How the tags of one image are chosen.
+#[derive(Debug)]
+enum Selection {
+    /// One source tag or digest to one destination tag.
+    One { dest_tag: String },
+    /// Source tags, each copied to the same tag.
+    Tags(Vec<String>),
+    Regex(regex::Regex),
+    All,
+}
+
+#[derive(Debug)]
+struct Image {
+    index: usize,
+    src: Reference,
+    dest: Reference,
+    dest_registry: Option<String>,
+    selection: Selection,
+    platforms: Vec<String>,
+}
+
+fn opt(i: usize, name: &str) -> String {
+    format!("images[{i}].{name}")
+}
+
+fn validate(i: usize, a: ImageArgs) -> Result<Image, ModuleError> {
+    let src_text = match (&a.src, &a.src_repository) {
+        (Some(_), Some(_)) => return Err(ModuleError::option(opt(i, "src"), "give src or src_repository, not both")),
+        (Some(s), None) => {
+            if a.src_tag.is_some() {
+                return Err(ModuleError::option(opt(i, "src_tag"), "goes with src_repository, not src"));
+            }
+            s.clone()
+        }
+        (None, Some(r)) => match &a.src_tag {
+            Some(t) => format!("{r}:{t}"),
+            None => r.clone(),
+        },
+        (None, None) => return Err(ModuleError::option(opt(i, "src"), "missing required option (or src_repository)")),
+    };
+    let src_opt = if a.src.is_some() { opt(i, "src") } else { opt(i, "src_repository") };
+    let src = Reference::parse(&src_text).map_err(|e| ModuleError::option(&src_opt, e.to_string()))?;
+    let dest_text = match (&a.dest, &a.dest_repository) {
+        (Some(_), Some(_)) => return Err(ModuleError::option(opt(i, "dest"), "give dest or dest_repository, not both")),
+        (Some(d), None) => d.clone(),
+        (None, Some(r)) => match &a.dest_tag {
+            Some(t) => format!("{r}:{t}"),
+            None => r.clone(),
+        },
+        (None, None) => return Err(ModuleError::option(opt(i, "dest"), "missing required option (or dest_repository)")),
+    };
+    if a.dest.is_some() && a.dest_tag.is_some() {
+        return Err(ModuleError::option(opt(i, "dest_tag"), "goes with dest_repository, not dest"));
+    }
+    let dest_opt = if a.dest.is_some() { opt(i, "dest") } else { opt(i, "dest_repository") };
+    let dest = Reference::parse(&dest_text).map_err(|e| ModuleError::option(&dest_opt, e.to_string()))?;
+    if dest.digest.is_some() {
+        return Err(ModuleError::option(dest_opt, "a destination is a repository or repository:tag, not a digest"));
+    }
+    let many = [a.tags.is_some(), a.tag_regex.is_some(), a.all_tags].iter().filter(|b| **b).count();
+    if many > 1 {
+        return Err(ModuleError::option(opt(i, "tags"), "tags, tag_regex and all_tags exclude each other"));
+    }
+    let selection = if many == 1 {
+        if src.tag.is_some() || src.digest.is_some() {
+            return Err(ModuleError::option(src_opt, "with tags, tag_regex or all_tags the source is a repository without tag"));
+        }
+        if dest.tag.is_some() {
+            return Err(ModuleError::option(dest_opt, "with tags, tag_regex or all_tags the destination is a repository without tag"));
+        }
+        if let Some(tags) = a.tags {
+            if tags.is_empty() {
+                return Err(ModuleError::option(opt(i, "tags"), "an empty list copies nothing"));
+            }
+            if let Some(bad) = tags.iter().find(|t| !is_valid_tag(t)) {
+                return Err(ModuleError::option(opt(i, "tags"), format!("'{bad}' is not a valid tag")));
+            }
+            Selection::Tags(tags)
+        } else if let Some(re) = a.tag_regex {
+            Selection::Regex(regex::Regex::new(&re).map_err(|e| ModuleError::option(opt(i, "tag_regex"), format!("not a valid regex: {e}")))?)
+        } else {
+            Selection::All
+        }
+    } else {
+        let dest_tag = match (&dest.tag, &src.tag) {
+            (Some(t), _) => t.clone(),
+            (None, Some(t)) => t.clone(),
+            (None, None) if src.digest.is_some() => {
+                return Err(ModuleError::option(dest_opt, "the source is a digest, so the destination needs a tag"));
+            }
+            (None, None) => "latest".to_string(),
+        };
+        Selection::One { dest_tag }
+    };
+    for p in &a.platforms {
+        let parts: Vec<&str> = p.split('/').collect();
+        if !(2..=3).contains(&parts.len()) || parts.iter().any(|s| s.is_empty()) {
+            return Err(ModuleError::option(opt(i, "platforms"), format!("'{p}' is not os/arch[/variant]")));
+        }
+    }
+    Ok(Image {
+        index: i,
+        src,
+        dest,
+        dest_registry: a.dest_registry,
+        selection,
+        platforms: a.platforms,
+    })
+}
+
+fn concurrency(v: Option<usize>, default: usize, name: &str) -> Result<usize, ModuleError> {
+    match v {
+        None => Ok(default),
+        Some(n) if (1..=MAX_CONCURRENCY).contains(&n) => Ok(n),
+        Some(_) => Err(ModuleError::option(name, format!("must be between 1 and {MAX_CONCURRENCY}"))),
+    }
+}
+
+fn pair(user: Option<String>, pass: Option<String>, prefix: &str) -> Result<Option<(String, String)>, ModuleError> {
+    match (user, pass) {
+        (Some(u), Some(p)) => Ok(Some((u, p))),
+        (None, None) => Ok(None),
+        (Some(_), None) => Err(ModuleError::option(format!("{prefix}_password"), format!("required with {prefix}_username"))),
+        (None, Some(_)) => Err(ModuleError::option(format!("{prefix}_username"), format!("required with {prefix}_password"))),
+    }
+}
+
+/// The result of one image: a report, or the error it met.
+struct ImageResult {
+    index: usize,
+    src: String,
+    dest: String,
+    result: Result<Vec<CopyReport>, imagegate_registry::Error>,
+}
+
+pub fn run(args: Args, ctx: &Context) -> Result<Outcome, ModuleError> {
+    if args.images.is_empty() {
+        return Err(ModuleError::option("images", "the list is empty; nothing to mirror"));
+    }
+    let images: Vec<Image> = args.images.into_iter().enumerate().map(|(i, a)| validate(i, a)).collect::<Result<_, _>>()?;
+    let conc = concurrency(args.concurrency, DEFAULT_CONCURRENCY, "concurrency")?;
+    let blob_conc = concurrency(args.blob_concurrency, DEFAULT_BLOB_CONCURRENCY, "blob_concurrency")?;
+    let regs = Registries::new(
+        &args.common,
+        pair(args.src_username, args.src_password, "src")?,
+        pair(args.dest_username, args.dest_password, "dest")?,
+    )?;
+    for img in &images {
+        regs.check_repository(&img.dest.registry, img.dest_registry.as_deref(), &img.dest.repository, &opt(img.index, "dest"))?;
+    }
+    let rt = runtime()?;
+    let results: Vec<ImageResult> = rt.block_on(async {
+        futures_util::stream::iter(images.iter().map(|img| mirror_one(&regs, img, ctx.check_mode, blob_conc)))
+            .buffer_unordered(conc)
+            .collect()
+            .await
+    });
+    summarize(results, ctx)
+}
+
+async fn mirror_one(regs: &Registries, img: &Image, check_mode: bool, blob_conc: usize) -> ImageResult {
+    let result = async {
+        let stats = Arc::new(Stats::default());
+        let src = regs.client(&img.src.registry, &img.src.repository, None, Side::Source, stats.clone())?;
+        let pairs: Vec<(Reference, String)> = match &img.selection {
+            Selection::One { dest_tag } => vec![(img.src.clone(), dest_tag.clone())],
+            Selection::Tags(tags) => tags.iter().map(|t| (img.src.with_tag(t), t.clone())).collect(),
+            Selection::Regex(_) | Selection::All => {
+                let mut tags = src.list_tags(&img.src.repository).await?;
+                tags.sort();
+                tags.into_iter()
+                    .filter(|t| match &img.selection {
+                        Selection::Regex(re) => re.is_match(t),
+                        _ => true,
+                    })
+                    .map(|t| (img.src.with_tag(&t), t))
+                    .collect()
+            }
+        };
+        let mut reports = Vec::new();
+        for (src_ref, tag) in pairs {
+            // Each report carries only its own counters.
+            let stats = Arc::new(Stats::default());
+            let src = regs.client(&img.src.registry, &img.src.repository, None, Side::Source, stats.clone())?;
+            let dst = regs.client(&img.dest.registry, &img.dest.repository, img.dest_registry.as_deref(), Side::Destination, stats)?;
+            let req = CopyRequest {
+                src: src_ref,
+                dest: img.dest.clone(),
+                dest_tags: vec![tag],
+                platforms: img.platforms.clone(),
+            };
+            reports.push(copy_image(&src, &dst, &req, check_mode, blob_conc).await?);
+        }
+        Ok(reports)
+    }
+    .await;
+    ImageResult {
+        index: img.index,
+        src: img.src.to_string(),
+        dest: img.dest.to_string(),
+        result,
+    }
+}
+
+fn summarize(mut results: Vec<ImageResult>, ctx: &Context) -> Result<Outcome, ModuleError> {
+    results.sort_by_key(|r| r.index);
+    let mut totals = StatsSnapshot::default();
+    let mut out_images = Vec::new();
+    let mut failures = Vec::new();
+    let (mut before, mut after) = (String::new(), String::new());
+    let mut tags_changed = 0usize;
+    let mut copies = 0usize;
+    for r in results {
+        match r.result {
+            Ok(reports) => {
+                for rep in reports {
+                    totals += rep.stats;
+                    copies += 1;
+                    for t in &rep.tags {
+                        let name = format!("{}:{}", rep.dest, t.tag);
+                        before.push_str(&format!("{name} {}\n", t.before.as_deref().unwrap_or("(absent)")));
+                        after.push_str(&format!("{name} {}\n", t.after));
+                        tags_changed += usize::from(t.changed);
+                    }
+                    out_images.push(serde_json::to_value(&rep).unwrap_or(Value::Null));
+                }
+            }
+            Err(e) => {
+                let retries = e.retries();
+                failures.push(format!("images[{}] {} -> {}: {e}", r.index, r.src, r.dest));
+                out_images.push(json!({"src": r.src, "dest": r.dest, "failed": true, "msg": e.to_string(), "retries": retries}));
+            }
+        }
+    }
+    let mut values = Map::new();
+    values.insert("images".into(), Value::Array(out_images));
+    let mut t = serde_json::to_value(totals).unwrap_or(Value::Null);
+    if let Value::Object(m) = &mut t {
+        m.insert("images".into(), json!(copies));
+        m.insert("tags_changed".into(), json!(tags_changed));
+    }
+    values.insert("totals".into(), t);
+    if !failures.is_empty() {
+        let msg = if failures.len() == 1 {
+            failures.remove(0)
+        } else {
+            format!("{} images failed: {}", failures.len(), failures.join("; "))
+        };
+        return Err(ModuleError::Failed { msg, values });
+    }
+    let verb = if ctx.check_mode { "would change" } else { "changed" };
+    let msg = if tags_changed == 0 {
+        format!("all {copies} image tags already up to date")
+    } else {
+        format!(
+            "{verb} {tags_changed} of {copies} image tags; {} blobs copied ({}), {} mounted, {} already present, {} retries",
+            totals.blobs_copied,
+            human_bytes(totals.bytes_moved),
+            totals.blobs_mounted,
+            totals.blobs_present,
+            totals.retries
+        )
+    };
+    Ok(Outcome {
+        changed: tags_changed > 0,
+        msg,
+        diff: Some(Diff { before, after }),
+        values,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn img(src: &str, dest: &str) -> ImageArgs {
+        ImageArgs {
+            src: Some(src.into()),
+            dest: Some(dest.into()),
+            ..Default::default()
+        }
+    }
+
+    fn err(a: ImageArgs) -> String {
+        match validate(0, a) {
+            Err(ModuleError::Option { option, problem }) => format!("{option}: {problem}"),
+            other => panic!("expected an option error, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn dest_tag_defaults_to_the_source_tag() {
+        let i = validate(0, img("quay.io/a/b:v1", "reg.example/b")).unwrap();
+        assert!(matches!(i.selection, Selection::One { ref dest_tag } if dest_tag == "v1"));
+        let i = validate(0, img("quay.io/a/b", "reg.example/b:x")).unwrap();
+        assert!(matches!(i.selection, Selection::One { ref dest_tag } if dest_tag == "x"));
+    }
+
+    #[test]
+    fn zuul_jobs_shape() {
+        let a = ImageArgs {
+            src_repository: Some("quay.io/a/b".into()),
+            src_tag: Some("1".into()),
+            dest_repository: Some("docker.io/a/b".into()),
+            dest_tag: Some("2".into()),
+            dest_registry: Some("dockerhub".into()),
+            ..Default::default()
+        };
+        let i = validate(0, a).unwrap();
+        assert_eq!(i.src.to_string(), "quay.io/a/b:1");
+        assert_eq!(i.dest.to_string(), "docker.io/a/b:2");
+        assert_eq!(i.dest_registry.as_deref(), Some("dockerhub"));
+    }
+
+    #[test]
+    fn bad_combinations_name_the_option() {
+        assert!(err(img("quay.io/A", "x.io/b")).starts_with("images[0].src:"));
+        assert!(err(img("quay.io/a", "x.io/b@sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855")).starts_with("images[0].dest:"));
+        let mut a = img("quay.io/a:1", "x.io/b");
+        a.all_tags = true;
+        assert!(err(a).starts_with("images[0].src:"));
+        let mut a = img("quay.io/a", "x.io/b");
+        a.tag_regex = Some("(".into());
+        assert!(err(a).starts_with("images[0].tag_regex:"));
+        let mut a = img("quay.io/a", "x.io/b");
+        a.tags = Some(vec!["ok".into()]);
+        a.all_tags = true;
+        assert!(err(a).starts_with("images[0].tags:"));
+        let mut a = img("quay.io/a", "x.io/b");
+        a.platforms = vec!["linux".into()];
+        assert!(err(a).starts_with("images[0].platforms:"));
+        assert!(err(ImageArgs::default()).starts_with("images[0].src:"));
+        assert!(err(img("quay.io/a@sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855", "x.io/b")).starts_with("images[0].dest:"));
+    }
+}

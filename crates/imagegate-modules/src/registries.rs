@@ -1,0 +1,192 @@
+//! Options shared by every module that talks to registries: per-registry
+//! credentials and TLS settings (the shape of zuul-jobs'
+//! `container_registry_credentials`), auth files, retries.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use imagegate_ansible::ModuleError;
+use imagegate_registry::reference::normalize_registry;
+use imagegate_registry::{AuthFiles, Credential, Engine, EngineOptions, RegistryClient, RegistryConfig, RetryPolicy, Stats, UploadMode};
+use serde::Deserialize;
+
+/// Option names whose values are secrets, in every module.
+pub const SECRET_OPTIONS: &[&str] = &["password", "src_password", "dest_password", "api_token", "token"];
+
+/// One entry of `registries` (keyed by registry host[:port] or, as in
+/// zuul-jobs, by a registry name that `dest_registry` refers to).
+#[derive(Deserialize, Debug, Default, Clone)]
+#[serde(deny_unknown_fields)]
+pub struct RegistryEntry {
+    #[serde(default)]
+    pub username: Option<String>,
+    #[serde(default)]
+    pub password: Option<String>,
+    /// Speak plain HTTP to this registry.
+    #[serde(default)]
+    pub plain_http: bool,
+    #[serde(default = "yes")]
+    pub tls_verify: bool,
+    #[serde(default)]
+    pub ca_cert: Option<PathBuf>,
+    /// zuul-jobs: a regex the destination repository must match.
+    #[serde(default)]
+    pub repository: Option<String>,
+    /// zuul-jobs keys used by tag removal; accepted here so that
+    /// `container_registry_credentials` can be passed unchanged.
+    #[serde(default)]
+    pub api_token: Option<String>,
+    #[serde(default, rename = "type")]
+    pub kind: Option<String>,
+    #[serde(default)]
+    pub api_url: Option<String>,
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// Registry-related options common to all modules.
+#[derive(Deserialize, Debug, Default)]
+#[serde(deny_unknown_fields)]
+pub struct CommonOptions {
+    #[serde(default)]
+    pub registries: BTreeMap<String, RegistryEntry>,
+    #[serde(default)]
+    pub auth_file: Option<PathBuf>,
+    #[serde(default)]
+    pub retries: Option<u32>,
+    /// First retry delay in seconds (doubled per retry).
+    #[serde(default)]
+    pub retry_delay: Option<f64>,
+    #[serde(default)]
+    pub upload_chunk_size: Option<u64>,
+}
+
+/// Which side of a copy a client serves; sides may have their own
+/// credentials for the same registry.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Side {
+    Source,
+    Destination,
+}
+
+/// Validated registry settings.
+pub struct Registries {
+    entries: BTreeMap<String, RegistryEntry>,
+    auth_files: AuthFiles,
+    engine: Engine,
+    src_cred: Option<Credential>,
+    dest_cred: Option<Credential>,
+}
+
+/// The most retries one may ask for; more turns a dead registry into a hung job.
+const MAX_RETRIES: u32 = 20;
+
+impl Registries {
+    pub fn new(
+        common: &CommonOptions,
+        src_cred: Option<(String, String)>,
+        dest_cred: Option<(String, String)>,
+    ) -> Result<Self, ModuleError> {
+        let mut entries = BTreeMap::new();
+        for (key, entry) in &common.registries {
+            if entry.username.is_some() != entry.password.is_some() {
+                return Err(ModuleError::option(format!("registries.{key}"), "username and password go together"));
+            }
+            if let Some(ca) = &entry.ca_cert {
+                if !ca.is_file() {
+                    return Err(ModuleError::option(format!("registries.{key}.ca_cert"), format!("{} is not a file", ca.display())));
+                }
+            }
+            if let Some(re) = &entry.repository {
+                regex::Regex::new(re).map_err(|e| ModuleError::option(format!("registries.{key}.repository"), format!("not a valid regex: {e}")))?;
+            }
+            // Keys are registry hosts, or names used by dest_registry.
+            let norm = normalize_registry(key).unwrap_or_else(|_| key.clone());
+            entries.insert(norm, entry.clone());
+        }
+        let auth_files = AuthFiles::load(common.auth_file.as_deref()).map_err(|e| ModuleError::option("auth_file", e.to_string()))?;
+        let mut retry = RetryPolicy::default();
+        if let Some(r) = common.retries {
+            if r > MAX_RETRIES {
+                return Err(ModuleError::option("retries", format!("at most {MAX_RETRIES}")));
+            }
+            retry.max_attempts = r + 1;
+        }
+        if let Some(d) = common.retry_delay {
+            if !(0.0..=60.0).contains(&d) {
+                return Err(ModuleError::option("retry_delay", "must be between 0 and 60 seconds"));
+            }
+            retry.initial_delay = std::time::Duration::from_secs_f64(d);
+        }
+        let upload = match common.upload_chunk_size {
+            None => UploadMode::Monolithic,
+            Some(n) if (1024..=1 << 30).contains(&n) => UploadMode::Chunked(n as usize),
+            Some(_) => return Err(ModuleError::option("upload_chunk_size", "must be between 1024 bytes and 1 GiB")),
+        };
+        Ok(Self {
+            entries,
+            auth_files,
+            engine: Engine::new(EngineOptions { retry, upload }),
+            src_cred: src_cred.map(|(u, p)| Credential::new(u, p)),
+            dest_cred: dest_cred.map(|(u, p)| Credential::new(u, p)),
+        })
+    }
+
+    /// The entry for a registry, looked up by `name` (a zuul-jobs registry
+    /// name) first, then by host.
+    pub fn entry(&self, registry: &str, name: Option<&str>) -> Option<&RegistryEntry> {
+        name.and_then(|n| self.entries.get(n).or_else(|| normalize_registry(n).ok().and_then(|n| self.entries.get(&n))))
+            .or_else(|| self.entries.get(registry))
+    }
+
+    /// Checks a destination repository against the entry's `repository` regex.
+    pub fn check_repository(&self, registry: &str, name: Option<&str>, repository: &str, option: &str) -> Result<(), ModuleError> {
+        let Some(re) = self.entry(registry, name).and_then(|e| e.repository.as_deref()) else {
+            return Ok(());
+        };
+        let re = regex::Regex::new(re).map_err(|e| ModuleError::option(option, e.to_string()))?;
+        let full = format!("{registry}/{repository}");
+        if re.is_match(repository) || re.is_match(&full) {
+            Ok(())
+        } else {
+            Err(ModuleError::option(
+                option,
+                format!("{full} does not match the repository pattern '{re}' allowed for the credentials of {registry}"),
+            ))
+        }
+    }
+
+    /// A client for one side of a copy.
+    pub fn client(&self, registry: &str, repository: &str, name: Option<&str>, side: Side, stats: Arc<Stats>) -> Result<RegistryClient, imagegate_registry::Error> {
+        let entry = self.entry(registry, name).cloned().unwrap_or_default();
+        let explicit = match side {
+            Side::Source => &self.src_cred,
+            Side::Destination => &self.dest_cred,
+        };
+        let credential = explicit
+            .clone()
+            .or_else(|| entry.username.clone().zip(entry.password.clone()).map(|(u, p)| Credential::new(u, p)))
+            .or_else(|| self.auth_files.find(registry, repository).cloned());
+        let config = RegistryConfig {
+            plain_http: entry.plain_http,
+            tls_verify: entry.tls_verify,
+            ca_cert: entry.ca_cert.clone(),
+            credential,
+        };
+        let role = format!("{side:?}:{}", name.unwrap_or(""));
+        self.engine.client(registry, &role, &config, stats)
+    }
+}
+
+/// A runtime for one module run. Two workers: one drives transfers while the
+/// other hashes and parses; more buys nothing on the nodes we run on.
+pub fn runtime() -> Result<tokio::runtime::Runtime, ModuleError> {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .map_err(|e| ModuleError::failed(format!("cannot start the async runtime: {e}")))
+}

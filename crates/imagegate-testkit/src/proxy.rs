@@ -1,0 +1,239 @@
+//! A fault-injecting HTTP proxy to put in front of a real registry. It
+//! answers a share of requests itself with 500/502/503 or 429 with
+//! `Retry-After`, cuts a share of response bodies in the middle, and can
+//! flip one byte of every blob it serves.
+
+use std::convert::Infallible;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::{Arc, Mutex};
+
+use bytes::Bytes;
+use futures_util::StreamExt;
+use http_body_util::{combinators::BoxBody, BodyExt, Full, StreamBody};
+use hyper::body::{Frame, Incoming};
+use hyper::{Request, Response};
+
+type Body = BoxBody<Bytes, Box<dyn std::error::Error + Send + Sync>>;
+
+#[derive(Clone, Debug, Default)]
+pub struct FaultConfig {
+    /// Share of requests answered with 500, 502 or 503.
+    pub error_rate: f64,
+    /// Share answered with 429 and `Retry-After`.
+    pub rate_limit_rate: f64,
+    pub retry_after_secs: u64,
+    /// Share of GET responses whose body is cut after half its length.
+    pub cut_rate: f64,
+    /// Flip one byte in every blob body served.
+    pub flip_blobs: bool,
+    pub seed: u64,
+}
+
+impl FaultConfig {
+    /// Every kind of fault but byte flips, `rate` in all, in equal parts.
+    pub fn mixed(rate: f64) -> Self {
+        Self {
+            error_rate: rate / 3.0,
+            rate_limit_rate: rate / 3.0,
+            retry_after_secs: 1,
+            cut_rate: rate / 3.0,
+            flip_blobs: false,
+            seed: 7,
+        }
+    }
+}
+
+/// Counts of what the proxy did.
+#[derive(Debug, Default)]
+pub struct Counters {
+    pub requests: AtomicU64,
+    pub errors: AtomicU64,
+    pub rate_limited: AtomicU64,
+    pub cuts: AtomicU64,
+    pub flips: AtomicU64,
+}
+
+struct State {
+    upstream: String,
+    upstream_authority: String,
+    own_authority: String,
+    client: reqwest::Client,
+    config: FaultConfig,
+    rng: Mutex<u64>,
+    counters: Arc<Counters>,
+}
+
+pub struct FaultProxy {
+    /// `127.0.0.1:<port>` of the proxy.
+    pub host: String,
+    pub counters: Arc<Counters>,
+    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl FaultProxy {
+    /// Starts a proxy for `upstream` (`http://127.0.0.1:<port>`).
+    pub fn start(upstream: &str, config: FaultConfig) -> Self {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind proxy");
+        listener.set_nonblocking(true).expect("nonblocking");
+        let host = listener.local_addr().expect("addr").to_string();
+        let counters = Arc::new(Counters::default());
+        let state = Arc::new(State {
+            upstream: upstream.trim_end_matches('/').to_string(),
+            upstream_authority: upstream.split("://").nth(1).unwrap_or(upstream).trim_end_matches('/').to_string(),
+            own_authority: host.clone(),
+            client: reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().expect("client"),
+            rng: Mutex::new(config.seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1),
+            config,
+            counters: counters.clone(),
+        });
+        let (tx, mut rx) = tokio::sync::oneshot::channel::<()>();
+        let thread = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("runtime");
+            rt.block_on(async move {
+                let listener = tokio::net::TcpListener::from_std(listener).expect("listener");
+                loop {
+                    tokio::select! {
+                        _ = &mut rx => break,
+                        accepted = listener.accept() => {
+                            let Ok((stream, _)) = accepted else { continue };
+                            let state = state.clone();
+                            tokio::spawn(async move {
+                                let svc = hyper::service::service_fn(move |req| handle(state.clone(), req));
+                                let _ = hyper::server::conn::http1::Builder::new()
+                                    .serve_connection(hyper_util::rt::TokioIo::new(stream), svc)
+                                    .await;
+                            });
+                        }
+                    }
+                }
+            });
+        });
+        Self {
+            host,
+            counters,
+            shutdown: Some(tx),
+            thread: Some(thread),
+        }
+    }
+
+    pub fn faults(&self) -> u64 {
+        self.counters.errors.load(Relaxed) + self.counters.rate_limited.load(Relaxed) + self.counters.cuts.load(Relaxed)
+    }
+}
+
+impl Drop for FaultProxy {
+    fn drop(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+fn roll(state: &State) -> f64 {
+    let mut x = state.rng.lock().expect("rng");
+    *x ^= *x << 13;
+    *x ^= *x >> 7;
+    *x ^= *x << 17;
+    (*x >> 11) as f64 / (1u64 << 53) as f64
+}
+
+fn full(status: u16, body: &'static str) -> Response<Body> {
+    Response::builder()
+        .status(status)
+        .header("content-type", "text/plain")
+        .body(Full::new(Bytes::from_static(body.as_bytes())).map_err(|e| match e {}).boxed())
+        .expect("response")
+}
+
+async fn handle(state: Arc<State>, req: Request<Incoming>) -> Result<Response<Body>, Infallible> {
+    let n = state.counters.requests.fetch_add(1, Relaxed);
+    let c = &state.config;
+    let r = roll(&state);
+    if r < c.error_rate {
+        state.counters.errors.fetch_add(1, Relaxed);
+        let (status, text) = [(500, "injected internal error"), (502, "injected bad gateway"), (503, "injected unavailable")][(n % 3) as usize];
+        return Ok(full(status, text));
+    }
+    if r < c.error_rate + c.rate_limit_rate {
+        state.counters.rate_limited.fetch_add(1, Relaxed);
+        let mut resp = full(429, "{\"errors\":[{\"code\":\"TOOMANYREQUESTS\",\"message\":\"injected rate limit\"}]}");
+        resp.headers_mut().insert("retry-after", c.retry_after_secs.to_string().parse().expect("header"));
+        return Ok(resp);
+    }
+    let cut = r < c.error_rate + c.rate_limit_rate + c.cut_rate;
+    Ok(forward(&state, req, cut).await.unwrap_or_else(|e| {
+        let _ = e;
+        full(502, "proxy could not reach upstream")
+    }))
+}
+
+async fn forward(state: &State, req: Request<Incoming>, cut: bool) -> Result<Response<Body>, reqwest::Error> {
+    let method = req.method().clone();
+    let path = req.uri().path_and_query().map(|p| p.as_str().to_string()).unwrap_or_default();
+    let is_blob_get = method == hyper::Method::GET && path.contains("/blobs/sha256:");
+    let mut rb = state.client.request(method.clone(), format!("{}{path}", state.upstream));
+    for (name, value) in req.headers() {
+        if name != "host" && name != "connection" {
+            rb = rb.header(name, value);
+        }
+    }
+    let body_stream = req.into_body().into_data_stream();
+    if method != hyper::Method::GET && method != hyper::Method::HEAD {
+        rb = rb.body(reqwest::Body::wrap_stream(body_stream));
+    }
+    let upstream = rb.send().await?;
+    let status = upstream.status().as_u16();
+    let mut builder = Response::builder().status(status);
+    let mut length = None;
+    for (name, value) in upstream.headers() {
+        if name == "connection" || name == "transfer-encoding" {
+            continue;
+        }
+        if name == "content-length" {
+            length = value.to_str().ok().and_then(|v| v.parse::<u64>().ok());
+        }
+        // Keep the client talking to us: rewrite the upstream's own address.
+        let v = match value.to_str() {
+            Ok(s) if (name == "location" || name == "www-authenticate") && s.contains(&state.upstream_authority) => {
+                s.replace(&state.upstream_authority, &state.own_authority).parse().expect("header")
+            }
+            _ => value.clone(),
+        };
+        builder = builder.header(name, v);
+    }
+    let flip = state.config.flip_blobs && is_blob_get && status == 200;
+    let cut_at = match (cut && method == hyper::Method::GET && status == 200, length) {
+        (true, Some(len)) if len > 1 => Some(len / 2),
+        _ => None,
+    };
+    if cut_at.is_some() {
+        state.counters.cuts.fetch_add(1, Relaxed);
+    }
+    if flip {
+        state.counters.flips.fetch_add(1, Relaxed);
+    }
+    let counters_sent = Arc::new(AtomicU64::new(0));
+    let flipped = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let stream = upstream.bytes_stream().map(move |chunk| -> Result<Frame<Bytes>, Box<dyn std::error::Error + Send + Sync>> {
+        let chunk = chunk.map_err(|e| Box::new(e) as Box<dyn std::error::Error + Send + Sync>)?;
+        let sent = counters_sent.fetch_add(chunk.len() as u64, Relaxed);
+        let mut chunk = chunk;
+        if let Some(at) = cut_at {
+            if sent + chunk.len() as u64 > at {
+                return Err("injected connection cut".into());
+            }
+        }
+        if flip && !chunk.is_empty() && !flipped.swap(true, Relaxed) {
+            let mut v = chunk.to_vec();
+            let i = v.len() / 2;
+            v[i] ^= 0x01;
+            chunk = Bytes::from(v);
+        }
+        Ok(Frame::data(chunk))
+    });
+    Ok(builder.body(BodyExt::boxed(StreamBody::new(stream))).expect("response"))
+}
