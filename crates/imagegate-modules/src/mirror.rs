@@ -10,7 +10,10 @@ use imagegate_registry::{copy_image, CopyReport, CopyRequest, Reference, Stats, 
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
 
-use crate::registries::{runtime, CommonOptions, Registries, Side, SECRET_OPTIONS};
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use crate::registries::{runtime, CommonOptions, Registries, RegistryEntry, Side, SECRET_OPTIONS};
 
 pub const SPEC: ModuleSpec = ModuleSpec {
     name: "registry_mirror",
@@ -40,8 +43,19 @@ pub struct Args {
     pub concurrency: Option<usize>,
     #[serde(default)]
     pub blob_concurrency: Option<usize>,
-    #[serde(flatten)]
-    pub common: CommonOptions,
+    // The options every registry module has (see `CommonOptions`). Listed
+    // here rather than flattened: serde loses the option path of errors
+    // inside a flattened struct.
+    #[serde(default)]
+    pub registries: BTreeMap<String, RegistryEntry>,
+    #[serde(default)]
+    pub auth_file: Option<PathBuf>,
+    #[serde(default)]
+    pub retries: Option<u32>,
+    #[serde(default)]
+    pub retry_delay: Option<f64>,
+    #[serde(default)]
+    pub upload_chunk_size: Option<u64>,
 }
 
 /// One item of `images`. Either the imagegate shape (`src`, `dest`) or the
@@ -215,8 +229,15 @@ pub fn run(args: Args, ctx: &Context) -> Result<Outcome, ModuleError> {
     let images: Vec<Image> = args.images.into_iter().enumerate().map(|(i, a)| validate(i, a)).collect::<Result<_, _>>()?;
     let conc = concurrency(args.concurrency, DEFAULT_CONCURRENCY, "concurrency")?;
     let blob_conc = concurrency(args.blob_concurrency, DEFAULT_BLOB_CONCURRENCY, "blob_concurrency")?;
+    let common = CommonOptions {
+        registries: args.registries,
+        auth_file: args.auth_file,
+        retries: args.retries,
+        retry_delay: args.retry_delay,
+        upload_chunk_size: args.upload_chunk_size,
+    };
     let regs = Registries::new(
-        &args.common,
+        &common,
         pair(args.src_username, args.src_password, "src")?,
         pair(args.dest_username, args.dest_password, "dest")?,
     )?;

@@ -47,20 +47,15 @@ fn yes() -> bool {
     true
 }
 
-/// Registry-related options common to all modules.
-#[derive(Deserialize, Debug, Default)]
-#[serde(deny_unknown_fields)]
+/// Registry-related options common to all modules (each module's args
+/// struct lists them and hands them over in this shape).
+#[derive(Debug, Default)]
 pub struct CommonOptions {
-    #[serde(default)]
     pub registries: BTreeMap<String, RegistryEntry>,
-    #[serde(default)]
     pub auth_file: Option<PathBuf>,
-    #[serde(default)]
     pub retries: Option<u32>,
     /// First retry delay in seconds (doubled per retry).
-    #[serde(default)]
     pub retry_delay: Option<f64>,
-    #[serde(default)]
     pub upload_chunk_size: Option<u64>,
 }
 

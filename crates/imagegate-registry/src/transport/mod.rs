@@ -419,7 +419,11 @@ impl Transport {
                 secs: READ_TIMEOUT.as_secs(),
             });
         }
-        Error::new(ErrorKind::Connection { url, detail: error_chain(&e) })
+        let mut detail = error_chain(&e);
+        if detail.contains("certificate") {
+            detail.push_str(&format!(" (trust the registry's CA with ca_cert for {}, or turn tls_verify off)", self.registry));
+        }
+        Error::new(ErrorKind::Connection { url, detail })
     }
 }
 

@@ -1,0 +1,146 @@
+//! Bad input: each case fails with a message naming the problem, changes
+//! nothing, and never prints a secret (the passwords are searched for).
+
+use std::path::Path;
+
+use imagegate_testkit::{free_port, random_hex, run_module, Fixtures, Kind, ModuleRun, TestRegistry};
+use serde_json::{json, Value};
+
+fn module(args: &Value) -> ModuleRun {
+    run_module(Path::new(env!("CARGO_BIN_EXE_registry_mirror")), args)
+}
+
+/// Runs a case that must fail; checks the message and that no secret shows.
+fn must_fail(args: Value, expect: &[&str], secrets: &[&str]) -> ModuleRun {
+    let run = module(&args);
+    assert!(run.failed(), "expected failure: {}", run.stdout);
+    assert!(!run.success, "non-zero exit code on failure");
+    assert!(!run.changed());
+    let msg = run.msg();
+    eprintln!("failed as expected: {msg}");
+    assert!(!msg.contains('\n'), "one-line message: {msg}");
+    for e in expect {
+        assert!(msg.contains(e), "message {msg:?} lacks {e:?}");
+    }
+    for s in secrets {
+        assert!(!run.all_output().contains(s), "secret {s} printed:\n{}", run.all_output());
+    }
+    run
+}
+
+#[test]
+fn bad_options_name_the_option() {
+    let secret = format!("pw-{}", random_hex(8));
+    let base = |extra: Value| {
+        let mut v = json!({
+            "images": [{"src": "127.0.0.1:1/a:b", "dest": "127.0.0.1:1/c"}],
+            "dest_username": "someone",
+            "dest_password": secret,
+        });
+        if let (Value::Object(m), Value::Object(e)) = (&mut v, extra) {
+            m.extend(e);
+        }
+        v
+    };
+    must_fail(base(json!({"images": [{"src": "quay.io/Upper/Case", "dest": "x.io/a"}]})), &["option 'images[0].src'", "invalid image reference", "lowercase"], &[&secret]);
+    must_fail(base(json!({"colour": "blue"})), &["option 'colour'", "unsupported option"], &[&secret]);
+    must_fail(base(json!({"images": [{"src": "a.io/a:b", "dest": "b.io/c", "sauce": 1}]})), &["option 'images[0].sauce'", "unsupported option"], &[&secret]);
+    must_fail(base(json!({"concurrency": "many"})), &["option 'concurrency'", "invalid type"], &[&secret]);
+    must_fail(base(json!({"images": "a.io/x"})), &["option 'images'", "invalid type"], &[&secret]);
+    must_fail(base(json!({"images": [{"dest": "b.io/c"}]})), &["option 'images[0].src'", "missing"], &[&secret]);
+    must_fail(base(json!({"retries": 1000})), &["option 'retries'"], &[&secret]);
+    must_fail(base(json!({"src_password": "x"})), &["option 'src_username'"], &[&secret]);
+    must_fail(base(json!({"registries": {"a.io": {"username": "u", "password": "long-password", "colour": 1}}})), &["option 'registries.a.io.colour'"], &[&secret]);
+    must_fail(base(json!({"images": []})), &["option 'images'", "empty"], &[&secret]);
+}
+
+#[test]
+fn registry_failures_are_clear() {
+    let fx = Fixtures::get();
+    let plain = TestRegistry::start(Kind::Distribution);
+    plain.seed(&fx.single(8), "bad/app:v1");
+    let tls = TestRegistry::start(Kind::DistributionTls);
+    let zuul = TestRegistry::start(Kind::Zuul);
+    let wrong = format!("wrong-{}", random_hex(8));
+    let files_before = std::fs::read_dir(tls.dir.path()).unwrap().count();
+
+    // Wrong password, basic auth (distribution with htpasswd).
+    let mut entry = tls.module_entry();
+    entry["password"] = json!(wrong);
+    let real_pw = tls.rw.as_ref().unwrap().password.clone();
+    must_fail(
+        json!({
+            "images": [{"src": format!("{}/bad/app:v1", plain.host), "dest": format!("{}/bad/app", tls.host)}],
+            "registries": {plain.host.clone(): plain.module_entry(), tls.host.clone(): entry},
+        }),
+        &["authentication to", &tls.host, "rw-user"],
+        &[&wrong, &real_pw],
+    );
+    assert_eq!(tls.digest("bad/app:v1"), None);
+    assert_eq!(std::fs::read_dir(tls.dir.path()).unwrap().count(), files_before);
+
+    // Wrong password, bearer tokens (zuul-registry).
+    let mut entry = zuul.module_entry();
+    entry["password"] = json!(wrong);
+    must_fail(
+        json!({
+            "images": [{"src": format!("{}/bad/app:v1", plain.host), "dest": format!("{}/bad/app", zuul.host)}],
+            "registries": {plain.host.clone(): plain.module_entry(), zuul.host.clone(): entry},
+        }),
+        &["authentication to", &zuul.host],
+        &[&wrong],
+    );
+    assert_eq!(zuul.digest("bad/app:v1"), None);
+
+    // The read-only user of zuul-registry may read but not push.
+    let ro = zuul.ro.as_ref().unwrap();
+    let mut entry = zuul.module_entry();
+    entry["username"] = json!(ro.name);
+    entry["password"] = json!(ro.password);
+    must_fail(
+        json!({
+            "images": [{"src": format!("{}/bad/app:v1", plain.host), "dest": format!("{}/bad/app", zuul.host)}],
+            "registries": {plain.host.clone(): plain.module_entry(), zuul.host.clone(): entry},
+        }),
+        &["authentication to", "ro-user"],
+        &[&ro.password],
+    );
+
+    // A source tag that does not exist.
+    must_fail(
+        json!({
+            "images": [{"src": format!("{}/bad/app:nope", plain.host), "dest": format!("{}/bad/app", plain.host)}],
+            "registries": {plain.host.clone(): plain.module_entry()},
+        }),
+        &["bad/app:nope", "not found"],
+        &[],
+    );
+
+    // A registry nobody listens on.
+    let port = free_port();
+    must_fail(
+        json!({
+            "images": [{"src": format!("127.0.0.1:{port}/x/y:z"), "dest": format!("{}/x/y", plain.host)}],
+            "registries": {format!("127.0.0.1:{port}"): {"plain_http": true}, plain.host.clone(): plain.module_entry()},
+            "retries": 1,
+            "retry_delay": 0.01,
+            "src_username": "u",
+            "src_password": wrong,
+        }),
+        &["cannot reach", &format!("127.0.0.1:{port}"), "after 1 retries"],
+        &[&wrong],
+    );
+
+    // TLS without the CA: the certificate is refused, clearly.
+    let mut entry = tls.module_entry();
+    entry.as_object_mut().unwrap().remove("ca_cert");
+    must_fail(
+        json!({
+            "images": [{"src": format!("{}/bad/app:v1", plain.host), "dest": format!("{}/bad/app", tls.host)}],
+            "registries": {plain.host.clone(): plain.module_entry(), tls.host.clone(): entry},
+            "retries": 0,
+        }),
+        &["cannot reach", "certificate"],
+        &[&real_pw],
+    );
+}

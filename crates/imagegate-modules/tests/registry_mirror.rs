@@ -1,0 +1,262 @@
+//! registry_mirror against real registries: the distribution registry
+//! (plain; TLS with basic auth) and zuul-registry (TLS, bearer tokens).
+
+use std::path::Path;
+
+use imagegate_testkit::{run_module, FaultConfig, FaultProxy, Fixtures, Kind, ModuleRun, TestRegistry};
+use serde_json::{json, Value};
+
+fn module(args: &Value) -> ModuleRun {
+    run_module(Path::new(env!("CARGO_BIN_EXE_registry_mirror")), args)
+}
+
+fn registries(list: &[&TestRegistry]) -> Value {
+    let mut m = serde_json::Map::new();
+    for r in list {
+        m.insert(r.host.clone(), r.module_entry());
+    }
+    Value::Object(m)
+}
+
+fn totals(run: &ModuleRun, key: &str) -> u64 {
+    run.result["totals"][key].as_u64().unwrap_or_else(|| panic!("no totals.{key} in {}", run.stdout))
+}
+
+fn assert_ok(run: &ModuleRun) {
+    assert!(!run.failed() && run.success, "module failed: {}\n{}", run.stdout, run.stderr);
+}
+
+/// Whether the registry stored anything at all under its data directory.
+fn stored_files(reg: &TestRegistry) -> usize {
+    fn count(p: &Path) -> usize {
+        std::fs::read_dir(p).map(|d| d.flatten().map(|e| if e.path().is_dir() { count(&e.path()) } else { 1 }).sum()).unwrap_or(0)
+    }
+    count(&reg.data_dir())
+}
+
+/// The four-run pattern against one kind of registry: check mode with diff,
+/// real run, check mode again, real run again; a single image and an index.
+fn mirror_on(kind: Kind) {
+    let fx = Fixtures::get();
+    let src = TestRegistry::start(kind);
+    let dst = TestRegistry::start(kind);
+    src.seed(&fx.single(1), "team/app:v1");
+    src.seed(&fx.multi(), "team/multi:2.0");
+    let mut args = json!({
+        "images": [
+            {"src": format!("{}/team/app:v1", src.host), "dest": format!("{}/mirror/app", dst.host)},
+            {"src": format!("{}/team/multi:2.0", src.host), "dest": format!("{}/mirror/multi:stable", dst.host)},
+        ],
+        "registries": registries(&[&src, &dst]),
+        "_ansible_diff": true,
+        "_ansible_check_mode": true,
+    });
+    let before_files = stored_files(&dst);
+
+    let check = module(&args);
+    assert_ok(&check);
+    assert!(check.changed(), "check mode predicts a change: {}", check.stdout);
+    assert_eq!(stored_files(&dst), before_files, "check mode wrote to the registry");
+    assert_eq!(dst.digest("mirror/app:v1"), None);
+    let diff = &check.result["diff"];
+    assert!(diff["before"].as_str().unwrap().contains("mirror/app:v1 (absent)"), "{diff}");
+    let want_app = src.digest("team/app:v1").unwrap();
+    let want_multi = src.digest("team/multi:2.0").unwrap();
+    assert!(diff["after"].as_str().unwrap().contains(&want_app), "{diff}");
+    assert_eq!(totals(&check, "bytes_moved"), 0);
+
+    args["_ansible_check_mode"] = json!(false);
+    let real = module(&args);
+    assert_ok(&real);
+    assert!(real.changed());
+    assert_eq!(real.result["diff"], check.result["diff"], "check mode predicted the real run");
+    assert_eq!(dst.digest("mirror/app:v1").as_deref(), Some(want_app.as_str()));
+    assert_eq!(dst.digest("mirror/multi:stable").as_deref(), Some(want_multi.as_str()));
+    // The index arrived with every platform's manifest.
+    let index: Value = serde_json::from_slice(&dst.raw_manifest("mirror/multi:stable")).unwrap();
+    let children = index["manifests"].as_array().unwrap();
+    assert_eq!(children.len(), 2);
+    for child in children {
+        let d = child["digest"].as_str().unwrap();
+        assert_eq!(dst.digest(&format!("mirror/multi@{d}")).as_deref(), Some(d));
+    }
+    assert!(totals(&real, "bytes_moved") > 0);
+    assert_eq!(real.result["images"][0]["src_digest"], real.result["images"][0]["dest_digest"]);
+
+    args["_ansible_check_mode"] = json!(true);
+    let check2 = module(&args);
+    assert_ok(&check2);
+    assert!(!check2.changed(), "{}", check2.stdout);
+
+    args["_ansible_check_mode"] = json!(false);
+    let again = module(&args);
+    assert_ok(&again);
+    assert!(!again.changed(), "{}", again.stdout);
+    assert_eq!(totals(&again, "bytes_moved"), 0);
+    assert_eq!(totals(&again, "blobs_copied"), 0);
+    assert_eq!(totals(&again, "manifests_written"), 0);
+}
+
+#[test]
+fn mirror_distribution_plain() {
+    mirror_on(Kind::Distribution);
+}
+
+#[test]
+fn mirror_distribution_tls_basic_auth() {
+    mirror_on(Kind::DistributionTls);
+}
+
+#[test]
+fn mirror_zuul_registry_tokens() {
+    mirror_on(Kind::Zuul);
+}
+
+/// Within one registry blobs are mounted (distribution) or already shared
+/// (zuul-registry keeps one blob store): no blob byte is streamed.
+#[test]
+fn same_registry_copy_streams_no_blob() {
+    let fx = Fixtures::get();
+    for kind in Kind::ALL {
+        let reg = TestRegistry::start(kind);
+        reg.seed(&fx.single(2), "one/app:v1");
+        reg.seed(&fx.multi(), "one/multi:v1");
+        let run = module(&json!({
+            "images": [
+                {"src": format!("{}/one/app:v1", reg.host), "dest": format!("{}/two/app", reg.host)},
+                {"src": format!("{}/one/multi:v1", reg.host), "dest": format!("{}/two/multi", reg.host)},
+            ],
+            "registries": registries(&[&reg]),
+        }));
+        assert_ok(&run);
+        assert!(run.changed());
+        assert_eq!(totals(&run, "bytes_moved"), 0, "{kind:?}: {}", run.stdout);
+        assert_eq!(totals(&run, "blobs_copied"), 0, "{kind:?}");
+        if kind != Kind::Zuul {
+            assert!(totals(&run, "blobs_mounted") >= 2, "{kind:?}: {}", run.stdout);
+        }
+        assert_eq!(reg.digest("one/app:v1"), reg.digest("two/app:v1"));
+        assert_eq!(reg.digest("one/multi:v1"), reg.digest("two/multi:v1"));
+    }
+}
+
+/// Ten images through proxies injecting 20% faults of every kind but byte
+/// flips, in front of both the source and the destination.
+#[test]
+fn survives_twenty_percent_faults() {
+    let fx = Fixtures::get();
+    let src = TestRegistry::start(Kind::Distribution);
+    let dst = TestRegistry::start(Kind::Distribution);
+    let src_proxy = FaultProxy::start(&format!("http://{}", src.host), FaultConfig { seed: 11, ..FaultConfig::mixed(0.2) });
+    let dst_proxy = FaultProxy::start(&format!("http://{}", dst.host), FaultConfig { seed: 23, ..FaultConfig::mixed(0.2) });
+    let images: Vec<Value> = (0..10)
+        .map(|n| {
+            src.seed(&fx.single(n), &format!("faulty/img{n}:v{n}"));
+            json!({"src": format!("{}/faulty/img{n}:v{n}", src_proxy.host), "dest": format!("{}/copied/img{n}", dst_proxy.host)})
+        })
+        .collect();
+    let run = module(&json!({
+        "images": images,
+        "registries": {
+            src_proxy.host.clone(): {"plain_http": true},
+            dst_proxy.host.clone(): {"plain_http": true},
+        },
+        "retries": 10,
+        "retry_delay": 0.05,
+    }));
+    assert_ok(&run);
+    use std::sync::atomic::Ordering::Relaxed;
+    let c = (&src_proxy.counters, &dst_proxy.counters);
+    let (errors, limited, cuts) = (
+        c.0.errors.load(Relaxed) + c.1.errors.load(Relaxed),
+        c.0.rate_limited.load(Relaxed) + c.1.rate_limited.load(Relaxed),
+        c.0.cuts.load(Relaxed) + c.1.cuts.load(Relaxed),
+    );
+    eprintln!("injected: {errors} errors, {limited} rate limits, {cuts} cut bodies; {}", run.msg());
+    assert!(errors > 0 && limited > 0 && cuts > 0, "every kind of fault is injected");
+    assert!(totals(&run, "retries") > 0, "{}", run.stdout);
+    for n in 0..10 {
+        let want = src.digest(&format!("faulty/img{n}:v{n}")).unwrap();
+        assert_eq!(dst.digest(&format!("copied/img{n}:v{n}")), Some(want), "image {n}");
+    }
+}
+
+/// A byte flipped in transit fails the copy with a digest error naming the
+/// blob, and the destination tag is never created.
+#[test]
+fn a_flipped_byte_fails_and_tags_nothing() {
+    let fx = Fixtures::get();
+    let src = TestRegistry::start(Kind::Distribution);
+    let dst = TestRegistry::start(Kind::Distribution);
+    src.seed(&fx.single(3), "flip/app:v1");
+    let proxy = FaultProxy::start(&format!("http://{}", src.host), FaultConfig { flip_blobs: true, ..Default::default() });
+    let run = module(&json!({
+        "images": [{"src": format!("{}/flip/app:v1", proxy.host), "dest": format!("{}/flip/app", dst.host)}],
+        "registries": {proxy.host.clone(): {"plain_http": true}, dst.host.clone(): {"plain_http": true}},
+    }));
+    assert!(run.failed(), "{}", run.stdout);
+    assert!(!run.success, "exit code non-zero on failure");
+    let msg = run.msg();
+    assert!(msg.contains("digest mismatch for blob sha256:"), "{msg}");
+    assert!(proxy.counters.flips.load(std::sync::atomic::Ordering::Relaxed) > 0);
+    assert_eq!(dst.digest("flip/app:v1"), None, "the tag must not exist");
+}
+
+/// Tag selection: a list, a regex, every tag; and a platform filter.
+#[test]
+fn tag_selection_and_platforms() {
+    let fx = Fixtures::get();
+    let src = TestRegistry::start(Kind::Distribution);
+    let dst = TestRegistry::start(Kind::Distribution);
+    for (n, tag) in [(4, "v1"), (5, "v2"), (6, "dev")] {
+        src.seed(&fx.single(n), &format!("sel/app:{tag}"));
+    }
+    src.seed(&fx.multi(), "sel/multi:v1");
+    let regs = registries(&[&src, &dst]);
+    let run = module(&json!({
+        "images": [
+            {"src": format!("{}/sel/app", src.host), "dest": format!("{}/re/app", dst.host), "tag_regex": "^v[0-9]+$"},
+            {"src": format!("{}/sel/app", src.host), "dest": format!("{}/all/app", dst.host), "all_tags": true},
+            {"src": format!("{}/sel/app", src.host), "dest": format!("{}/list/app", dst.host), "tags": ["dev"]},
+            {"src": format!("{}/sel/multi:v1", src.host), "dest": format!("{}/arm/multi", dst.host), "platforms": ["linux/arm64"]},
+        ],
+        "registries": regs,
+    }));
+    assert_ok(&run);
+    assert!(dst.digest("re/app:v1").is_some() && dst.digest("re/app:v2").is_some());
+    assert_eq!(dst.digest("re/app:dev"), None);
+    for tag in ["v1", "v2", "dev"] {
+        assert_eq!(dst.digest(&format!("all/app:{tag}")), src.digest(&format!("sel/app:{tag}")));
+    }
+    assert_eq!(dst.digest("list/app:dev"), src.digest("sel/app:dev"));
+    assert_eq!(dst.digest("list/app:v1"), None);
+    let index: Value = serde_json::from_slice(&dst.raw_manifest("arm/multi:v1")).unwrap();
+    let children = index["manifests"].as_array().unwrap();
+    assert_eq!(children.len(), 1);
+    assert_eq!(children[0]["platform"]["architecture"], "arm64");
+}
+
+/// The zuul-jobs item shape with `dest_registry` naming the credentials, and
+/// chunked uploads.
+#[test]
+fn zuul_jobs_items_and_chunked_upload() {
+    let fx = Fixtures::get();
+    let src = TestRegistry::start(Kind::Distribution);
+    for kind in [Kind::DistributionTls, Kind::Zuul] {
+        let dst = TestRegistry::start(kind);
+        src.seed(&fx.single(7), "zj/app:1.0");
+        let mut entry = dst.module_entry();
+        entry["repository"] = json!("^(zj|[0-9.:]+/zj)/");
+        let run = module(&json!({
+            "images": [{
+                "src_repository": format!("{}/zj/app", src.host), "src_tag": "1.0",
+                "dest_repository": format!("{}/zj/app", dst.host), "dest_tag": "latest",
+                "dest_registry": "target",
+            }],
+            "registries": {src.host.clone(): src.module_entry(), "target": entry},
+            "upload_chunk_size": 65536,
+        }));
+        assert_ok(&run);
+        assert_eq!(dst.digest("zj/app:latest"), src.digest("zj/app:1.0"), "{kind:?}");
+    }
+}
