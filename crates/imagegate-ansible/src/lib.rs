@@ -106,7 +106,12 @@ impl ModuleError {
 pub fn parse_args<P: DeserializeOwned>(text: &str, spec: &ModuleSpec) -> (Masker, Result<(P, Context), ModuleError>) {
     let value: Value = match serde_json::from_str(text) {
         Ok(v) => v,
-        Err(e) => return (Masker::default(), Err(ModuleError::failed(format!("the arguments file is not JSON: {e}")))),
+        Err(e) => {
+            return (
+                Masker::default(),
+                Err(ModuleError::failed(format!("the arguments file is not JSON: {e}"))),
+            )
+        }
     };
     let masker = Masker::from_args(&value, spec.secret_options);
     let Value::Object(mut map) = value else {
@@ -175,7 +180,10 @@ pub fn run<P: DeserializeOwned>(spec: &ModuleSpec, body: impl FnOnce(P, &Context
                 (_, Some(s)) => s.clone(),
                 _ => "unknown panic".to_string(),
             };
-            let place = info.location().map(|l| format!(" at {}:{}", l.file(), l.line())).unwrap_or_default();
+            let place = info
+                .location()
+                .map(|l| format!(" at {}:{}", l.file(), l.line()))
+                .unwrap_or_default();
             *slot.lock().unwrap_or_else(|p| p.into_inner()) = Some(format!("{text}{place}"));
         }));
     }
@@ -183,14 +191,24 @@ pub fn run<P: DeserializeOwned>(spec: &ModuleSpec, body: impl FnOnce(P, &Context
         Some(path) => match std::fs::read_to_string(&path) {
             Ok(t) => t,
             Err(e) => {
-                return emit(&Masker::default(), None, Err(ModuleError::failed(format!("cannot read the arguments file {}: {e}", path.to_string_lossy()))));
+                return emit(
+                    &Masker::default(),
+                    None,
+                    Err(ModuleError::failed(format!(
+                        "cannot read the arguments file {}: {e}",
+                        path.to_string_lossy()
+                    ))),
+                );
             }
         },
         None => {
             return emit(
                 &Masker::default(),
                 None,
-                Err(ModuleError::failed(format!("usage: {} <arguments-file> (this is an Ansible module)", spec.name))),
+                Err(ModuleError::failed(format!(
+                    "usage: {} <arguments-file> (this is an Ansible module)",
+                    spec.name
+                ))),
             )
         }
     };
@@ -203,7 +221,10 @@ pub fn run<P: DeserializeOwned>(spec: &ModuleSpec, body: impl FnOnce(P, &Context
     };
     let result = catch_unwind(AssertUnwindSafe(|| body(params, &ctx))).unwrap_or_else(|_| {
         let msg = panic_msg.lock().unwrap_or_else(|p| p.into_inner()).take().unwrap_or_default();
-        Err(ModuleError::failed(format!("internal error in {}: {msg} (please report this bug)", spec.name)))
+        Err(ModuleError::failed(format!(
+            "internal error in {}: {msg} (please report this bug)",
+            spec.name
+        )))
     });
     emit(&masker, Some(&ctx), result)
 }
@@ -298,7 +319,10 @@ mod tests {
 
     #[test]
     fn reads_flags_and_ignores_internal_keys() {
-        let (a, ctx) = parse(r#"{"images":[{"src":"a"}],"_ansible_check_mode":true,"_ansible_diff":true,"_ansible_verbosity":3,"_ansible_new_key":{"x":1}}"#).unwrap();
+        let (a, ctx) = parse(
+            r#"{"images":[{"src":"a"}],"_ansible_check_mode":true,"_ansible_diff":true,"_ansible_verbosity":3,"_ansible_new_key":{"x":1}}"#,
+        )
+        .unwrap();
         assert_eq!(a.images.len(), 1);
         assert!(ctx.check_mode && ctx.diff);
         assert_eq!(ctx.verbosity, 3);

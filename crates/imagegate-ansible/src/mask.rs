@@ -92,7 +92,10 @@ mod tests {
             "tok": 1
         }));
         let text = out.to_string();
-        assert!(!text.contains("s3cret") && !text.contains("p@ss-long") && !text.contains("tok"), "{text}");
+        assert!(
+            !text.contains("s3cret") && !text.contains("p@ss-long") && !text.contains("tok"),
+            "{text}"
+        );
         assert!(text.contains(MASK));
     }
 

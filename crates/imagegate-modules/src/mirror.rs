@@ -91,7 +91,9 @@ pub struct ImageArgs {
 #[derive(Debug)]
 enum Selection {
     /// One source tag or digest to one destination tag.
-    One { dest_tag: String },
+    One {
+        dest_tag: String,
+    },
     /// Source tags, each copied to the same tag.
     Tags(Vec<String>),
     Regex(regex::Regex),
@@ -141,21 +143,37 @@ fn validate(i: usize, a: ImageArgs) -> Result<Image, ModuleError> {
     if a.dest.is_some() && a.dest_tag.is_some() {
         return Err(ModuleError::option(opt(i, "dest_tag"), "goes with dest_repository, not dest"));
     }
-    let dest_opt = if a.dest.is_some() { opt(i, "dest") } else { opt(i, "dest_repository") };
+    let dest_opt = if a.dest.is_some() {
+        opt(i, "dest")
+    } else {
+        opt(i, "dest_repository")
+    };
     let dest = Reference::parse(&dest_text).map_err(|e| ModuleError::option(&dest_opt, e.to_string()))?;
     if dest.digest.is_some() {
-        return Err(ModuleError::option(dest_opt, "a destination is a repository or repository:tag, not a digest"));
+        return Err(ModuleError::option(
+            dest_opt,
+            "a destination is a repository or repository:tag, not a digest",
+        ));
     }
     let many = [a.tags.is_some(), a.tag_regex.is_some(), a.all_tags].iter().filter(|b| **b).count();
     if many > 1 {
-        return Err(ModuleError::option(opt(i, "tags"), "tags, tag_regex and all_tags exclude each other"));
+        return Err(ModuleError::option(
+            opt(i, "tags"),
+            "tags, tag_regex and all_tags exclude each other",
+        ));
     }
     let selection = if many == 1 {
         if src.tag.is_some() || src.digest.is_some() {
-            return Err(ModuleError::option(src_opt, "with tags, tag_regex or all_tags the source is a repository without tag"));
+            return Err(ModuleError::option(
+                src_opt,
+                "with tags, tag_regex or all_tags the source is a repository without tag",
+            ));
         }
         if dest.tag.is_some() {
-            return Err(ModuleError::option(dest_opt, "with tags, tag_regex or all_tags the destination is a repository without tag"));
+            return Err(ModuleError::option(
+                dest_opt,
+                "with tags, tag_regex or all_tags the destination is a repository without tag",
+            ));
         }
         if let Some(tags) = a.tags {
             if tags.is_empty() {
@@ -166,7 +184,9 @@ fn validate(i: usize, a: ImageArgs) -> Result<Image, ModuleError> {
             }
             Selection::Tags(tags)
         } else if let Some(re) = a.tag_regex {
-            Selection::Regex(regex::Regex::new(&re).map_err(|e| ModuleError::option(opt(i, "tag_regex"), format!("not a valid regex: {e}")))?)
+            Selection::Regex(
+                regex::Regex::new(&re).map_err(|e| ModuleError::option(opt(i, "tag_regex"), format!("not a valid regex: {e}")))?,
+            )
         } else {
             Selection::All
         }
@@ -175,7 +195,10 @@ fn validate(i: usize, a: ImageArgs) -> Result<Image, ModuleError> {
             (Some(t), _) => t.clone(),
             (None, Some(t)) => t.clone(),
             (None, None) if src.digest.is_some() => {
-                return Err(ModuleError::option(dest_opt, "the source is a digest, so the destination needs a tag"));
+                return Err(ModuleError::option(
+                    dest_opt,
+                    "the source is a digest, so the destination needs a tag",
+                ));
             }
             (None, None) => "latest".to_string(),
         };
@@ -209,8 +232,14 @@ fn pair(user: Option<String>, pass: Option<String>, prefix: &str) -> Result<Opti
     match (user, pass) {
         (Some(u), Some(p)) => Ok(Some((u, p))),
         (None, None) => Ok(None),
-        (Some(_), None) => Err(ModuleError::option(format!("{prefix}_password"), format!("required with {prefix}_username"))),
-        (None, Some(_)) => Err(ModuleError::option(format!("{prefix}_username"), format!("required with {prefix}_password"))),
+        (Some(_), None) => Err(ModuleError::option(
+            format!("{prefix}_password"),
+            format!("required with {prefix}_username"),
+        )),
+        (None, Some(_)) => Err(ModuleError::option(
+            format!("{prefix}_username"),
+            format!("required with {prefix}_password"),
+        )),
     }
 }
 
@@ -226,7 +255,12 @@ pub fn run(args: Args, ctx: &Context) -> Result<Outcome, ModuleError> {
     if args.images.is_empty() {
         return Err(ModuleError::option("images", "the list is empty; nothing to mirror"));
     }
-    let images: Vec<Image> = args.images.into_iter().enumerate().map(|(i, a)| validate(i, a)).collect::<Result<_, _>>()?;
+    let images: Vec<Image> = args
+        .images
+        .into_iter()
+        .enumerate()
+        .map(|(i, a)| validate(i, a))
+        .collect::<Result<_, _>>()?;
     let conc = concurrency(args.concurrency, DEFAULT_CONCURRENCY, "concurrency")?;
     let blob_conc = concurrency(args.blob_concurrency, DEFAULT_BLOB_CONCURRENCY, "blob_concurrency")?;
     let common = CommonOptions {
@@ -242,7 +276,12 @@ pub fn run(args: Args, ctx: &Context) -> Result<Outcome, ModuleError> {
         pair(args.dest_username, args.dest_password, "dest")?,
     )?;
     for img in &images {
-        regs.check_repository(&img.dest.registry, img.dest_registry.as_deref(), &img.dest.repository, &opt(img.index, "dest"))?;
+        regs.check_repository(
+            &img.dest.registry,
+            img.dest_registry.as_deref(),
+            &img.dest.repository,
+            &opt(img.index, "dest"),
+        )?;
     }
     let rt = runtime()?;
     let results: Vec<ImageResult> = rt.block_on(async {
@@ -278,7 +317,13 @@ async fn mirror_one(regs: &Registries, img: &Image, check_mode: bool, blob_conc:
             // Each report carries only its own counters.
             let stats = Arc::new(Stats::default());
             let src = regs.client(&img.src.registry, &img.src.repository, None, Side::Source, stats.clone())?;
-            let dst = regs.client(&img.dest.registry, &img.dest.repository, img.dest_registry.as_deref(), Side::Destination, stats)?;
+            let dst = regs.client(
+                &img.dest.registry,
+                &img.dest.repository,
+                img.dest_registry.as_deref(),
+                Side::Destination,
+                stats,
+            )?;
             let req = CopyRequest {
                 src: src_ref,
                 dest: img.dest.clone(),
@@ -411,7 +456,11 @@ mod tests {
     #[test]
     fn bad_combinations_name_the_option() {
         assert!(err(img("quay.io/A", "x.io/b")).starts_with("images[0].src:"));
-        assert!(err(img("quay.io/a", "x.io/b@sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855")).starts_with("images[0].dest:"));
+        assert!(err(img(
+            "quay.io/a",
+            "x.io/b@sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
+        ))
+        .starts_with("images[0].dest:"));
         let mut a = img("quay.io/a:1", "x.io/b");
         a.all_tags = true;
         assert!(err(a).starts_with("images[0].src:"));
@@ -426,6 +475,10 @@ mod tests {
         a.platforms = vec!["linux".into()];
         assert!(err(a).starts_with("images[0].platforms:"));
         assert!(err(ImageArgs::default()).starts_with("images[0].src:"));
-        assert!(err(img("quay.io/a@sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855", "x.io/b")).starts_with("images[0].dest:"));
+        assert!(err(img(
+            "quay.io/a@sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855",
+            "x.io/b"
+        ))
+        .starts_with("images[0].dest:"));
     }
 }

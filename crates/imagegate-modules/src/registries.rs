@@ -88,15 +88,22 @@ impl Registries {
         let mut entries = BTreeMap::new();
         for (key, entry) in &common.registries {
             if entry.username.is_some() != entry.password.is_some() {
-                return Err(ModuleError::option(format!("registries.{key}"), "username and password go together"));
+                return Err(ModuleError::option(
+                    format!("registries.{key}"),
+                    "username and password go together",
+                ));
             }
             if let Some(ca) = &entry.ca_cert {
                 if !ca.is_file() {
-                    return Err(ModuleError::option(format!("registries.{key}.ca_cert"), format!("{} is not a file", ca.display())));
+                    return Err(ModuleError::option(
+                        format!("registries.{key}.ca_cert"),
+                        format!("{} is not a file", ca.display()),
+                    ));
                 }
             }
             if let Some(re) = &entry.repository {
-                regex::Regex::new(re).map_err(|e| ModuleError::option(format!("registries.{key}.repository"), format!("not a valid regex: {e}")))?;
+                regex::Regex::new(re)
+                    .map_err(|e| ModuleError::option(format!("registries.{key}.repository"), format!("not a valid regex: {e}")))?;
             }
             // Keys are registry hosts, or names used by dest_registry.
             let norm = normalize_registry(key).unwrap_or_else(|_| key.clone());
@@ -133,8 +140,12 @@ impl Registries {
     /// The entry for a registry, looked up by `name` (a zuul-jobs registry
     /// name) first, then by host.
     pub fn entry(&self, registry: &str, name: Option<&str>) -> Option<&RegistryEntry> {
-        name.and_then(|n| self.entries.get(n).or_else(|| normalize_registry(n).ok().and_then(|n| self.entries.get(&n))))
-            .or_else(|| self.entries.get(registry))
+        name.and_then(|n| {
+            self.entries
+                .get(n)
+                .or_else(|| normalize_registry(n).ok().and_then(|n| self.entries.get(&n)))
+        })
+        .or_else(|| self.entries.get(registry))
     }
 
     /// Checks a destination repository against the entry's `repository` regex.
@@ -155,7 +166,14 @@ impl Registries {
     }
 
     /// A client for one side of a copy.
-    pub fn client(&self, registry: &str, repository: &str, name: Option<&str>, side: Side, stats: Arc<Stats>) -> Result<RegistryClient, imagegate_registry::Error> {
+    pub fn client(
+        &self,
+        registry: &str,
+        repository: &str,
+        name: Option<&str>,
+        side: Side,
+        stats: Arc<Stats>,
+    ) -> Result<RegistryClient, imagegate_registry::Error> {
         let entry = self.entry(registry, name).cloned().unwrap_or_default();
         let explicit = match side {
             Side::Source => &self.src_cred,
@@ -163,7 +181,13 @@ impl Registries {
         };
         let credential = explicit
             .clone()
-            .or_else(|| entry.username.clone().zip(entry.password.clone()).map(|(u, p)| Credential::new(u, p)))
+            .or_else(|| {
+                entry
+                    .username
+                    .clone()
+                    .zip(entry.password.clone())
+                    .map(|(u, p)| Credential::new(u, p))
+            })
             .or_else(|| self.auth_files.find(registry, repository).cloned());
         let config = RegistryConfig {
             plain_http: entry.plain_http,

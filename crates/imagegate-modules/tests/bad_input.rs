@@ -42,15 +42,39 @@ fn bad_options_name_the_option() {
         }
         v
     };
-    must_fail(base(json!({"images": [{"src": "quay.io/Upper/Case", "dest": "x.io/a"}]})), &["option 'images[0].src'", "invalid image reference", "lowercase"], &[&secret]);
-    must_fail(base(json!({"colour": "blue"})), &["option 'colour'", "unsupported option"], &[&secret]);
-    must_fail(base(json!({"images": [{"src": "a.io/a:b", "dest": "b.io/c", "sauce": 1}]})), &["option 'images[0].sauce'", "unsupported option"], &[&secret]);
-    must_fail(base(json!({"concurrency": "many"})), &["option 'concurrency'", "invalid type"], &[&secret]);
+    must_fail(
+        base(json!({"images": [{"src": "quay.io/Upper/Case", "dest": "x.io/a"}]})),
+        &["option 'images[0].src'", "invalid image reference", "lowercase"],
+        &[&secret],
+    );
+    must_fail(
+        base(json!({"colour": "blue"})),
+        &["option 'colour'", "unsupported option"],
+        &[&secret],
+    );
+    must_fail(
+        base(json!({"images": [{"src": "a.io/a:b", "dest": "b.io/c", "sauce": 1}]})),
+        &["option 'images[0].sauce'", "unsupported option"],
+        &[&secret],
+    );
+    must_fail(
+        base(json!({"concurrency": "many"})),
+        &["option 'concurrency'", "invalid type"],
+        &[&secret],
+    );
     must_fail(base(json!({"images": "a.io/x"})), &["option 'images'", "invalid type"], &[&secret]);
-    must_fail(base(json!({"images": [{"dest": "b.io/c"}]})), &["option 'images[0].src'", "missing"], &[&secret]);
+    must_fail(
+        base(json!({"images": [{"dest": "b.io/c"}]})),
+        &["option 'images[0].src'", "missing"],
+        &[&secret],
+    );
     must_fail(base(json!({"retries": 1000})), &["option 'retries'"], &[&secret]);
     must_fail(base(json!({"src_password": "x"})), &["option 'src_username'"], &[&secret]);
-    must_fail(base(json!({"registries": {"a.io": {"username": "u", "password": "long-password", "colour": 1}}})), &["option 'registries.a.io.colour'"], &[&secret]);
+    must_fail(
+        base(json!({"registries": {"a.io": {"username": "u", "password": "long-password", "colour": 1}}})),
+        &["option 'registries.a.io.colour'"],
+        &[&secret],
+    );
     must_fail(base(json!({"images": []})), &["option 'images'", "empty"], &[&secret]);
 }
 
@@ -140,7 +164,7 @@ fn registry_failures_are_clear() {
             "registries": {plain.host.clone(): plain.module_entry(), tls.host.clone(): entry},
             "retries": 0,
         }),
-        &["cannot reach", "certificate"],
+        &["TLS", "certificate", "ca_cert"],
         &[&real_pw],
     );
 }

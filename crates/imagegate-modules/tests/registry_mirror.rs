@@ -19,7 +19,9 @@ fn registries(list: &[&TestRegistry]) -> Value {
 }
 
 fn totals(run: &ModuleRun, key: &str) -> u64 {
-    run.result["totals"][key].as_u64().unwrap_or_else(|| panic!("no totals.{key} in {}", run.stdout))
+    run.result["totals"][key]
+        .as_u64()
+        .unwrap_or_else(|| panic!("no totals.{key} in {}", run.stdout))
 }
 
 fn assert_ok(run: &ModuleRun) {
@@ -29,7 +31,9 @@ fn assert_ok(run: &ModuleRun) {
 /// Whether the registry stored anything at all under its data directory.
 fn stored_files(reg: &TestRegistry) -> usize {
     fn count(p: &Path) -> usize {
-        std::fs::read_dir(p).map(|d| d.flatten().map(|e| if e.path().is_dir() { count(&e.path()) } else { 1 }).sum()).unwrap_or(0)
+        std::fs::read_dir(p)
+            .map(|d| d.flatten().map(|e| if e.path().is_dir() { count(&e.path()) } else { 1 }).sum())
+            .unwrap_or(0)
     }
     count(&reg.data_dir())
 }
@@ -147,8 +151,20 @@ fn survives_twenty_percent_faults() {
     let fx = Fixtures::get();
     let src = TestRegistry::start(Kind::Distribution);
     let dst = TestRegistry::start(Kind::Distribution);
-    let src_proxy = FaultProxy::start(&format!("http://{}", src.host), FaultConfig { seed: 11, ..FaultConfig::mixed(0.2) });
-    let dst_proxy = FaultProxy::start(&format!("http://{}", dst.host), FaultConfig { seed: 23, ..FaultConfig::mixed(0.2) });
+    let src_proxy = FaultProxy::start(
+        &format!("http://{}", src.host),
+        FaultConfig {
+            seed: 11,
+            ..FaultConfig::mixed(0.2)
+        },
+    );
+    let dst_proxy = FaultProxy::start(
+        &format!("http://{}", dst.host),
+        FaultConfig {
+            seed: 23,
+            ..FaultConfig::mixed(0.2)
+        },
+    );
     let images: Vec<Value> = (0..10)
         .map(|n| {
             src.seed(&fx.single(n), &format!("faulty/img{n}:v{n}"));
@@ -189,7 +205,13 @@ fn a_flipped_byte_fails_and_tags_nothing() {
     let src = TestRegistry::start(Kind::Distribution);
     let dst = TestRegistry::start(Kind::Distribution);
     src.seed(&fx.single(3), "flip/app:v1");
-    let proxy = FaultProxy::start(&format!("http://{}", src.host), FaultConfig { flip_blobs: true, ..Default::default() });
+    let proxy = FaultProxy::start(
+        &format!("http://{}", src.host),
+        FaultConfig {
+            flip_blobs: true,
+            ..Default::default()
+        },
+    );
     let run = module(&json!({
         "images": [{"src": format!("{}/flip/app:v1", proxy.host), "dest": format!("{}/flip/app", dst.host)}],
         "registries": {proxy.host.clone(): {"plain_http": true}, dst.host.clone(): {"plain_http": true}},

@@ -85,10 +85,15 @@ impl RegistryClient {
 
     /// The digest a tag or digest resolves to, or `None` if it does not exist.
     pub async fn manifest_digest(&self, repo: &str, reference: &str) -> Result<Option<Digest>, Error> {
-        let req = Request::new(Method::HEAD, format!("/v2/{repo}/manifests/{reference}"), vec![Scope::pull(repo)]).header(ACCEPT, manifest::ACCEPT);
+        let req = Request::new(Method::HEAD, format!("/v2/{repo}/manifests/{reference}"), vec![Scope::pull(repo)])
+            .header(ACCEPT, manifest::ACCEPT);
         match self.transport.send(&req, &self.stats).await {
             Ok(resp) => {
-                let header = resp.headers().get(DOCKER_CONTENT_DIGEST).and_then(|v| v.to_str().ok()).map(Digest::parse);
+                let header = resp
+                    .headers()
+                    .get(DOCKER_CONTENT_DIGEST)
+                    .and_then(|v| v.to_str().ok())
+                    .map(Digest::parse);
                 match header {
                     Some(Ok(d)) => Ok(Some(d)),
                     // No usable header: fetch the bytes and hash them.
@@ -104,7 +109,8 @@ impl RegistryClient {
     /// and against the digest the registry says it served.
     pub async fn get_manifest(&self, repo: &str, reference: &str) -> Result<Manifest, Error> {
         let name = self.name(repo, reference);
-        let req = Request::new(Method::GET, format!("/v2/{repo}/manifests/{reference}"), vec![Scope::pull(repo)]).header(ACCEPT, manifest::ACCEPT);
+        let req = Request::new(Method::GET, format!("/v2/{repo}/manifests/{reference}"), vec![Scope::pull(repo)])
+            .header(ACCEPT, manifest::ACCEPT);
         let (headers, bytes) = match self.fetch(&req, MAX_MANIFEST).await {
             Ok(v) => v,
             Err(e) if e.status() == Some(404) => {
@@ -164,7 +170,11 @@ impl RegistryClient {
         let req = Request::new(Method::HEAD, format!("/v2/{repo}/blobs/{digest}"), vec![Scope::pull(repo)]);
         match self.transport.send(&req, &self.stats).await {
             Ok(resp) => Ok(Some(
-                resp.headers().get(CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse().ok()).unwrap_or(0),
+                resp.headers()
+                    .get(CONTENT_LENGTH)
+                    .and_then(|v| v.to_str().ok())
+                    .and_then(|v| v.parse().ok())
+                    .unwrap_or(0),
             )),
             Err(e) if e.status() == Some(404) => Ok(None),
             Err(e) => Err(e),
@@ -217,7 +227,8 @@ impl RegistryClient {
                 }
                 Err(e) => return Err(e),
             };
-            let page: Page = serde_json::from_slice(&body).map_err(|e| Error::new(ErrorKind::Protocol(format!("tag list of {repo} is not JSON: {e}"))))?;
+            let page: Page = serde_json::from_slice(&body)
+                .map_err(|e| Error::new(ErrorKind::Protocol(format!("tag list of {repo} is not JSON: {e}"))))?;
             tags.extend(page.tags.unwrap_or_default());
             match headers.get(LINK).and_then(|v| v.to_str().ok()).and_then(next_link) {
                 Some(next) => target = next,
@@ -233,7 +244,12 @@ impl RegistryClient {
             .get(LOCATION)
             .and_then(|v| v.to_str().ok())
             .map(str::to_string)
-            .ok_or_else(|| Error::new(ErrorKind::Protocol(format!("{} opened an upload without a Location", self.registry()))))
+            .ok_or_else(|| {
+                Error::new(ErrorKind::Protocol(format!(
+                    "{} opened an upload without a Location",
+                    self.registry()
+                )))
+            })
     }
 
     /// Opens the body of a blob for streaming.
@@ -298,7 +314,10 @@ impl RegistryClient {
         let req = Request::new(Method::PUT, with_digest(location, digest), vec![Scope::push(repo)])
             .header(CONTENT_TYPE, "application/octet-stream")
             .header(CONTENT_LENGTH, size.to_string());
-        self.transport.send_once(&req, Some(reqwest::Body::wrap_stream(stream))).await.map(|_| ())
+        self.transport
+            .send_once(&req, Some(reqwest::Body::wrap_stream(stream)))
+            .await
+            .map(|_| ())
     }
 
     async fn put_chunks(
@@ -353,11 +372,14 @@ fn with_digest(location: &str, digest: &Digest) -> String {
 
 /// The target of `Link: </v2/...>; rel="next"`.
 fn next_link(value: &str) -> Option<String> {
-    value.split(',').find(|part| part.contains("rel=\"next\"") || part.contains("rel=next")).and_then(|part| {
-        let start = part.find('<')? + 1;
-        let end = part.find('>')?;
-        Some(part[start..end].to_string())
-    })
+    value
+        .split(',')
+        .find(|part| part.contains("rel=\"next\"") || part.contains("rel=next"))
+        .and_then(|part| {
+            let start = part.find('<')? + 1;
+            let end = part.find('>')?;
+            Some(part[start..end].to_string())
+        })
 }
 
 #[cfg(test)]
@@ -366,7 +388,10 @@ mod tests {
 
     #[test]
     fn links_and_locations() {
-        assert_eq!(next_link(r#"</v2/a/tags/list?n=2&last=b>; rel="next""#).as_deref(), Some("/v2/a/tags/list?n=2&last=b"));
+        assert_eq!(
+            next_link(r#"</v2/a/tags/list?n=2&last=b>; rel="next""#).as_deref(),
+            Some("/v2/a/tags/list?n=2&last=b")
+        );
         assert_eq!(next_link(r#"</x>; rel="prev""#), None);
         let d = Digest::of(b"");
         assert!(with_digest("/v2/a/blobs/uploads/u?_state=x", &d).contains("?_state=x&digest=sha256%3A"));

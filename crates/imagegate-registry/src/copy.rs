@@ -51,7 +51,13 @@ pub struct CopyReport {
 
 /// Copies one image. In check mode only reads happen. `blob_concurrency`
 /// blobs of one manifest move at once.
-pub async fn copy_image(src: &RegistryClient, dst: &RegistryClient, req: &CopyRequest, check_mode: bool, blob_concurrency: usize) -> Result<CopyReport, Error> {
+pub async fn copy_image(
+    src: &RegistryClient,
+    dst: &RegistryClient,
+    req: &CopyRequest,
+    check_mode: bool,
+    blob_concurrency: usize,
+) -> Result<CopyReport, Error> {
     let src_ref = req.src.tag_or_digest();
     let src_name = req.src.to_string();
     let mut manifest = src.get_manifest(&req.src.repository, &src_ref).await?;
@@ -81,7 +87,10 @@ pub async fn copy_image(src: &RegistryClient, dst: &RegistryClient, req: &CopyRe
             log::info(&format!("{dest_name}:{} -> {}", t.tag, manifest.digest));
         }
     } else if !changed {
-        log::info(&format!("{src_name} ({}) -> {dest_name}: already up to date", manifest.digest.short()));
+        log::info(&format!(
+            "{src_name} ({}) -> {dest_name}: already up to date",
+            manifest.digest.short()
+        ));
     }
     let mut stats = src.stats().snapshot();
     if !std::sync::Arc::ptr_eq(src.stats(), dst.stats()) {
@@ -100,10 +109,27 @@ pub async fn copy_image(src: &RegistryClient, dst: &RegistryClient, req: &CopyRe
 }
 
 /// Copies everything `manifest` references (not the manifest itself).
-async fn copy_tree(src: &RegistryClient, src_repo: &str, dst: &RegistryClient, dst_repo: &str, manifest: &Manifest, blob_concurrency: usize) -> Result<(), Error> {
+async fn copy_tree(
+    src: &RegistryClient,
+    src_repo: &str,
+    dst: &RegistryClient,
+    dst_repo: &str,
+    manifest: &Manifest,
+    blob_concurrency: usize,
+) -> Result<(), Error> {
     let label = format!("{}/{src_repo}@{}", src.registry(), manifest.digest);
     match manifest.parse(&label)? {
-        Parsed::Image { config, layers } => copy_blobs(src, src_repo, dst, dst_repo, std::iter::once(config).chain(layers), blob_concurrency).await,
+        Parsed::Image { config, layers } => {
+            copy_blobs(
+                src,
+                src_repo,
+                dst,
+                dst_repo,
+                std::iter::once(config).chain(layers),
+                blob_concurrency,
+            )
+            .await
+        }
         Parsed::Index { manifests } => {
             for child in manifests {
                 if dst.manifest_digest(dst_repo, &child.digest).await?.is_some() {
@@ -116,7 +142,11 @@ async fn copy_tree(src: &RegistryClient, src_repo: &str, dst: &RegistryClient, d
                         reason: "an index nested in an index is not supported".into(),
                     }));
                 }
-                let what = child.platform.as_ref().map(|p| p.to_string()).unwrap_or_else(|| child.digest.clone());
+                let what = child
+                    .platform
+                    .as_ref()
+                    .map(|p| p.to_string())
+                    .unwrap_or_else(|| child.digest.clone());
                 log::info(&format!("{label}: platform {what}"));
                 Box::pin(copy_tree(src, src_repo, dst, dst_repo, &child_m, blob_concurrency)).await?;
                 dst.put_manifest(dst_repo, &child.digest, &child_m).await?;

@@ -144,7 +144,9 @@ impl AuthEntry {
         if let (Some(u), Some(p)) = (&self.username, &self.password) {
             return Some(Credential::new(u.clone(), p.clone()));
         }
-        let raw = base64::engine::general_purpose::STANDARD.decode(self.auth.as_deref()?.trim()).ok()?;
+        let raw = base64::engine::general_purpose::STANDARD
+            .decode(self.auth.as_deref()?.trim())
+            .ok()?;
         let raw = String::from_utf8(raw).ok()?;
         let (u, p) = raw.split_once(':')?;
         Some(Credential::new(u, p))

@@ -56,7 +56,7 @@ pub enum ErrorKind {
     UnsupportedMediaType { reference: String, media_type: String },
     #[error("credentials: {0}")]
     Credentials(String),
-    #[error("TLS setup for {registry}: {detail}")]
+    #[error("TLS with {registry} failed: {detail}")]
     Tls { registry: String, detail: String },
     #[error("{path}: {source}")]
     Io {

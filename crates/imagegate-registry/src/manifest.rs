@@ -145,11 +145,15 @@ impl Manifest {
         let raw: Raw = serde_json::from_slice(&self.bytes).map_err(|e| invalid(reference, format!("not JSON: {e}")))?;
         let check = |d: &Descriptor| Digest::parse(&d.digest).map(|_| ()).map_err(|e| invalid(reference, e.to_string()));
         if self.is_index() {
-            let manifests = raw.manifests.ok_or_else(|| invalid(reference, "an index without 'manifests'".into()))?;
+            let manifests = raw
+                .manifests
+                .ok_or_else(|| invalid(reference, "an index without 'manifests'".into()))?;
             manifests.iter().try_for_each(check)?;
             Ok(Parsed::Index { manifests })
         } else {
-            let config = raw.config.ok_or_else(|| invalid(reference, "an image manifest without 'config'".into()))?;
+            let config = raw
+                .config
+                .ok_or_else(|| invalid(reference, "an image manifest without 'config'".into()))?;
             let layers = raw.layers.unwrap_or_default();
             check(&config)?;
             layers.iter().try_for_each(check)?;
@@ -219,7 +223,9 @@ mod tests {
         let m = index();
         assert!(m.is_index());
         assert_eq!(m.digest, Digest::of(&m.bytes));
-        let Parsed::Index { manifests } = m.parse("r").unwrap() else { panic!() };
+        let Parsed::Index { manifests } = m.parse("r").unwrap() else {
+            panic!()
+        };
         assert_eq!(manifests.len(), 2);
         // No content type from the server: taken from the body.
         let m2 = Manifest::from_bytes("r", m.bytes.clone(), Some("application/octet-stream")).unwrap();
@@ -230,7 +236,9 @@ mod tests {
     fn filters_platforms() {
         let m = index();
         let f = m.filter_platforms("r", &["linux/arm64".into()]).unwrap();
-        let Parsed::Index { manifests } = f.parse("r").unwrap() else { panic!() };
+        let Parsed::Index { manifests } = f.parse("r").unwrap() else {
+            panic!()
+        };
         assert_eq!(manifests.len(), 1);
         assert_eq!(manifests[0].digest, D2);
         assert_ne!(f.digest, m.digest);

@@ -18,8 +18,7 @@ fn path_re() -> &'static Regex {
     static RE: OnceLock<Regex> = OnceLock::new();
     // One component: lowercase alphanumerics joined by '.', '_', '__' or runs of '-'.
     RE.get_or_init(|| {
-        Regex::new(r"^[a-z0-9]+(?:(?:\.|_|__|-+)[a-z0-9]+)*(?:/[a-z0-9]+(?:(?:\.|_|__|-+)[a-z0-9]+)*)*$")
-            .expect("static regex")
+        Regex::new(r"^[a-z0-9]+(?:(?:\.|_|__|-+)[a-z0-9]+)*(?:/[a-z0-9]+(?:(?:\.|_|__|-+)[a-z0-9]+)*)*$").expect("static regex")
     })
 }
 
@@ -87,7 +86,10 @@ impl Reference {
             return Err(bad("a reference has no scheme (drop 'docker://' or 'https://')"));
         }
         let (rest, digest) = match input.split_once('@') {
-            Some((rest, d)) => (rest, Some(Digest::parse(d).map_err(|_| bad("the digest after '@' is not sha256:<64 hex>"))?)),
+            Some((rest, d)) => (
+                rest,
+                Some(Digest::parse(d).map_err(|_| bad("the digest after '@' is not sha256:<64 hex>"))?),
+            ),
             None => (input, None),
         };
         let (name, tag) = match rest.rfind(':') {
@@ -96,13 +98,16 @@ impl Reference {
         };
         if let Some(tag) = tag {
             if !is_valid_tag(tag) {
-                return Err(bad("the tag must be 1-128 characters of [A-Za-z0-9_.-], not starting with '.' or '-'"));
+                return Err(bad(
+                    "the tag must be 1-128 characters of [A-Za-z0-9_.-], not starting with '.' or '-'",
+                ));
             }
         }
         let (registry, path) = match name.split_once('/') {
-            Some((first, path)) if first.contains('.') || first.contains(':') || first == "localhost" || first.starts_with('[') => {
-                (normalize_registry(first).map_err(|_| bad("the registry part is not a valid host[:port]"))?, path.to_string())
-            }
+            Some((first, path)) if first.contains('.') || first.contains(':') || first == "localhost" || first.starts_with('[') => (
+                normalize_registry(first).map_err(|_| bad("the registry part is not a valid host[:port]"))?,
+                path.to_string(),
+            ),
             _ => (DOCKER_HUB.to_string(), name.to_string()),
         };
         if path.is_empty() {
@@ -205,7 +210,10 @@ mod tests {
     #[test]
     fn docker_hub_normalisation() {
         let r = p("busybox");
-        assert_eq!((r.registry.as_str(), r.repository.as_str(), r.tag.as_deref()), ("docker.io", "library/busybox", None));
+        assert_eq!(
+            (r.registry.as_str(), r.repository.as_str(), r.tag.as_deref()),
+            ("docker.io", "library/busybox", None)
+        );
         assert_eq!(r.tag_or_digest(), "latest");
         assert_eq!(p("zuul/zuul-executor:9").repository, "zuul/zuul-executor");
         assert_eq!(p("docker.io/zuul/zuul:9").to_string(), "docker.io/zuul/zuul:9");
@@ -216,7 +224,10 @@ mod tests {
     #[test]
     fn hosts_ports_tags_digests() {
         let r = p("127.0.0.1:5000/a/b/c:v1.2");
-        assert_eq!((r.registry.as_str(), r.repository.as_str(), r.tag.as_deref()), ("127.0.0.1:5000", "a/b/c", Some("v1.2")));
+        assert_eq!(
+            (r.registry.as_str(), r.repository.as_str(), r.tag.as_deref()),
+            ("127.0.0.1:5000", "a/b/c", Some("v1.2"))
+        );
         let d = "sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
         let r = p(&format!("quay.io/x/y:t@{d}"));
         assert_eq!(r.digest.as_ref().unwrap().as_str(), d);

@@ -35,7 +35,12 @@ impl<S> State<S> {
 }
 
 /// Wraps `inner` (the source blob's body). `label` names the blob in errors.
-pub(crate) fn verifying<S, E>(inner: S, expected: Digest, size: u64, label: String) -> (impl Stream<Item = Result<Bytes, std::io::Error>> + Send + 'static, Outcome)
+pub(crate) fn verifying<S, E>(
+    inner: S,
+    expected: Digest,
+    size: u64,
+    label: String,
+) -> (impl Stream<Item = Result<Bytes, std::io::Error>> + Send + 'static, Outcome)
 where
     S: Stream<Item = Result<Bytes, E>> + Send + Unpin + 'static,
     E: std::error::Error + Send + Sync + 'static,
@@ -171,6 +176,9 @@ mod tests {
         assert!(outcome.lock().unwrap().as_ref().unwrap().is_temporary(), "a short body is retried");
         let (s, outcome) = verifying(chunks(&[b"hello world!"]), Digest::of(b"hello world"), 11, "b".into());
         assert!(!collect(s).await.1);
-        assert!(matches!(outcome.lock().unwrap().as_ref().unwrap().kind(), ErrorKind::SizeMismatch { .. }));
+        assert!(matches!(
+            outcome.lock().unwrap().as_ref().unwrap().kind(),
+            ErrorKind::SizeMismatch { .. }
+        ));
     }
 }

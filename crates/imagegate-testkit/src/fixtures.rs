@@ -54,14 +54,22 @@ impl Fixtures {
 
 fn buildah(root: &Path) -> Command {
     let mut c = Command::new("buildah");
-    c.arg("--root").arg(root.join("storage")).arg("--runroot").arg(root.join("run")).args(["--storage-driver", "vfs"]);
+    c.arg("--root")
+        .arg(root.join("storage"))
+        .arg("--runroot")
+        .arg(root.join("run"))
+        .args(["--storage-driver", "vfs"]);
     c
 }
 
 fn build(base: &Path, layout: &Path) {
     let ctx = base.join("context");
     std::fs::create_dir_all(&ctx).expect("context");
-    let busybox = ["/bin/busybox", "/usr/bin/busybox"].into_iter().map(Path::new).find(|p| p.exists()).expect("busybox-static is not installed (apt-get install busybox-static)");
+    let busybox = ["/bin/busybox", "/usr/bin/busybox"]
+        .into_iter()
+        .map(Path::new)
+        .find(|p| p.exists())
+        .expect("busybox-static is not installed (apt-get install busybox-static)");
     std::fs::copy(busybox, ctx.join("busybox")).expect("copy busybox");
     std::fs::write(
         ctx.join("Containerfile"),
@@ -76,14 +84,32 @@ fn build(base: &Path, layout: &Path) {
             .arg(ctx.join("Containerfile"))
             .args(["-t", &name])
             .arg(&ctx));
-        run(buildah(base).arg("push").arg("--quiet").arg(&name).arg(format!("oci:{}:single-{n}", layout.display())));
+        run(buildah(base)
+            .arg("push")
+            .arg("--quiet")
+            .arg(&name)
+            .arg(format!("oci:{}:single-{n}", layout.display())));
     }
     std::fs::write(ctx.join("variant"), "imagegate fixture multi\n").expect("variant");
     let list = "localhost/imagegate-fixture:multi";
     let _ = buildah(base).args(["manifest", "rm", list]).output();
     run(buildah(base)
-        .args(["build", "--isolation", "chroot", "--quiet", "--timestamp", "0", "--platform", "linux/amd64,linux/arm64", "--manifest", list, "-f"])
+        .args([
+            "build",
+            "--isolation",
+            "chroot",
+            "--quiet",
+            "--timestamp",
+            "0",
+            "--platform",
+            "linux/amd64,linux/arm64",
+            "--manifest",
+            list,
+            "-f",
+        ])
         .arg(ctx.join("Containerfile"))
         .arg(&ctx));
-    run(buildah(base).args(["manifest", "push", "--all", "--quiet", list]).arg(format!("oci:{}:multi", layout.display())));
+    run(buildah(base)
+        .args(["manifest", "push", "--all", "--quiet", list])
+        .arg(format!("oci:{}:multi", layout.display())));
 }

@@ -37,8 +37,8 @@ pub fn run_module(binary: &Path, args: &Value) -> ModuleRun {
     let out = Command::new(binary).arg(&path).output().expect("run module");
     let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
     let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
-    let result: Value = serde_json::from_str(stdout.trim())
-        .unwrap_or_else(|e| panic!("stdout is not one JSON object ({e}):\n{stdout}\nstderr:\n{stderr}"));
+    let result: Value =
+        serde_json::from_str(stdout.trim()).unwrap_or_else(|e| panic!("stdout is not one JSON object ({e}):\n{stdout}\nstderr:\n{stderr}"));
     assert!(result.is_object(), "result is not an object: {stdout}");
     ModuleRun {
         result,

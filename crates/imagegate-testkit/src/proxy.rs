@@ -82,14 +82,21 @@ impl FaultProxy {
             upstream: upstream.trim_end_matches('/').to_string(),
             upstream_authority: upstream.split("://").nth(1).unwrap_or(upstream).trim_end_matches('/').to_string(),
             own_authority: host.clone(),
-            client: reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().expect("client"),
+            client: reqwest::Client::builder()
+                .redirect(reqwest::redirect::Policy::none())
+                .build()
+                .expect("client"),
             rng: Mutex::new(config.seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1),
             config,
             counters: counters.clone(),
         });
         let (tx, mut rx) = tokio::sync::oneshot::channel::<()>();
         let thread = std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("runtime");
+            let rt = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .enable_all()
+                .build()
+                .expect("runtime");
             rt.block_on(async move {
                 let listener = tokio::net::TcpListener::from_std(listener).expect("listener");
                 loop {
@@ -155,13 +162,21 @@ async fn handle(state: Arc<State>, req: Request<Incoming>) -> Result<Response<Bo
     let r = roll(&state);
     if r < c.error_rate {
         state.counters.errors.fetch_add(1, Relaxed);
-        let (status, text) = [(500, "injected internal error"), (502, "injected bad gateway"), (503, "injected unavailable")][(n % 3) as usize];
+        let (status, text) = [
+            (500, "injected internal error"),
+            (502, "injected bad gateway"),
+            (503, "injected unavailable"),
+        ][(n % 3) as usize];
         return Ok(full(status, text));
     }
     if r < c.error_rate + c.rate_limit_rate {
         state.counters.rate_limited.fetch_add(1, Relaxed);
-        let mut resp = full(429, "{\"errors\":[{\"code\":\"TOOMANYREQUESTS\",\"message\":\"injected rate limit\"}]}");
-        resp.headers_mut().insert("retry-after", c.retry_after_secs.to_string().parse().expect("header"));
+        let mut resp = full(
+            429,
+            "{\"errors\":[{\"code\":\"TOOMANYREQUESTS\",\"message\":\"injected rate limit\"}]}",
+        );
+        resp.headers_mut()
+            .insert("retry-after", c.retry_after_secs.to_string().parse().expect("header"));
         return Ok(resp);
     }
     let cut = r < c.error_rate + c.rate_limit_rate + c.cut_rate;
@@ -218,22 +233,24 @@ async fn forward(state: &State, req: Request<Incoming>, cut: bool) -> Result<Res
     }
     let counters_sent = Arc::new(AtomicU64::new(0));
     let flipped = Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let stream = upstream.bytes_stream().map(move |chunk| -> Result<Frame<Bytes>, Box<dyn std::error::Error + Send + Sync>> {
-        let chunk = chunk.map_err(|e| Box::new(e) as Box<dyn std::error::Error + Send + Sync>)?;
-        let sent = counters_sent.fetch_add(chunk.len() as u64, Relaxed);
-        let mut chunk = chunk;
-        if let Some(at) = cut_at {
-            if sent + chunk.len() as u64 > at {
-                return Err("injected connection cut".into());
+    let stream = upstream
+        .bytes_stream()
+        .map(move |chunk| -> Result<Frame<Bytes>, Box<dyn std::error::Error + Send + Sync>> {
+            let chunk = chunk.map_err(|e| Box::new(e) as Box<dyn std::error::Error + Send + Sync>)?;
+            let sent = counters_sent.fetch_add(chunk.len() as u64, Relaxed);
+            let mut chunk = chunk;
+            if let Some(at) = cut_at {
+                if sent + chunk.len() as u64 > at {
+                    return Err("injected connection cut".into());
+                }
             }
-        }
-        if flip && !chunk.is_empty() && !flipped.swap(true, Relaxed) {
-            let mut v = chunk.to_vec();
-            let i = v.len() / 2;
-            v[i] ^= 0x01;
-            chunk = Bytes::from(v);
-        }
-        Ok(Frame::data(chunk))
-    });
+            if flip && !chunk.is_empty() && !flipped.swap(true, Relaxed) {
+                let mut v = chunk.to_vec();
+                let i = v.len() / 2;
+                v[i] ^= 0x01;
+                chunk = Bytes::from(v);
+            }
+            Ok(Frame::data(chunk))
+        });
     Ok(builder.body(BodyExt::boxed(StreamBody::new(stream))).expect("response"))
 }

@@ -75,13 +75,20 @@ impl TestRegistry {
                     secret = random_hex(16),
                 );
                 if let Some((cert, key)) = &server {
-                    config.push_str(&format!("  tls:\n    certificate: {}\n    key: {}\n", cert.display(), key.display()));
+                    config.push_str(&format!(
+                        "  tls:\n    certificate: {}\n    key: {}\n",
+                        cert.display(),
+                        key.display()
+                    ));
                 }
                 if let Some(u) = &rw {
                     let out = run(Command::new("htpasswd").args(["-Bbn", &u.name, &u.password]));
                     let htpasswd = dir.path().join("htpasswd");
                     std::fs::write(&htpasswd, out.stdout).expect("htpasswd");
-                    config.push_str(&format!("auth:\n  htpasswd:\n    realm: imagegate-test\n    path: {}\n", htpasswd.display()));
+                    config.push_str(&format!(
+                        "auth:\n  htpasswd:\n    realm: imagegate-test\n    path: {}\n",
+                        htpasswd.display()
+                    ));
                 }
                 let path = dir.path().join("config.yml");
                 std::fs::write(&path, config).expect("config");
@@ -140,7 +147,12 @@ impl TestRegistry {
                 return;
             }
             if Instant::now() > deadline {
-                panic!("{:?} registry did not listen on {} within 60 s:\n{}", self.kind, self.host, self.log());
+                panic!(
+                    "{:?} registry did not listen on {} within 60 s:\n{}",
+                    self.kind,
+                    self.host,
+                    self.log()
+                );
             }
             std::thread::sleep(Duration::from_millis(50));
         }
@@ -187,7 +199,9 @@ impl TestRegistry {
     /// the engine under test), or `None` if the tag does not exist.
     pub fn digest(&self, repo_tag: &str) -> Option<String> {
         let mut cmd = Command::new("skopeo");
-        cmd.args(["inspect", "--raw"]).args(self.skopeo_flags("src").iter().map(|f| f.replace("--src-", "--"))).arg(format!("docker://{}/{repo_tag}", self.host));
+        cmd.args(["inspect", "--raw"])
+            .args(self.skopeo_flags("src").iter().map(|f| f.replace("--src-", "--")))
+            .arg(format!("docker://{}/{repo_tag}", self.host));
         let out = cmd.output().expect("skopeo");
         if !out.status.success() {
             let err = String::from_utf8_lossy(&out.stderr);
@@ -203,7 +217,9 @@ impl TestRegistry {
     /// The raw manifest bytes of a tag or digest, through skopeo.
     pub fn raw_manifest(&self, repo_ref: &str) -> Vec<u8> {
         let mut cmd = Command::new("skopeo");
-        cmd.args(["inspect", "--raw"]).args(self.skopeo_flags("src").iter().map(|f| f.replace("--src-", "--"))).arg(format!("docker://{}/{repo_ref}", self.host));
+        cmd.args(["inspect", "--raw"])
+            .args(self.skopeo_flags("src").iter().map(|f| f.replace("--src-", "--")))
+            .arg(format!("docker://{}/{repo_ref}", self.host));
         run(&mut cmd).stdout
     }
 
@@ -211,7 +227,10 @@ impl TestRegistry {
     /// `repo:tag` here with skopeo, all platforms.
     pub fn seed(&self, oci_ref: &str, repo_tag: &str) {
         let mut cmd = Command::new("skopeo");
-        cmd.args(["copy", "--all", "--quiet"]).args(self.skopeo_flags("dest")).arg(oci_ref).arg(format!("docker://{}/{repo_tag}", self.host));
+        cmd.args(["copy", "--all", "--quiet"])
+            .args(self.skopeo_flags("dest"))
+            .arg(oci_ref)
+            .arg(format!("docker://{}/{repo_tag}", self.host));
         run(&mut cmd);
     }
 
@@ -238,14 +257,35 @@ fn make_certs(dir: &Path) -> (PathBuf, PathBuf, PathBuf, PathBuf) {
     std::fs::create_dir_all(&cert_dir).expect("certs dir");
     let p = |n: &str| tls.join(n);
     run(Command::new("openssl")
-        .args(["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-days", "2", "-subj", "/CN=imagegate test CA"])
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+            "-nodes",
+            "-days",
+            "2",
+            "-subj",
+            "/CN=imagegate test CA",
+        ])
         .arg("-keyout")
         .arg(p("ca.key"))
         .arg("-out")
         .arg(p("ca.crt"))
         .stderr(Stdio::null()));
     run(Command::new("openssl")
-        .args(["req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-subj", "/CN=127.0.0.1"])
+        .args([
+            "req",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+            "-nodes",
+            "-subj",
+            "/CN=127.0.0.1",
+        ])
         .arg("-keyout")
         .arg(p("server.key"))
         .arg("-out")

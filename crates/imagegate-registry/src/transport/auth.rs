@@ -50,7 +50,12 @@ fn parse_params(s: &str) -> HashMap<String, String> {
         while matches!(chars.peek(), Some(c) if *c == ',' || c.is_whitespace()) {
             chars.next();
         }
-        let key: String = chars.by_ref().take_while(|c| *c != '=').collect::<String>().trim().to_ascii_lowercase();
+        let key: String = chars
+            .by_ref()
+            .take_while(|c| *c != '=')
+            .collect::<String>()
+            .trim()
+            .to_ascii_lowercase();
         if key.is_empty() {
             break;
         }

@@ -136,7 +136,11 @@ impl Transport {
         let base = Url::parse(&format!("{scheme}://{host}/")).map_err(|e| {
             Error::new(ErrorKind::InvalidReference {
                 input: registry.to_string(),
-                reason: if e == url::ParseError::InvalidPort { "invalid port" } else { "invalid registry host" },
+                reason: if e == url::ParseError::InvalidPort {
+                    "invalid port"
+                } else {
+                    "invalid registry host"
+                },
             })
         })?;
         let tls_err = |detail: String| {
@@ -188,7 +192,13 @@ impl Transport {
         } else {
             self.base.join(target)
         };
-        joined.map_err(|e| Error::new(ErrorKind::Protocol(format!("bad URL '{}' from {}: {e}", redact_url(target), self.registry))))
+        joined.map_err(|e| {
+            Error::new(ErrorKind::Protocol(format!(
+                "bad URL '{}' from {}: {e}",
+                redact_url(target),
+                self.registry
+            )))
+        })
     }
 
     /// Runs `op` until it succeeds, fails for good, or runs out of attempts.
@@ -286,7 +296,9 @@ impl Transport {
             let Some(location) = resp.headers().get(LOCATION).and_then(|v| v.to_str().ok()) else {
                 return Err(self.status_error(&req.method, &url, resp).await);
             };
-            url = url.join(location).map_err(|e| Error::new(ErrorKind::Protocol(format!("bad redirect from {}: {e}", redact_url(url.as_str())))))?;
+            url = url
+                .join(location)
+                .map_err(|e| Error::new(ErrorKind::Protocol(format!("bad redirect from {}: {e}", redact_url(url.as_str())))))?;
             let mut rb = self.client.request(req.method.clone(), url.clone());
             for (name, value) in &req.headers {
                 rb = rb.header(name, value);
@@ -305,7 +317,10 @@ impl Transport {
             }
             return Ok(resp);
         }
-        Err(Error::new(ErrorKind::Protocol(format!("too many redirects from {}", redact_url(from.as_str())))))
+        Err(Error::new(ErrorKind::Protocol(format!(
+            "too many redirects from {}",
+            redact_url(from.as_str())
+        ))))
     }
 
     /// Records how the registry wants to be authenticated.
@@ -327,7 +342,11 @@ impl Transport {
         match challenge {
             None => Ok(None),
             Some(Challenge::Basic) => Ok(self.credential.as_ref().map(Credential::basic_header)),
-            Some(Challenge::Bearer { realm, service, scope: asked }) => {
+            Some(Challenge::Bearer {
+                realm,
+                service,
+                scope: asked,
+            }) => {
                 let key = scope_key(scope);
                 let mut tokens = self.auth.tokens.lock().await;
                 if let Some(t) = tokens.get(&key).filter(|t| t.fresh()) {
@@ -341,8 +360,15 @@ impl Transport {
         }
     }
 
-    async fn fetch_token(&self, realm: &str, service: Option<&str>, scope: &[Scope], asked: Option<&str>) -> Result<auth::CachedToken, Error> {
-        let mut url = Url::parse(realm).map_err(|e| Error::new(ErrorKind::Protocol(format!("{} sent a bad token realm: {e}", self.registry))))?;
+    async fn fetch_token(
+        &self,
+        realm: &str,
+        service: Option<&str>,
+        scope: &[Scope],
+        asked: Option<&str>,
+    ) -> Result<auth::CachedToken, Error> {
+        let mut url =
+            Url::parse(realm).map_err(|e| Error::new(ErrorKind::Protocol(format!("{} sent a bad token realm: {e}", self.registry))))?;
         {
             let mut q = url.query_pairs_mut();
             if let Some(s) = service {
@@ -373,11 +399,18 @@ impl Transport {
             return Err(self.status_error(&Method::GET, &url, resp).await);
         }
         let body = resp.bytes().await.map_err(|e| self.transport_error(&url, e))?;
-        let answer: TokenAnswer = serde_json::from_slice(&body)
-            .map_err(|e| Error::new(ErrorKind::Protocol(format!("token answer from {} is not JSON: {e}", redact_url(url.as_str())))))?;
-        answer
-            .into_token()
-            .ok_or_else(|| Error::new(ErrorKind::Protocol(format!("token answer from {} holds no token", redact_url(url.as_str())))))
+        let answer: TokenAnswer = serde_json::from_slice(&body).map_err(|e| {
+            Error::new(ErrorKind::Protocol(format!(
+                "token answer from {} is not JSON: {e}",
+                redact_url(url.as_str())
+            )))
+        })?;
+        answer.into_token().ok_or_else(|| {
+            Error::new(ErrorKind::Protocol(format!(
+                "token answer from {} holds no token",
+                redact_url(url.as_str())
+            )))
+        })
     }
 
     async fn unauthorized(&self, resp: reqwest::Response) -> Error {
@@ -390,7 +423,14 @@ impl Transport {
         let e = Error::registry("", "", status, &body, None);
         let detail = match e.kind() {
             ErrorKind::Registry { errors, .. } if !errors.is_empty() => {
-                format!("{who} ({})", errors.iter().map(|e| format!("{}: {}", e.code, e.message)).collect::<Vec<_>>().join("; "))
+                format!(
+                    "{who} ({})",
+                    errors
+                        .iter()
+                        .map(|e| format!("{}: {}", e.code, e.message))
+                        .collect::<Vec<_>>()
+                        .join("; ")
+                )
             }
             _ => format!("{who} (HTTP {status})"),
         };
@@ -407,7 +447,11 @@ impl Transport {
             .get(RETRY_AFTER)
             .and_then(|v| v.to_str().ok())
             .and_then(retry::parse_retry_after);
-        let body = if *method == Method::HEAD { String::new() } else { read_capped(resp).await };
+        let body = if *method == Method::HEAD {
+            String::new()
+        } else {
+            read_capped(resp).await
+        };
         Error::registry(method_name(method), url.as_str(), status, &body, retry_after)
     }
 
@@ -419,11 +463,28 @@ impl Transport {
                 secs: READ_TIMEOUT.as_secs(),
             });
         }
-        let mut detail = error_chain(&e);
-        if detail.contains("certificate") {
-            detail.push_str(&format!(" (trust the registry's CA with ca_cert for {}, or turn tls_verify off)", self.registry));
+        let detail = error_chain(&e);
+        // TLS trouble does not go away by trying again: say what to change.
+        let hint = if detail.contains("certificate") {
+            Some(format!(
+                "trust the registry's CA with ca_cert for {}, or turn tls_verify off",
+                self.registry
+            ))
+        } else if detail.contains("InvalidContentType") || detail.contains("corrupt message") {
+            Some(format!(
+                "{} does not speak TLS; set plain_http for it if that is intended",
+                self.registry
+            ))
+        } else {
+            None
+        };
+        match hint {
+            Some(hint) => Error::new(ErrorKind::Tls {
+                registry: self.registry.clone(),
+                detail: format!("{url}: {detail} ({hint})"),
+            }),
+            None => Error::new(ErrorKind::Connection { url, detail }),
         }
-        Error::new(ErrorKind::Connection { url, detail })
     }
 }
 

@@ -56,7 +56,10 @@ impl RetryPolicy {
 /// A number in [0, 1). Not cryptographic: it only spreads retries.
 fn jitter() -> f64 {
     static STATE: AtomicU64 = AtomicU64::new(0);
-    let seed = SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).map(|d| d.as_nanos() as u64).unwrap_or(1);
+    let seed = SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map(|d| d.as_nanos() as u64)
+        .unwrap_or(1);
     let mut x = STATE.fetch_add(0x9E37_79B9_7F4A_7C15, Ordering::Relaxed) ^ seed;
     x ^= x << 13;
     x ^= x >> 7;

@@ -1,0 +1,59 @@
+#!/usr/bin/env bash
+# Installs what is needed, starts two local registries on 127.0.0.1, seeds
+# the first with images built here with buildah (a single-platform image and
+# an amd64+arm64 index), and mirrors them to the second with ansible-playbook
+# through imagegate.containers.registry_mirror.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash tools/setup.sh
+source tools/env.sh
+
+DEMO="$ROOT/.work/demo"
+rm -rf "$DEMO"
+mkdir -p "$DEMO"
+pids=()
+cleanup() {
+  # Stop only the registries this script started, by process id.
+  for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
+}
+trap cleanup EXIT
+
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
+
+start_registry() { # name -> prints host:port
+  local name=$1 port
+  port=$(free_port)
+  mkdir -p "$DEMO/$name"
+  cat >"$DEMO/$name/config.yml" <<YAML
+version: 0.1
+log: {level: warn, accesslog: {disabled: true}}
+storage: {filesystem: {rootdirectory: $DEMO/$name/data}, delete: {enabled: true}}
+http: {addr: 127.0.0.1:$port}
+YAML
+  docker-registry serve "$DEMO/$name/config.yml" >"$DEMO/$name/log" 2>&1 &
+  pids+=($!)
+  for _ in $(seq 100); do
+    (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && break
+    sleep 0.1
+  done
+  echo "127.0.0.1:$port"
+}
+
+SRC=$(start_registry source)
+DST=$(start_registry mirror)
+echo "==> source registry $SRC, mirror registry $DST"
+
+echo "==> building demo images with buildah (from the busybox-static binary)"
+BUILDAH=(buildah --root "$DEMO/storage" --runroot "$DEMO/run" --storage-driver vfs)
+mkdir -p "$DEMO/context"
+cp "$(command -v busybox)" "$DEMO/context/busybox"
+printf 'FROM scratch\nCOPY busybox /bin/busybox\nCMD ["/bin/busybox", "sh"]\n' >"$DEMO/context/Containerfile"
+"${BUILDAH[@]}" build --quiet --isolation chroot --layers -t localhost/demo/busybox:1.0 "$DEMO/context" >/dev/null
+"${BUILDAH[@]}" push --quiet --tls-verify=false localhost/demo/busybox:1.0 "docker://$SRC/demo/busybox:1.0"
+"${BUILDAH[@]}" build --quiet --isolation chroot --platform linux/amd64,linux/arm64 \
+  --manifest localhost/demo/multi:1.0 "$DEMO/context" >/dev/null
+"${BUILDAH[@]}" manifest push --quiet --all --tls-verify=false localhost/demo/multi:1.0 "docker://$SRC/demo/multi:1.0"
+
+echo "==> mirroring with ansible-playbook"
+ansible-playbook -i localhost, -c local playbooks/demo/mirror.yaml \
+  -e "demo_source=$SRC" -e "demo_mirror=$DST"
