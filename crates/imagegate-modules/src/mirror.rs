@@ -6,7 +6,7 @@ use futures_util::StreamExt;
 use imagegate_ansible::{Context, Diff, ModuleError, ModuleSpec, Outcome};
 use imagegate_registry::copy::human_bytes;
 use imagegate_registry::reference::is_valid_tag;
-use imagegate_registry::{copy_image, CopyReport, CopyRequest, Reference, Stats, StatsSnapshot};
+use imagegate_registry::{copy_image, BlobCache, CopyReport, CopyRequest, Reference, Stats, StatsSnapshot};
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
 
@@ -284,8 +284,9 @@ pub fn run(args: Args, ctx: &Context) -> Result<Outcome, ModuleError> {
         )?;
     }
     let rt = runtime()?;
+    let cache = BlobCache::default();
     let results: Vec<ImageResult> = rt.block_on(async {
-        futures_util::stream::iter(images.iter().map(|img| mirror_one(&regs, img, ctx.check_mode, blob_conc)))
+        futures_util::stream::iter(images.iter().map(|img| mirror_one(&regs, img, ctx.check_mode, blob_conc, &cache)))
             .buffer_unordered(conc)
             .collect()
             .await
@@ -293,7 +294,7 @@ pub fn run(args: Args, ctx: &Context) -> Result<Outcome, ModuleError> {
     summarize(results, ctx)
 }
 
-async fn mirror_one(regs: &Registries, img: &Image, check_mode: bool, blob_conc: usize) -> ImageResult {
+async fn mirror_one(regs: &Registries, img: &Image, check_mode: bool, blob_conc: usize, cache: &BlobCache) -> ImageResult {
     let result = async {
         let stats = Arc::new(Stats::default());
         let src = regs.client(&img.src.registry, &img.src.repository, None, Side::Source, stats.clone())?;
@@ -330,7 +331,7 @@ async fn mirror_one(regs: &Registries, img: &Image, check_mode: bool, blob_conc:
                 dest_tags: vec![tag],
                 platforms: img.platforms.clone(),
             };
-            reports.push(copy_image(&src, &dst, &req, check_mode, blob_conc).await?);
+            reports.push(copy_image(&src, &dst, &req, check_mode, blob_conc, cache).await?);
         }
         Ok(reports)
     }

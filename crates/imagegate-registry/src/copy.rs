@@ -2,7 +2,8 @@
 //! byte, blobs and child manifests before the manifests that reference them,
 //! and nothing at all when the destination tags already point at the source.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
+use std::sync::Arc;
 
 use futures_util::{StreamExt, TryStreamExt};
 use serde::Serialize;
@@ -14,6 +15,30 @@ use crate::log;
 use crate::manifest::{Descriptor, Manifest, Parsed};
 use crate::reference::Reference;
 use crate::stats::StatsSnapshot;
+
+/// Where blobs are known to be in each destination registry, shared by all
+/// copies of one run. A blob that one image brought into a registry is
+/// mounted into the next repository that needs it instead of streamed again,
+/// and two copies needing the same blob at once do not both upload it: the
+/// second waits for the first, then mounts.
+#[derive(Default)]
+pub struct BlobCache {
+    slots: std::sync::Mutex<HashMap<(String, String), BlobSlot>>,
+}
+
+/// The repository a blob is known to be in, locked while it is moving.
+type BlobSlot = Arc<tokio::sync::Mutex<Option<String>>>;
+
+impl BlobCache {
+    fn slot(&self, registry: &str, digest: &str) -> BlobSlot {
+        self.slots
+            .lock()
+            .expect("blob cache")
+            .entry((registry.to_string(), digest.to_string()))
+            .or_default()
+            .clone()
+    }
+}
 
 /// One image to copy: a source (tag or digest) to one or more destination
 /// tags of one repository.
@@ -57,6 +82,7 @@ pub async fn copy_image(
     req: &CopyRequest,
     check_mode: bool,
     blob_concurrency: usize,
+    cache: &BlobCache,
 ) -> Result<CopyReport, Error> {
     let src_ref = req.src.tag_or_digest();
     let src_name = req.src.to_string();
@@ -81,7 +107,7 @@ pub async fn copy_image(
     let dest_name = req.dest.repository_name();
     if changed && !check_mode {
         log::info(&format!("{src_name} ({}) -> {dest_name}: copying", manifest.digest.short()));
-        copy_tree(src, &req.src.repository, dst, dest_repo, &manifest, blob_concurrency).await?;
+        copy_tree(src, &req.src.repository, dst, dest_repo, &manifest, blob_concurrency, cache).await?;
         for t in tags.iter().filter(|t| t.changed) {
             dst.put_manifest(dest_repo, &t.tag, &manifest).await?;
             log::info(&format!("{dest_name}:{} -> {}", t.tag, manifest.digest));
@@ -116,6 +142,7 @@ async fn copy_tree(
     dst_repo: &str,
     manifest: &Manifest,
     blob_concurrency: usize,
+    cache: &BlobCache,
 ) -> Result<(), Error> {
     let label = format!("{}/{src_repo}@{}", src.registry(), manifest.digest);
     match manifest.parse(&label)? {
@@ -127,6 +154,7 @@ async fn copy_tree(
                 dst_repo,
                 std::iter::once(config).chain(layers),
                 blob_concurrency,
+                cache,
             )
             .await
         }
@@ -148,7 +176,7 @@ async fn copy_tree(
                     .map(|p| p.to_string())
                     .unwrap_or_else(|| child.digest.clone());
                 log::info(&format!("{label}: platform {what}"));
-                Box::pin(copy_tree(src, src_repo, dst, dst_repo, &child_m, blob_concurrency)).await?;
+                Box::pin(copy_tree(src, src_repo, dst, dst_repo, &child_m, blob_concurrency, cache)).await?;
                 dst.put_manifest(dst_repo, &child.digest, &child_m).await?;
             }
             Ok(())
@@ -163,17 +191,25 @@ async fn copy_blobs(
     dst_repo: &str,
     blobs: impl Iterator<Item = Descriptor>,
     concurrency: usize,
+    cache: &BlobCache,
 ) -> Result<(), Error> {
     let mut seen = BTreeSet::new();
     let unique: Vec<Descriptor> = blobs.filter(|d| !d.is_foreign() && seen.insert(d.digest.clone())).collect();
-    futures_util::stream::iter(unique.iter().map(|d| copy_blob(src, src_repo, dst, dst_repo, d)))
+    futures_util::stream::iter(unique.iter().map(|d| copy_blob(src, src_repo, dst, dst_repo, d, cache)))
         .buffer_unordered(concurrency.max(1))
         .try_collect::<Vec<()>>()
         .await
         .map(|_| ())
 }
 
-async fn copy_blob(src: &RegistryClient, src_repo: &str, dst: &RegistryClient, dst_repo: &str, d: &Descriptor) -> Result<(), Error> {
+async fn copy_blob(
+    src: &RegistryClient,
+    src_repo: &str,
+    dst: &RegistryClient,
+    dst_repo: &str,
+    d: &Descriptor,
+    cache: &BlobCache,
+) -> Result<(), Error> {
     Digest::parse(&d.digest)?;
     let short = &d.digest[7..19];
     if dst.blob_size(dst_repo, &d.digest).await?.is_some() {
@@ -181,13 +217,27 @@ async fn copy_blob(src: &RegistryClient, src_repo: &str, dst: &RegistryClient, d
         log::info(&format!("  blob {short} already in {}/{dst_repo}", dst.registry()));
         return Ok(());
     }
-    if src.registry() == dst.registry() && src_repo != dst_repo && dst.mount_blob(dst_repo, &d.digest, src_repo).await? {
-        dst.stats().mounted();
-        log::info(&format!("  blob {short} mounted from {src_repo}"));
-        return Ok(());
+    // Held while this blob moves into this registry; see BlobCache.
+    let slot = cache.slot(dst.registry(), &d.digest);
+    let mut known = slot.lock().await;
+    let mut mount_from: Vec<&str> = Vec::new();
+    if let Some(repo) = known.as_deref().filter(|r| *r != dst_repo) {
+        mount_from.push(repo);
+    }
+    if src.registry() == dst.registry() && src_repo != dst_repo {
+        mount_from.push(src_repo);
+    }
+    for from in mount_from {
+        if dst.mount_blob(dst_repo, &d.digest, from).await? {
+            dst.stats().mounted();
+            log::info(&format!("  blob {short} mounted from {from}"));
+            *known = Some(dst_repo.to_string());
+            return Ok(());
+        }
     }
     let bytes = dst.copy_blob_from(dst_repo, src, src_repo, d).await?;
     dst.stats().copied(bytes);
+    *known = Some(dst_repo.to_string());
     log::info(&format!("  blob {short} copied ({})", human_bytes(bytes)));
     Ok(())
 }

@@ -1,0 +1,127 @@
+#!/usr/bin/env bash
+# Mirror benchmark: imagegate's registry_mirror side by side with skopeo
+# (`skopeo copy --all` once per image, as the zuul-jobs mirror role does, and
+# `skopeo sync`), each into a freshly wiped distribution registry, in one run.
+# Then the memory of each while a 1 GiB layer streams through.
+#
+#   bash bench/mirror.sh [IMAGES] [BIG_MIB]     (defaults: 20 images, 1024 MiB)
+#
+# Prints a table and the ratios; writes bench/results/mirror-<date>.txt.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash tools/setup.sh
+source tools/env.sh
+command -v /usr/bin/time >/dev/null || { apt-get install -y -qq time >/dev/null; }
+
+IMAGES=${1:-20}
+BIG_MIB=${2:-1024}
+W="$ROOT/.work/bench"
+rm -rf "$W"
+mkdir -p "$W" bench/results
+pids=()
+cleanup() { for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done; }
+trap cleanup EXIT
+
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
+REG_PID=""
+start_registry() { # dir -> sets REG (host:port) and REG_PID
+  local dir=$1 port
+  port=$(free_port)
+  mkdir -p "$dir"
+  printf 'version: 0.1\nlog: {level: error, accesslog: {disabled: true}}\nstorage: {filesystem: {rootdirectory: %s/data}}\nhttp: {addr: 127.0.0.1:%s}\n' "$dir" "$port" >"$dir/config.yml"
+  docker-registry serve "$dir/config.yml" >"$dir/log" 2>&1 &
+  REG_PID=$!
+  pids+=("$REG_PID")
+  for _ in $(seq 100); do (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && break; sleep 0.1; done
+  REG="127.0.0.1:$port"
+}
+stop_registry() { kill "$1" 2>/dev/null || true; wait "$1" 2>/dev/null || true; }
+
+# measure NAME CMD...: wall seconds and peak RSS (KiB) of CMD into $W/NAME.m
+measure() {
+  local name=$1; shift
+  local t0 t1
+  t0=$(date +%s.%N)
+  /usr/bin/time -f '%M' -o "$W/$name.rss" "$@" >"$W/$name.out" 2>"$W/$name.err" || { echo "$name failed:"; tail -5 "$W/$name.err"; exit 1; }
+  t1=$(date +%s.%N)
+  echo "$(echo "$t1 - $t0" | bc) $(tail -1 "$W/$name.rss")" >"$W/$name.m"
+}
+
+echo "==> making $IMAGES synthetic images (8 MiB shared base + 4, 2, 1 MiB layers)"
+python3 bench/make_layout.py "$W/layout" --images "$IMAGES" --layers 4,2,1 --shared 8
+start_registry "$W/src"; SRC=$REG
+for n in $(seq 0 $((IMAGES - 1))); do
+  skopeo copy --quiet --dest-tls-verify=false "oci:$W/layout:img$n" "docker://$SRC/bench/img$n:v1"
+done
+
+images_json() { # dest -> module args
+  python3 - "$SRC" "$1" "$IMAGES" <<'PY'
+import json, sys
+src, dst, n = sys.argv[1], sys.argv[2], int(sys.argv[3])
+print(json.dumps({
+  "images": [{"src": f"{src}/bench/img{i}:v1", "dest": f"{dst}/mirror/img{i}"} for i in range(n)],
+  "registries": {src: {"plain_http": True}, dst: {"plain_http": True}},
+}))
+PY
+}
+MODULE="$ROOT/plugins/modules/registry_mirror"
+
+echo "==> imagegate registry_mirror, cold"
+start_registry "$W/d1"; D=$REG; P=$REG_PID
+images_json "$D" >"$W/args.json"
+measure imagegate_cold "$MODULE" "$W/args.json"
+measure imagegate_warm "$MODULE" "$W/args.json"
+stop_registry "$P"
+
+echo "==> skopeo copy --all, one call per image, cold"
+start_registry "$W/d2"; D=$REG; P=$REG_PID
+cat >"$W/skopeo-each.sh" <<SH
+for n in \$(seq 0 $((IMAGES - 1))); do
+  skopeo copy --all --quiet --src-tls-verify=false --dest-tls-verify=false docker://$SRC/bench/img\$n:v1 docker://$D/mirror/img\$n:v1
+done
+SH
+measure skopeo_copy_cold bash "$W/skopeo-each.sh"
+measure skopeo_copy_warm bash "$W/skopeo-each.sh"
+stop_registry "$P"
+
+echo "==> skopeo sync, cold"
+start_registry "$W/d3"; D=$REG; P=$REG_PID
+{
+  echo "$SRC:"
+  echo "  tls-verify: false"
+  echo "  images:"
+  for n in $(seq 0 $((IMAGES - 1))); do echo "    bench/img$n: [v1]"; done
+} >"$W/sync.yaml"
+measure skopeo_sync_cold skopeo sync --all --src yaml --dest docker --dest-tls-verify=false "$W/sync.yaml" "$D/mirror"
+stop_registry "$P"
+
+echo "==> one image with a ${BIG_MIB} MiB layer: peak memory while it streams"
+python3 bench/make_layout.py "$W/big" --images 1 --layers "$BIG_MIB" --tag-prefix big
+skopeo copy --quiet --dest-tls-verify=false "oci:$W/big:big0" "docker://$SRC/bench/big:v1"
+start_registry "$W/d4"; D=$REG; P=$REG_PID
+python3 -c "import json,sys; print(json.dumps({'images':[{'src':'$SRC/bench/big:v1','dest':'$D/mirror/big'}],'registries':{'$SRC':{'plain_http':True},'$D':{'plain_http':True}}}))" >"$W/big.json"
+measure imagegate_big "$MODULE" "$W/big.json"
+stop_registry "$P"
+start_registry "$W/d5"; D=$REG; P=$REG_PID
+measure skopeo_big skopeo copy --all --quiet --src-tls-verify=false --dest-tls-verify=false "docker://$SRC/bench/big:v1" "docker://$D/mirror/big:v1"
+stop_registry "$P"
+
+OUT="bench/results/mirror-$(date +%Y%m%d-%H%M%S).txt"
+python3 - "$W" "$IMAGES" "$BIG_MIB" <<'PY' | tee "$OUT"
+import sys, os
+w, images, big = sys.argv[1], sys.argv[2], sys.argv[3]
+def m(name):
+    t, rss = open(os.path.join(w, name + ".m")).read().split()
+    return float(t), int(rss) / 1024
+rows = ["imagegate_cold", "skopeo_copy_cold", "skopeo_sync_cold", "imagegate_warm", "skopeo_copy_warm", "imagegate_big", "skopeo_big"]
+print(f"mirror benchmark: {images} images (8 MiB shared + 7 MiB own each), one {big} MiB layer; {os.cpu_count()} cores")
+print(f"{'run':<20}{'seconds':>10}{'peak MiB':>12}")
+for r in rows:
+    t, rss = m(r)
+    print(f"{r:<20}{t:>10.2f}{rss:>12.1f}")
+ic, sc, ss = m("imagegate_cold")[0], m("skopeo_copy_cold")[0], m("skopeo_sync_cold")[0]
+iw, sw = m("imagegate_warm")[0], m("skopeo_copy_warm")[0]
+print(f"cold: imagegate is {sc/ic:.1f}x faster than skopeo copy per image, {ss/ic:.1f}x faster than skopeo sync (target: 2x)")
+print(f"warm: imagegate is {sw/iw:.1f}x faster than skopeo copy per image")
+print(f"{big} MiB layer: imagegate peak {m('imagegate_big')[1]:.1f} MiB (target: under 64 MiB), skopeo {m('skopeo_big')[1]:.1f} MiB")
+PY
