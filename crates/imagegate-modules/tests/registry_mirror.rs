@@ -282,3 +282,42 @@ fn zuul_jobs_items_and_chunked_upload() {
         assert_eq!(dst.digest("zj/app:latest"), src.digest("zj/app:1.0"), "{kind:?}");
     }
 }
+
+/// Blob GETs redirected to another origin (as registries do to object
+/// storage): the copy succeeds and the registry's Authorization header never
+/// reaches the other host.
+#[test]
+fn redirects_never_carry_credentials_to_another_host() {
+    let fx = Fixtures::get();
+    let src = TestRegistry::start(Kind::DistributionTls);
+    let dst = TestRegistry::start(Kind::Distribution);
+    src.seed(&fx.single(0), "redir/app:v1");
+    let proxy = FaultProxy::start_with_ca(
+        &format!("https://{}", src.host),
+        src.ca_cert.as_deref(),
+        FaultConfig {
+            redirect_blobs: true,
+            ..Default::default()
+        },
+    );
+    let rw = src.rw.as_ref().unwrap();
+    let run = module(&json!({
+        "images": [{"src": format!("{}/redir/app:v1", proxy.host), "dest": format!("{}/redir/app", dst.host)}],
+        "registries": {
+            proxy.host.clone(): {"plain_http": true, "username": rw.name, "password": rw.password},
+            dst.host.clone(): {"plain_http": true},
+        },
+    }));
+    assert_ok(&run);
+    assert_eq!(dst.digest("redir/app:v1"), src.digest("redir/app:v1"));
+    use std::sync::atomic::Ordering::Relaxed;
+    assert!(
+        proxy.counters.storage_requests.load(Relaxed) >= 2,
+        "blobs were fetched through the redirect"
+    );
+    assert_eq!(
+        proxy.counters.storage_with_auth.load(Relaxed),
+        0,
+        "Authorization was sent to another host"
+    );
+}

@@ -26,6 +26,10 @@ pub struct FaultConfig {
     pub cut_rate: f64,
     /// Flip one byte in every blob body served.
     pub flip_blobs: bool,
+    /// Answer blob GETs with a redirect to a second listener (another
+    /// origin, like object storage) that serves the bytes and records
+    /// whether the client sent it an Authorization header.
+    pub redirect_blobs: bool,
     pub seed: u64,
 }
 
@@ -38,6 +42,7 @@ impl FaultConfig {
             retry_after_secs: 1,
             cut_rate: rate / 3.0,
             flip_blobs: false,
+            redirect_blobs: false,
             seed: 7,
         }
     }
@@ -51,6 +56,10 @@ pub struct Counters {
     pub rate_limited: AtomicU64,
     pub cuts: AtomicU64,
     pub flips: AtomicU64,
+    /// Requests the "storage" listener served, and how many of them carried
+    /// an Authorization header (which must never happen).
+    pub storage_requests: AtomicU64,
+    pub storage_with_auth: AtomicU64,
 }
 
 struct State {
@@ -61,6 +70,9 @@ struct State {
     config: FaultConfig,
     rng: Mutex<u64>,
     counters: Arc<Counters>,
+    storage_authority: String,
+    /// Upstream path and Authorization by redirect id.
+    redirects: Mutex<std::collections::HashMap<String, (String, Option<hyper::header::HeaderValue>)>>,
 }
 
 pub struct FaultProxy {
@@ -74,18 +86,30 @@ pub struct FaultProxy {
 impl FaultProxy {
     /// Starts a proxy for `upstream` (`http://127.0.0.1:<port>`).
     pub fn start(upstream: &str, config: FaultConfig) -> Self {
+        Self::start_with_ca(upstream, None, config)
+    }
+
+    /// Starts a proxy for `upstream`, trusting `ca` (PEM) for an https upstream.
+    pub fn start_with_ca(upstream: &str, ca: Option<&std::path::Path>, config: FaultConfig) -> Self {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind proxy");
         listener.set_nonblocking(true).expect("nonblocking");
         let host = listener.local_addr().expect("addr").to_string();
+        let storage = std::net::TcpListener::bind("127.0.0.1:0").expect("bind storage");
+        storage.set_nonblocking(true).expect("nonblocking");
+        let storage_authority = storage.local_addr().expect("addr").to_string();
+        let mut client = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none());
+        if let Some(ca) = ca {
+            let pem = std::fs::read(ca).expect("read CA");
+            client = client.add_root_certificate(reqwest::Certificate::from_pem(&pem).expect("CA"));
+        }
         let counters = Arc::new(Counters::default());
         let state = Arc::new(State {
             upstream: upstream.trim_end_matches('/').to_string(),
             upstream_authority: upstream.split("://").nth(1).unwrap_or(upstream).trim_end_matches('/').to_string(),
             own_authority: host.clone(),
-            client: reqwest::Client::builder()
-                .redirect(reqwest::redirect::Policy::none())
-                .build()
-                .expect("client"),
+            client: client.build().expect("client"),
+            storage_authority,
+            redirects: Mutex::default(),
             rng: Mutex::new(config.seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1),
             config,
             counters: counters.clone(),
@@ -99,9 +123,20 @@ impl FaultProxy {
                 .expect("runtime");
             rt.block_on(async move {
                 let listener = tokio::net::TcpListener::from_std(listener).expect("listener");
+                let storage = tokio::net::TcpListener::from_std(storage).expect("storage listener");
                 loop {
                     tokio::select! {
                         _ = &mut rx => break,
+                        accepted = storage.accept() => {
+                            let Ok((stream, _)) = accepted else { continue };
+                            let state = state.clone();
+                            tokio::spawn(async move {
+                                let svc = hyper::service::service_fn(move |req| serve_storage(state.clone(), req));
+                                let _ = hyper::server::conn::http1::Builder::new()
+                                    .serve_connection(hyper_util::rt::TokioIo::new(stream), svc)
+                                    .await;
+                            });
+                        }
                         accepted = listener.accept() => {
                             let Ok((stream, _)) = accepted else { continue };
                             let state = state.clone();
@@ -179,11 +214,51 @@ async fn handle(state: Arc<State>, req: Request<Incoming>) -> Result<Response<Bo
             .insert("retry-after", c.retry_after_secs.to_string().parse().expect("header"));
         return Ok(resp);
     }
+    if c.redirect_blobs && req.method() == hyper::Method::GET && req.uri().path().contains("/blobs/sha256:") {
+        let id = format!("r{n}");
+        let path = req.uri().path().to_string();
+        let auth = req.headers().get("authorization").cloned();
+        state.redirects.lock().expect("redirects").insert(id.clone(), (path, auth));
+        let mut resp = full(307, "");
+        resp.headers_mut().insert(
+            "location",
+            format!("http://{}/storage/{id}", state.storage_authority).parse().expect("header"),
+        );
+        return Ok(resp);
+    }
     let cut = r < c.error_rate + c.rate_limit_rate + c.cut_rate;
     Ok(forward(&state, req, cut).await.unwrap_or_else(|e| {
         let _ = e;
         full(502, "proxy could not reach upstream")
     }))
+}
+
+/// The "object storage" side of a redirect: serves the blob it was sent for.
+async fn serve_storage(state: Arc<State>, req: Request<Incoming>) -> Result<Response<Body>, Infallible> {
+    state.counters.storage_requests.fetch_add(1, Relaxed);
+    if req.headers().contains_key("authorization") {
+        state.counters.storage_with_auth.fetch_add(1, Relaxed);
+    }
+    let id = req.uri().path().trim_start_matches("/storage/").to_string();
+    let Some((path, auth)) = state.redirects.lock().expect("redirects").get(&id).cloned() else {
+        return Ok(full(404, "unknown redirect"));
+    };
+    let mut rb = state.client.get(format!("{}{path}", state.upstream));
+    if let Some(a) = auth {
+        rb = rb.header("authorization", a);
+    }
+    let Ok(upstream) = rb.send().await else {
+        return Ok(full(502, "storage could not reach upstream"));
+    };
+    let status = upstream.status().as_u16();
+    let stream = upstream.bytes_stream().map(|c| {
+        c.map(Frame::data)
+            .map_err(|e| Box::new(e) as Box<dyn std::error::Error + Send + Sync>)
+    });
+    Ok(Response::builder()
+        .status(status)
+        .body(BodyExt::boxed(StreamBody::new(stream)))
+        .expect("response"))
 }
 
 async fn forward(state: &State, req: Request<Incoming>, cut: bool) -> Result<Response<Body>, reqwest::Error> {
