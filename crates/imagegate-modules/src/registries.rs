@@ -16,7 +16,7 @@ pub const SECRET_OPTIONS: &[&str] = &["password", "src_password", "dest_password
 
 /// One entry of `registries` (keyed by registry host[:port] or, as in
 /// zuul-jobs, by a registry name that `dest_registry` refers to).
-#[derive(Deserialize, Debug, Default, Clone)]
+#[derive(Deserialize, Debug, Clone)]
 #[serde(deny_unknown_fields)]
 pub struct RegistryEntry {
     #[serde(default)]
@@ -45,6 +45,25 @@ pub struct RegistryEntry {
 
 fn yes() -> bool {
     true
+}
+
+/// A registry not listed in `registries`: TLS verified, no credentials
+/// (auth files may still supply some). Written out because a derived
+/// `Default` would turn `tls_verify` off.
+impl Default for RegistryEntry {
+    fn default() -> Self {
+        Self {
+            username: None,
+            password: None,
+            plain_http: false,
+            tls_verify: true,
+            ca_cert: None,
+            repository: None,
+            api_token: None,
+            kind: None,
+            api_url: None,
+        }
+    }
 }
 
 /// Registry-related options common to all modules (each module's args
@@ -208,4 +227,16 @@ pub fn runtime() -> Result<tokio::runtime::Runtime, ModuleError> {
         .enable_all()
         .build()
         .map_err(|e| ModuleError::failed(format!("cannot start the async runtime: {e}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unlisted_and_listed_registries_verify_tls() {
+        assert!(RegistryEntry::default().tls_verify);
+        let e: RegistryEntry = serde_json::from_str(r#"{"username": "u", "password": "p"}"#).unwrap();
+        assert!(e.tls_verify && !e.plain_http);
+    }
 }

@@ -321,3 +321,56 @@ fn redirects_never_carry_credentials_to_another_host() {
         "Authorization was sent to another host"
     );
 }
+
+/// Credentials from an auth file (the format docker and podman write), and a
+/// CA trusted through the system store rather than `ca_cert`: the store is
+/// read from `SSL_CERT_FILE` here, the same loading path that picks up a CA
+/// installed with update-ca-certificates.
+#[test]
+fn auth_file_and_system_ca_store() {
+    use base64::Engine as _;
+    let fx = Fixtures::get();
+    let src = TestRegistry::start(Kind::Distribution);
+    let dst = TestRegistry::start(Kind::DistributionTls);
+    src.seed(&fx.single(1), "af/app:v1");
+    let rw = dst.rw.as_ref().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let auth = dir.path().join("auth.json");
+    let token = base64::engine::general_purpose::STANDARD.encode(format!("{}:{}", rw.name, rw.password));
+    std::fs::write(&auth, json!({"auths": {dst.host.clone(): {"auth": token}}}).to_string()).unwrap();
+    let mut bundle = std::fs::read("/etc/ssl/certs/ca-certificates.crt").unwrap_or_default();
+    bundle.extend(std::fs::read(dst.ca_cert.as_ref().unwrap()).unwrap());
+    let bundle_path = dir.path().join("bundle.pem");
+    std::fs::write(&bundle_path, bundle).unwrap();
+
+    let args_path = dir.path().join("args");
+    std::fs::write(
+        &args_path,
+        json!({
+            "images": [{"src": format!("{}/af/app:v1", src.host), "dest": format!("{}/af/app", dst.host)}],
+            "registries": {src.host.clone(): {"plain_http": true}},
+            "auth_file": auth,
+        })
+        .to_string(),
+    )
+    .unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_registry_mirror"))
+        .arg(&args_path)
+        .env("SSL_CERT_FILE", &bundle_path)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    assert!(!stdout.contains(&rw.password));
+    assert_eq!(dst.digest("af/app:v1"), src.digest("af/app:v1"));
+
+    // Without the CA in the store the same run fails on the certificate.
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_registry_mirror"))
+        .arg(&args_path)
+        .env("SSL_CERT_FILE", "/etc/ssl/certs/ca-certificates.crt")
+        .output()
+        .unwrap();
+    let result: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(result["failed"], json!(true), "{result}");
+    assert!(result["msg"].as_str().unwrap().contains("certificate"), "{result}");
+}
