@@ -374,3 +374,64 @@ fn auth_file_and_system_ca_store() {
     assert_eq!(result["failed"], json!(true), "{result}");
     assert!(result["msg"].as_str().unwrap().contains("certificate"), "{result}");
 }
+
+/// `Retry-After` is honoured on manifest PUTs: the first two PUTs are
+/// answered 429 with `Retry-After: 1`, the backoff is set to 10 ms, and the
+/// copy still takes at least the two seconds the registry asked for.
+#[test]
+fn retry_after_is_honoured_on_manifest_put() {
+    let fx = Fixtures::get();
+    let src = TestRegistry::start(Kind::Distribution);
+    let dst = TestRegistry::start(Kind::Distribution);
+    src.seed(&fx.single(2), "ra/app:v1");
+    let proxy = FaultProxy::start(
+        &format!("http://{}", dst.host),
+        FaultConfig {
+            limit_manifest_puts: 2,
+            retry_after_secs: 1,
+            ..Default::default()
+        },
+    );
+    let start = std::time::Instant::now();
+    let run = module(&json!({
+        "images": [{"src": format!("{}/ra/app:v1", src.host), "dest": format!("{}/ra/app", proxy.host)}],
+        "registries": {src.host.clone(): {"plain_http": true}, proxy.host.clone(): {"plain_http": true}},
+        "retry_delay": 0.01,
+    }));
+    let elapsed = start.elapsed();
+    assert_ok(&run);
+    assert_eq!(totals(&run, "retries"), 2, "{}", run.stdout);
+    assert!(elapsed >= std::time::Duration::from_secs(2), "waited only {elapsed:?}");
+    assert_eq!(dst.digest("ra/app:v1"), src.digest("ra/app:v1"));
+}
+
+/// Tag lists are followed across pages (`Link: <...>; rel="next"`).
+/// distribution 2.8 answers tag lists whole, so the proxy pages them.
+#[test]
+fn tag_lists_follow_pagination() {
+    let fx = Fixtures::get();
+    let reg = TestRegistry::start(Kind::Distribution);
+    let tags = ["a1", "a2", "b1", "b2", "c1"];
+    for t in tags {
+        reg.seed(&fx.single(3), &format!("pg/app:{t}"));
+    }
+    let proxy = FaultProxy::start(
+        &format!("http://{}", reg.host),
+        FaultConfig {
+            paginate_tags: true,
+            ..Default::default()
+        },
+    );
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let engine = imagegate_registry::Engine::new(Default::default());
+    let config = imagegate_registry::RegistryConfig {
+        plain_http: true,
+        ..Default::default()
+    };
+    let client = engine.client(&proxy.host, "test", &config, Default::default()).unwrap();
+    let mut listed = rt.block_on(client.list_tags_paged("pg/app", 2)).unwrap();
+    listed.sort();
+    assert_eq!(listed, tags);
+    let requests = proxy.counters.requests.load(std::sync::atomic::Ordering::Relaxed);
+    assert_eq!(requests, 3, "five tags in pages of two take three requests");
+}

@@ -23,6 +23,8 @@ const MAX_MANIFEST: usize = 4 * 1024 * 1024;
 /// Chunk size for chunked uploads. Each chunk is held in memory once.
 pub const DEFAULT_CHUNK_SIZE: usize = 8 * 1024 * 1024;
 const DOCKER_CONTENT_DIGEST: &str = "docker-content-digest";
+/// Tags asked for per page; registries cap it (distribution at 1000 by default).
+const TAG_PAGE: usize = 1000;
 
 /// How blobs are uploaded.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -208,13 +210,18 @@ impl RegistryClient {
 
     /// All tags of a repository, following `Link` pagination.
     pub async fn list_tags(&self, repo: &str) -> Result<Vec<String>, Error> {
+        self.list_tags_paged(repo, TAG_PAGE).await
+    }
+
+    /// All tags, asking for `page` tags per request.
+    pub async fn list_tags_paged(&self, repo: &str, page: usize) -> Result<Vec<String>, Error> {
         #[derive(Deserialize)]
         struct Page {
             #[serde(default)]
             tags: Option<Vec<String>>,
         }
         let mut tags = Vec::new();
-        let mut target = format!("/v2/{repo}/tags/list?n=1000");
+        let mut target = format!("/v2/{repo}/tags/list?n={page}");
         loop {
             let req = Request::new(Method::GET, target.clone(), vec![Scope::pull(repo)]);
             let (headers, body) = match self.fetch(&req, 64 * 1024 * 1024).await {

@@ -30,6 +30,11 @@ pub struct FaultConfig {
     /// origin, like object storage) that serves the bytes and records
     /// whether the client sent it an Authorization header.
     pub redirect_blobs: bool,
+    /// Answer the first this-many manifest PUTs with 429 and `Retry-After`.
+    pub limit_manifest_puts: u64,
+    /// Page tag lists as the distribution spec describes (`n`, `last`,
+    /// `Link: <...>; rel="next"`), for upstreams that always answer whole.
+    pub paginate_tags: bool,
     pub seed: u64,
 }
 
@@ -43,6 +48,8 @@ impl FaultConfig {
             cut_rate: rate / 3.0,
             flip_blobs: false,
             redirect_blobs: false,
+            limit_manifest_puts: 0,
+            paginate_tags: false,
             seed: 7,
         }
     }
@@ -60,6 +67,7 @@ pub struct Counters {
     /// an Authorization header (which must never happen).
     pub storage_requests: AtomicU64,
     pub storage_with_auth: AtomicU64,
+    pub manifest_puts: AtomicU64,
 }
 
 struct State {
@@ -226,11 +234,76 @@ async fn handle(state: Arc<State>, req: Request<Incoming>) -> Result<Response<Bo
         );
         return Ok(resp);
     }
+    if req.method() == hyper::Method::PUT && req.uri().path().contains("/manifests/") {
+        let seen = state.counters.manifest_puts.fetch_add(1, Relaxed);
+        if seen < c.limit_manifest_puts {
+            state.counters.rate_limited.fetch_add(1, Relaxed);
+            let mut resp = full(
+                429,
+                "{\"errors\":[{\"code\":\"TOOMANYREQUESTS\",\"message\":\"injected rate limit\"}]}",
+            );
+            resp.headers_mut()
+                .insert("retry-after", c.retry_after_secs.to_string().parse().expect("header"));
+            return Ok(resp);
+        }
+    }
+    if c.paginate_tags && req.method() == hyper::Method::GET && req.uri().path().ends_with("/tags/list") {
+        return Ok(paginate(&state, &req).await);
+    }
     let cut = r < c.error_rate + c.rate_limit_rate + c.cut_rate;
     Ok(forward(&state, req, cut).await.unwrap_or_else(|e| {
         let _ = e;
         full(502, "proxy could not reach upstream")
     }))
+}
+
+/// One page of the upstream's (whole) tag list.
+async fn paginate(state: &State, req: &Request<Incoming>) -> Response<Body> {
+    let path = req.uri().path().to_string();
+    let query: std::collections::HashMap<String, String> = req
+        .uri()
+        .query()
+        .unwrap_or("")
+        .split('&')
+        .filter_map(|kv| kv.split_once('='))
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    let mut rb = state.client.get(format!("{}{path}", state.upstream));
+    if let Some(a) = req.headers().get("authorization") {
+        rb = rb.header("authorization", a);
+    }
+    let Ok(upstream) = rb.send().await else {
+        return full(502, "proxy could not reach upstream");
+    };
+    let Some(body) = upstream
+        .bytes()
+        .await
+        .ok()
+        .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
+    else {
+        return full(502, "upstream tag list is not JSON");
+    };
+    let mut tags: Vec<String> = body["tags"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|t| t.as_str().map(str::to_string))
+        .collect();
+    tags.sort();
+    if let Some(last) = query.get("last") {
+        tags.retain(|t| t > last);
+    }
+    let n = query.get("n").and_then(|n| n.parse().ok()).unwrap_or(usize::MAX);
+    let more = tags.len() > n;
+    tags.truncate(n);
+    let page = serde_json::json!({"name": body["name"], "tags": tags});
+    let mut resp = Response::builder().status(200).header("content-type", "application/json");
+    if more {
+        let last = tags.last().cloned().unwrap_or_default();
+        resp = resp.header("link", format!("<{path}?n={n}&last={last}>; rel=\"next\""));
+    }
+    resp.body(Full::new(Bytes::from(page.to_string())).map_err(|e| match e {}).boxed())
+        .expect("response")
 }
 
 /// The "object storage" side of a redirect: serves the blob it was sent for.
