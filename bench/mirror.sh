@@ -5,6 +5,8 @@
 # Then the memory of each while a 1 GiB layer streams through.
 #
 #   bash bench/mirror.sh [IMAGES] [BIG_MIB]     (defaults: 20 images, 1024 MiB)
+#   LATENCY_MS=20 bash bench/mirror.sh          every registry request delayed
+#                                               20 ms by a proxy, as over a WAN
 #
 # Prints a table and the ratios; writes bench/results/mirror-<date>.txt.
 set -euo pipefail
@@ -15,6 +17,10 @@ command -v /usr/bin/time >/dev/null || { apt-get install -y -qq time >/dev/null;
 
 IMAGES=${1:-20}
 BIG_MIB=${2:-1024}
+LATENCY_MS=${LATENCY_MS:-0}
+if [ "$LATENCY_MS" != 0 ]; then
+  cargo build --quiet --release -p imagegate-testkit --bin imagegate-faultproxy
+fi
 W="$ROOT/.work/bench"
 rm -rf "$W"
 mkdir -p "$W" bench/results
@@ -35,6 +41,16 @@ start_registry() { # dir -> sets REG (host:port) and REG_PID
   for _ in $(seq 100); do (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && break; sleep 0.1; done
   REG="127.0.0.1:$port"
 }
+# via VAR HOST:PORT: sets VAR to the address to use for the registry: itself,
+# or a proxy delaying every request (not a subshell, so cleanup knows its pid).
+via() {
+  if [ "$LATENCY_MS" = 0 ]; then printf -v "$1" '%s' "$2"; return; fi
+  local out="$W/proxy.$2"
+  target/release/imagegate-faultproxy "http://$2" --delay-ms "$LATENCY_MS" >"$out" &
+  pids+=($!)
+  for _ in $(seq 100); do [ -s "$out" ] && break; sleep 0.05; done
+  printf -v "$1" '%s' "$(head -1 "$out")"
+}
 stop_registry() { kill "$1" 2>/dev/null || true; wait "$1" 2>/dev/null || true; }
 
 # measure NAME CMD...: wall seconds and peak RSS (KiB) of CMD into $W/NAME.m
@@ -49,10 +65,11 @@ measure() {
 
 echo "==> making $IMAGES synthetic images (8 MiB shared base + 4, 2, 1 MiB layers)"
 python3 bench/make_layout.py "$W/layout" --images "$IMAGES" --layers 4,2,1 --shared 8
-start_registry "$W/src"; SRC=$REG
+start_registry "$W/src"; SRC_DIRECT=$REG
 for n in $(seq 0 $((IMAGES - 1))); do
-  skopeo copy --quiet --dest-tls-verify=false "oci:$W/layout:img$n" "docker://$SRC/bench/img$n:v1"
+  skopeo copy --quiet --dest-tls-verify=false "oci:$W/layout:img$n" "docker://$SRC_DIRECT/bench/img$n:v1"
 done
+via SRC "$SRC_DIRECT"
 
 images_json() { # dest -> module args
   python3 - "$SRC" "$1" "$IMAGES" <<'PY'
@@ -67,14 +84,14 @@ PY
 MODULE="$ROOT/plugins/modules/registry_mirror"
 
 echo "==> imagegate registry_mirror, cold"
-start_registry "$W/d1"; D=$REG; P=$REG_PID
+start_registry "$W/d1"; via D "$REG"; P=$REG_PID
 images_json "$D" >"$W/args.json"
 measure imagegate_cold "$MODULE" "$W/args.json"
 measure imagegate_warm "$MODULE" "$W/args.json"
 stop_registry "$P"
 
 echo "==> skopeo copy --all, one call per image, cold"
-start_registry "$W/d2"; D=$REG; P=$REG_PID
+start_registry "$W/d2"; via D "$REG"; P=$REG_PID
 cat >"$W/skopeo-each.sh" <<SH
 for n in \$(seq 0 $((IMAGES - 1))); do
   skopeo copy --all --quiet --src-tls-verify=false --dest-tls-verify=false docker://$SRC/bench/img\$n:v1 docker://$D/mirror/img\$n:v1
@@ -85,7 +102,7 @@ measure skopeo_copy_warm bash "$W/skopeo-each.sh"
 stop_registry "$P"
 
 echo "==> skopeo sync, cold"
-start_registry "$W/d3"; D=$REG; P=$REG_PID
+start_registry "$W/d3"; via D "$REG"; P=$REG_PID
 {
   echo "$SRC:"
   echo "  tls-verify: false"
@@ -97,7 +114,8 @@ stop_registry "$P"
 
 echo "==> one image with a ${BIG_MIB} MiB layer: peak memory while it streams"
 python3 bench/make_layout.py "$W/big" --images 1 --layers "$BIG_MIB" --tag-prefix big
-skopeo copy --quiet --dest-tls-verify=false "oci:$W/big:big0" "docker://$SRC/bench/big:v1"
+skopeo copy --quiet --dest-tls-verify=false "oci:$W/big:big0" "docker://$SRC_DIRECT/bench/big:v1"
+SRC=$SRC_DIRECT
 start_registry "$W/d4"; D=$REG; P=$REG_PID
 python3 -c "import json,sys; print(json.dumps({'images':[{'src':'$SRC/bench/big:v1','dest':'$D/mirror/big'}],'registries':{'$SRC':{'plain_http':True},'$D':{'plain_http':True}}}))" >"$W/big.json"
 measure imagegate_big "$MODULE" "$W/big.json"
@@ -107,14 +125,14 @@ measure skopeo_big skopeo copy --all --quiet --src-tls-verify=false --dest-tls-v
 stop_registry "$P"
 
 OUT="bench/results/mirror-$(date +%Y%m%d-%H%M%S).txt"
-python3 - "$W" "$IMAGES" "$BIG_MIB" <<'PY' | tee "$OUT"
+python3 - "$W" "$IMAGES" "$BIG_MIB" "$LATENCY_MS" <<'PY' | tee "$OUT"
 import sys, os
-w, images, big = sys.argv[1], sys.argv[2], sys.argv[3]
+w, images, big, latency = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4]
 def m(name):
     t, rss = open(os.path.join(w, name + ".m")).read().split()
     return float(t), int(rss) / 1024
 rows = ["imagegate_cold", "skopeo_copy_cold", "skopeo_sync_cold", "imagegate_warm", "skopeo_copy_warm", "imagegate_big", "skopeo_big"]
-print(f"mirror benchmark: {images} images (8 MiB shared + 7 MiB own each), one {big} MiB layer; {os.cpu_count()} cores")
+print(f"mirror benchmark: {images} images (8 MiB shared + 7 MiB own each), one {big} MiB layer; {os.cpu_count()} cores; {latency} ms added per request")
 print(f"{'run':<20}{'seconds':>10}{'peak MiB':>12}")
 for r in rows:
     t, rss = m(r)

@@ -35,6 +35,8 @@ pub struct FaultConfig {
     /// Page tag lists as the distribution spec describes (`n`, `last`,
     /// `Link: <...>; rel="next"`), for upstreams that always answer whole.
     pub paginate_tags: bool,
+    /// Delay every request by this long (a network round trip, for benchmarks).
+    pub delay_ms: u64,
     pub seed: u64,
 }
 
@@ -50,6 +52,7 @@ impl FaultConfig {
             redirect_blobs: false,
             limit_manifest_puts: 0,
             paginate_tags: false,
+            delay_ms: 0,
             seed: 7,
         }
     }
@@ -202,6 +205,9 @@ fn full(status: u16, body: &'static str) -> Response<Body> {
 async fn handle(state: Arc<State>, req: Request<Incoming>) -> Result<Response<Body>, Infallible> {
     let n = state.counters.requests.fetch_add(1, Relaxed);
     let c = &state.config;
+    if c.delay_ms > 0 {
+        tokio::time::sleep(std::time::Duration::from_millis(c.delay_ms)).await;
+    }
     let r = roll(&state);
     if r < c.error_rate {
         state.counters.errors.fetch_add(1, Relaxed);
