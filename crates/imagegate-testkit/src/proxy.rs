@@ -202,6 +202,18 @@ fn full(status: u16, body: &'static str) -> Response<Body> {
         .expect("response")
 }
 
+/// A 429 with the configured `Retry-After`, in the registry's error shape.
+fn rate_limited(state: &State) -> Response<Body> {
+    state.counters.rate_limited.fetch_add(1, Relaxed);
+    let mut resp = full(
+        429,
+        "{\"errors\":[{\"code\":\"TOOMANYREQUESTS\",\"message\":\"injected rate limit\"}]}",
+    );
+    resp.headers_mut()
+        .insert("retry-after", state.config.retry_after_secs.to_string().parse().expect("header"));
+    resp
+}
+
 async fn handle(state: Arc<State>, req: Request<Incoming>) -> Result<Response<Body>, Infallible> {
     let n = state.counters.requests.fetch_add(1, Relaxed);
     let c = &state.config;
@@ -219,14 +231,7 @@ async fn handle(state: Arc<State>, req: Request<Incoming>) -> Result<Response<Bo
         return Ok(full(status, text));
     }
     if r < c.error_rate + c.rate_limit_rate {
-        state.counters.rate_limited.fetch_add(1, Relaxed);
-        let mut resp = full(
-            429,
-            "{\"errors\":[{\"code\":\"TOOMANYREQUESTS\",\"message\":\"injected rate limit\"}]}",
-        );
-        resp.headers_mut()
-            .insert("retry-after", c.retry_after_secs.to_string().parse().expect("header"));
-        return Ok(resp);
+        return Ok(rate_limited(&state));
     }
     if c.redirect_blobs && req.method() == hyper::Method::GET && req.uri().path().contains("/blobs/sha256:") {
         let id = format!("r{n}");
@@ -243,14 +248,7 @@ async fn handle(state: Arc<State>, req: Request<Incoming>) -> Result<Response<Bo
     if req.method() == hyper::Method::PUT && req.uri().path().contains("/manifests/") {
         let seen = state.counters.manifest_puts.fetch_add(1, Relaxed);
         if seen < c.limit_manifest_puts {
-            state.counters.rate_limited.fetch_add(1, Relaxed);
-            let mut resp = full(
-                429,
-                "{\"errors\":[{\"code\":\"TOOMANYREQUESTS\",\"message\":\"injected rate limit\"}]}",
-            );
-            resp.headers_mut()
-                .insert("retry-after", c.retry_after_secs.to_string().parse().expect("header"));
-            return Ok(resp);
+            return Ok(rate_limited(&state));
         }
     }
     if c.paginate_tags && req.method() == hyper::Method::GET && req.uri().path().ends_with("/tags/list") {

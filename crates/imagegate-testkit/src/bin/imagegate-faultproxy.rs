@@ -17,7 +17,12 @@ fn main() {
         let value = args.next().unwrap_or_default();
         match flag.as_str() {
             "--delay-ms" => config.delay_ms = value.parse().expect("--delay-ms takes a number"),
-            "--fault-rate" => config = FaultConfig { delay_ms: config.delay_ms, ..FaultConfig::mixed(value.parse().expect("--fault-rate takes a number")) },
+            "--fault-rate" => {
+                config = FaultConfig {
+                    delay_ms: config.delay_ms,
+                    ..FaultConfig::mixed(value.parse().expect("--fault-rate takes a number"))
+                }
+            }
             other => {
                 eprintln!("unknown flag {other}");
                 std::process::exit(2);
