@@ -171,62 +171,76 @@ fn option_error(e: &serde_path_to_error::Error<serde_json::Error>) -> ModuleErro
 /// Runs a module: reads the args file named by argv[1], calls `body`, prints
 /// the one JSON result, and returns the exit code.
 pub fn run<P: DeserializeOwned>(spec: &ModuleSpec, body: impl FnOnce(P, &Context) -> Result<Outcome, ModuleError>) -> ExitCode {
-    let panic_msg: Arc<Mutex<Option<String>>> = Arc::default();
-    {
-        let slot = panic_msg.clone();
-        std::panic::set_hook(Box::new(move |info| {
-            let text = match (info.payload().downcast_ref::<&str>(), info.payload().downcast_ref::<String>()) {
-                (Some(s), _) => s.to_string(),
-                (_, Some(s)) => s.clone(),
-                _ => "unknown panic".to_string(),
-            };
-            let place = info
-                .location()
-                .map(|l| format!(" at {}:{}", l.file(), l.line()))
-                .unwrap_or_default();
-            *slot.lock().unwrap_or_else(|p| p.into_inner()) = Some(format!("{text}{place}"));
-        }));
-    }
     let text = match std::env::args_os().nth(1) {
-        Some(path) => match std::fs::read_to_string(&path) {
-            Ok(t) => t,
-            Err(e) => {
-                return emit(
-                    &Masker::default(),
-                    None,
-                    Err(ModuleError::failed(format!(
-                        "cannot read the arguments file {}: {e}",
-                        path.to_string_lossy()
-                    ))),
-                );
-            }
-        },
-        None => {
-            return emit(
-                &Masker::default(),
-                None,
-                Err(ModuleError::failed(format!(
-                    "usage: {} <arguments-file> (this is an Ansible module)",
-                    spec.name
-                ))),
-            )
-        }
+        Some(path) => std::fs::read_to_string(&path)
+            .map_err(|e| ModuleError::failed(format!("cannot read the arguments file {}: {e}", path.to_string_lossy()))),
+        None => Err(ModuleError::failed(format!(
+            "usage: {} <arguments-file> (this is an Ansible module)",
+            spec.name
+        ))),
     };
-    let (masker, parsed) = parse_args::<P>(&text, spec);
+    let json = match text {
+        Ok(text) => run_text(spec, &text, body),
+        Err(e) => result_json(&Masker::default(), None, Err(e)),
+    };
+    let failed = json["failed"] == Value::Bool(true);
+    // The module's one write to stdout: the result object.
+    let mut stdout = std::io::stdout().lock();
+    let _ = writeln!(stdout, "{json}");
+    let _ = stdout.flush();
+    if failed {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    }
+}
+
+/// Runs a module on the text of an args file and returns the masked result
+/// object. A panic in `body` becomes `failed: true` with its message.
+pub fn run_text<P: DeserializeOwned>(
+    spec: &ModuleSpec,
+    text: &str,
+    body: impl FnOnce(P, &Context) -> Result<Outcome, ModuleError>,
+) -> Value {
+    install_panic_hook();
+    let (masker, parsed) = parse_args::<P>(text, spec);
     let masker = Arc::new(masker);
     let _ = MASKER.set(masker.clone());
     let (params, ctx) = match parsed {
         Ok(v) => v,
-        Err(e) => return emit(&masker, None, Err(e)),
+        Err(e) => return result_json(&masker, None, Err(e)),
     };
-    let result = catch_unwind(AssertUnwindSafe(|| body(params, &ctx))).unwrap_or_else(|_| {
-        let msg = panic_msg.lock().unwrap_or_else(|p| p.into_inner()).take().unwrap_or_default();
+    let result = catch_unwind(AssertUnwindSafe(|| body(params, &ctx))).unwrap_or_else(|payload| {
+        let msg = panic_text(payload.as_ref());
         Err(ModuleError::failed(format!(
             "internal error in {}: {msg} (please report this bug)",
             spec.name
         )))
     });
-    emit(&masker, Some(&ctx), result)
+    result_json(&masker, Some(&ctx), result)
+}
+
+fn panic_text(payload: &(dyn std::any::Any + Send)) -> String {
+    match (payload.downcast_ref::<&str>(), payload.downcast_ref::<String>()) {
+        (Some(s), _) => s.to_string(),
+        (_, Some(s)) => s.clone(),
+        _ => "unknown panic".to_string(),
+    }
+}
+
+/// Replaces the default panic hook, which would print the panic message
+/// unmasked, with one that prints it masked to stderr.
+fn install_panic_hook() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        std::panic::set_hook(Box::new(|info| {
+            let place = info
+                .location()
+                .map(|l| format!(" at {}:{}", l.file(), l.line()))
+                .unwrap_or_default();
+            eprintln!("panic{place}: {}", mask(&panic_text(info.payload())));
+        }));
+    });
 }
 
 /// Builds the result object (masked) without printing it.
@@ -260,20 +274,6 @@ pub fn result_json(masker: &Masker, ctx: Option<&Context>, result: Result<Outcom
         out.insert("warnings".into(), Value::Array(warnings.into_iter().map(Value::String).collect()));
     }
     masker.mask_value(Value::Object(out))
-}
-
-fn emit(masker: &Masker, ctx: Option<&Context>, result: Result<Outcome, ModuleError>) -> ExitCode {
-    let failed = result.is_err();
-    let json = result_json(masker, ctx, result);
-    // The module's one write to stdout: the result object.
-    let mut stdout = std::io::stdout().lock();
-    let _ = writeln!(stdout, "{json}");
-    let _ = stdout.flush();
-    if failed {
-        ExitCode::FAILURE
-    } else {
-        ExitCode::SUCCESS
-    }
 }
 
 #[cfg(test)]
@@ -346,6 +346,39 @@ mod tests {
         assert!(e.contains("'method'") && e.contains("oci") && e.contains("quay"), "{e}");
         assert!(parse("[1]").unwrap_err().contains("(top level)") || parse("[1]").is_err());
         assert!(parse("not json").unwrap_err().contains("not JSON"));
+    }
+
+    #[test]
+    fn a_panic_becomes_a_failed_result_without_secrets() {
+        let out = run_text::<Args>(&SPEC, r#"{"images":[],"password":"pw-999"}"#, |a, _| {
+            panic!("boom with {}", a.password.unwrap_or_default());
+        });
+        assert_eq!(out["failed"], Value::Bool(true));
+        let msg = out["msg"].as_str().unwrap();
+        assert!(msg.starts_with("internal error in t: boom with ********"), "{msg}");
+        assert!(!out.to_string().contains("pw-999"));
+    }
+
+    #[test]
+    fn check_mode_reaches_the_body_and_diff_is_returned() {
+        let out = run_text::<Args>(
+            &SPEC,
+            r#"{"images":[],"_ansible_check_mode":true,"_ansible_diff":true}"#,
+            |_, ctx| {
+                Ok(Outcome {
+                    changed: ctx.check_mode,
+                    msg: "would".into(),
+                    diff: Some(Diff {
+                        before: "a\n".into(),
+                        after: "b\n".into(),
+                    }),
+                    values: Map::new(),
+                })
+            },
+        );
+        assert_eq!(out["changed"], Value::Bool(true));
+        assert_eq!(out["diff"]["after"], "b\n");
+        assert_eq!(out["failed"], Value::Bool(false));
     }
 
     #[test]
