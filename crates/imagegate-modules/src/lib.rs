@@ -4,6 +4,7 @@
 
 pub mod mirror;
 pub mod registries;
+pub mod retag;
 
 /// Sends the engine's progress lines to stderr, where Ansible keeps them in
 /// the task's `module_stderr` on failure and a job log can follow them.

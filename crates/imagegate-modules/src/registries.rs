@@ -184,6 +184,18 @@ impl Registries {
         }
     }
 
+    /// The web API settings (Quay, Docker Hub) of a registry's entry.
+    pub fn web_api(&self, registry: &str, name: Option<&str>) -> imagegate_registry::tags::WebApi {
+        let entry = self.entry(registry, name).cloned().unwrap_or_default();
+        imagegate_registry::tags::WebApi {
+            kind: entry.kind,
+            api_url: entry.api_url,
+            api_token: entry.api_token.map(imagegate_registry::Secret::new),
+            username: entry.username,
+            password: entry.password.map(imagegate_registry::Secret::new),
+        }
+    }
+
     /// A client for one side of a copy.
     pub fn client(
         &self,

@@ -161,6 +161,76 @@ impl RegistryClient {
         Ok(())
     }
 
+    /// The OCI tag delete (`DELETE /v2/<name>/manifests/<tag>`), which few
+    /// registries implement.
+    pub async fn delete_tag_oci(&self, repo: &str, tag: &str) -> Result<(), Error> {
+        let req = Request::new(Method::DELETE, format!("/v2/{repo}/manifests/{tag}"), vec![Scope::push(repo)]);
+        self.transport.send(&req, &self.stats).await.map(|_| ())
+    }
+
+    /// Uploads a small blob from memory (a config), unless it is there.
+    pub async fn put_blob_bytes(&self, repo: &str, bytes: Bytes) -> Result<Digest, Error> {
+        let digest = Digest::of(&bytes);
+        if self.blob_size(repo, digest.as_str()).await?.is_some() {
+            return Ok(digest);
+        }
+        let what = format!("upload blob {digest} to {}/{repo}", self.registry());
+        self.transport
+            .retrying(&what, &self.stats, || async {
+                let location = self.start_upload(repo).await?;
+                let req = Request::new(Method::PUT, with_digest(&location, &digest), vec![Scope::push(repo)])
+                    .header(CONTENT_TYPE, "application/octet-stream")
+                    .body(bytes.clone());
+                self.transport.send_once(&req, None).await.map(|_| ())
+            })
+            .await?;
+        Ok(digest)
+    }
+
+    /// Reads a small blob (a config) whole, checking its digest.
+    pub async fn get_blob_bytes(&self, repo: &str, digest: &str, limit: usize) -> Result<Bytes, Error> {
+        let req = Request::new(Method::GET, format!("/v2/{repo}/blobs/{digest}"), vec![Scope::pull(repo)]);
+        let (_, body) = self.fetch(&req, limit).await?;
+        let actual = Digest::of(&body);
+        if actual.as_str() != digest {
+            return Err(Error::new(ErrorKind::DigestMismatch {
+                what: format!("blob {digest} of {}/{repo}", self.registry()),
+                expected: digest.to_string(),
+                actual: actual.to_string(),
+            }));
+        }
+        Ok(body)
+    }
+
+    /// A registry web API call (Quay, Docker Hub) with its own
+    /// Authorization, through the same transport and retries. Returns the
+    /// JSON answer (`null` for an empty body).
+    pub(crate) async fn web_json(
+        &self,
+        method: Method,
+        url: &str,
+        authorization: Option<&str>,
+        body: Option<serde_json::Value>,
+    ) -> Result<serde_json::Value, Error> {
+        let mut req = Request::web(method, url).header(ACCEPT, "application/json");
+        if let Some(a) = authorization {
+            req = req.header(reqwest::header::AUTHORIZATION, a);
+        }
+        if let Some(b) = body {
+            req = req.header(CONTENT_TYPE, "application/json").body(Bytes::from(b.to_string()));
+        }
+        let (_, bytes) = self.fetch(&req, 16 * 1024 * 1024).await?;
+        if bytes.iter().all(u8::is_ascii_whitespace) {
+            return Ok(serde_json::Value::Null);
+        }
+        serde_json::from_slice(&bytes).map_err(|e| {
+            Error::new(ErrorKind::Protocol(format!(
+                "{} answered with something other than JSON: {e}",
+                crate::error::redact_url(url)
+            )))
+        })
+    }
+
     /// Deletes a manifest by digest (every tag pointing at it goes too).
     pub async fn delete_manifest(&self, repo: &str, digest: &Digest) -> Result<(), Error> {
         let req = Request::new(Method::DELETE, format!("/v2/{repo}/manifests/{digest}"), vec![Scope::push(repo)]);

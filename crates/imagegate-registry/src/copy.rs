@@ -135,7 +135,7 @@ pub async fn copy_image(
 }
 
 /// Copies everything `manifest` references (not the manifest itself).
-async fn copy_tree(
+pub(crate) async fn copy_tree(
     src: &RegistryClient,
     src_repo: &str,
     dst: &RegistryClient,

@@ -13,9 +13,11 @@ pub mod digest;
 pub mod error;
 pub mod log;
 pub mod manifest;
+pub mod promote;
 pub mod reference;
 pub mod secret;
 pub mod stats;
+pub mod tags;
 pub mod transport;
 mod verify;
 

@@ -13,7 +13,7 @@ use crate::tools::run;
 /// How many distinct single-platform images the fixture holds.
 pub const SINGLE_COUNT: usize = 10;
 /// Bump to rebuild fixtures when their recipe changes.
-const RECIPE: &str = "v2";
+const RECIPE: &str = "v3";
 
 pub struct Fixtures {
     layout: PathBuf,
@@ -44,6 +44,12 @@ impl Fixtures {
     pub fn single(&self, n: usize) -> String {
         assert!(n < SINGLE_COUNT);
         format!("oci:{}:single-{n}", self.layout.display())
+    }
+
+    /// `oci:<layout>:fresh`: an image whose `created` time is its build
+    /// time (the others say 1970), for age-based cleanup.
+    pub fn fresh(&self) -> String {
+        format!("oci:{}:fresh", self.layout.display())
     }
 
     /// `oci:<layout>:multi`
@@ -90,6 +96,18 @@ fn build(base: &Path, layout: &Path) {
             .arg(&name)
             .arg(format!("oci:{}:single-{n}", layout.display())));
     }
+    std::fs::write(ctx.join("variant"), "imagegate fixture fresh\n").expect("variant");
+    let fresh = "localhost/imagegate-fixture:fresh";
+    run(buildah(base)
+        .args(["build", "--isolation", "chroot", "--quiet", "--layers", "-f"])
+        .arg(ctx.join("Containerfile"))
+        .args(["-t", fresh])
+        .arg(&ctx));
+    run(buildah(base)
+        .arg("push")
+        .arg("--quiet")
+        .arg(fresh)
+        .arg(format!("oci:{}:fresh", layout.display())));
     std::fs::write(ctx.join("variant"), "imagegate fixture multi\n").expect("variant");
     let list = "localhost/imagegate-fixture:multi";
     let _ = buildah(base).args(["manifest", "rm", list]).output();

@@ -8,6 +8,7 @@ pub mod module;
 pub mod proxy;
 pub mod registry;
 pub mod tools;
+pub mod webapi;
 
 pub use fixtures::Fixtures;
 pub use module::{run_module, ModuleRun};

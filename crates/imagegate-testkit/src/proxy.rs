@@ -37,6 +37,9 @@ pub struct FaultConfig {
     pub paginate_tags: bool,
     /// Delay every request by this long (a network round trip, for benchmarks).
     pub delay_ms: u64,
+    /// Answer this manifest PUT (counted from 0) with 403 `DENIED`, a
+    /// failure that is not retried.
+    pub deny_manifest_put: Option<u64>,
     pub seed: u64,
 }
 
@@ -53,6 +56,7 @@ impl FaultConfig {
             limit_manifest_puts: 0,
             paginate_tags: false,
             delay_ms: 0,
+            deny_manifest_put: None,
             seed: 7,
         }
     }
@@ -247,6 +251,9 @@ async fn handle(state: Arc<State>, req: Request<Incoming>) -> Result<Response<Bo
     }
     if req.method() == hyper::Method::PUT && req.uri().path().contains("/manifests/") {
         let seen = state.counters.manifest_puts.fetch_add(1, Relaxed);
+        if c.deny_manifest_put == Some(seen) {
+            return Ok(full(403, "{\"errors\":[{\"code\":\"DENIED\",\"message\":\"injected denial\"}]}"));
+        }
         if seen < c.limit_manifest_puts {
             return Ok(rate_limited(&state));
         }

@@ -90,6 +90,9 @@ pub(crate) struct Request {
     pub headers: Vec<(HeaderName, String)>,
     pub body: Option<Bytes>,
     pub scope: Vec<Scope>,
+    /// A request to a registry's web API (Quay, Docker Hub) that carries its
+    /// own Authorization header: no registry challenge handling for it.
+    pub web_api: bool,
 }
 
 impl Request {
@@ -100,6 +103,15 @@ impl Request {
             headers: Vec::new(),
             body: None,
             scope,
+            web_api: false,
+        }
+    }
+
+    /// A web API request (see [`Request::web_api`]).
+    pub(crate) fn web(method: Method, url: impl Into<String>) -> Self {
+        Self {
+            web_api: true,
+            ..Self::new(method, url, Vec::new())
         }
     }
     pub(crate) fn header(mut self, name: HeaderName, value: impl Into<String>) -> Self {
@@ -249,7 +261,7 @@ impl Transport {
         let streamed = stream.is_some();
         let mut retried_auth = false;
         loop {
-            let authorization = self.authorization(&req.scope).await?;
+            let authorization = if req.web_api { None } else { self.authorization(&req.scope).await? };
             let mut rb = self.client.request(req.method.clone(), url.clone());
             for (name, value) in &req.headers {
                 rb = rb.header(name, value);
@@ -264,7 +276,7 @@ impl Transport {
             }
             let resp = rb.send().await.map_err(|e| self.transport_error(&url, e))?;
             let status = resp.status();
-            if status == StatusCode::UNAUTHORIZED {
+            if status == StatusCode::UNAUTHORIZED && !req.web_api {
                 let challenge = resp
                     .headers()
                     .get(WWW_AUTHENTICATE)
@@ -303,7 +315,7 @@ impl Transport {
             for (name, value) in &req.headers {
                 rb = rb.header(name, value);
             }
-            if url.origin() == self.base.origin() {
+            if url.origin() == self.base.origin() && !req.web_api {
                 if let Some(a) = self.authorization(&req.scope).await? {
                     rb = rb.header(AUTHORIZATION, a);
                 }

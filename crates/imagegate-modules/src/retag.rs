@@ -1,0 +1,440 @@
+//! `container_retag`: promote images by moving tags, remove tags, clean up
+//! stale tags.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use imagegate_ansible::{Context, Diff, ModuleError, ModuleSpec, Outcome};
+use imagegate_registry::promote::{self, RetagRequest, TagMove};
+use imagegate_registry::reference::is_valid_tag;
+use imagegate_registry::tags::{human_age, tag_ages, Removal, RemoveMethod, TagRemover, WebApi};
+use imagegate_registry::{Digest, Reference, RegistryClient, Stats};
+use serde::Deserialize;
+use serde_json::{json, Map, Value};
+
+use crate::registries::{runtime, CommonOptions, Registries, RegistryEntry, Side, SECRET_OPTIONS};
+
+pub const SPEC: ModuleSpec = ModuleSpec {
+    name: "container_retag",
+    secret_options: SECRET_OPTIONS,
+};
+
+/// zuul-jobs' default age for stale tags: one day.
+const DEFAULT_AGE: u64 = 86_400;
+const DEFAULT_REGEX: &str = "^change_.*$";
+
+#[derive(Deserialize, Debug)]
+#[serde(deny_unknown_fields)]
+pub struct Args {
+    #[serde(default)]
+    pub images: Vec<ImageArgs>,
+    #[serde(default)]
+    pub cleanup: Vec<CleanupArgs>,
+    #[serde(default = "auto")]
+    pub method: RemoveMethod,
+    #[serde(default = "yes")]
+    pub atomic: bool,
+    #[serde(default)]
+    pub record_file: Option<PathBuf>,
+    // Shared registry options (see CommonOptions).
+    #[serde(default)]
+    pub registries: BTreeMap<String, RegistryEntry>,
+    #[serde(default)]
+    pub auth_file: Option<PathBuf>,
+    #[serde(default)]
+    pub retries: Option<u32>,
+    #[serde(default)]
+    pub retry_delay: Option<f64>,
+}
+
+fn auto() -> RemoveMethod {
+    RemoveMethod::Auto
+}
+fn yes() -> bool {
+    true
+}
+
+#[derive(Deserialize, Debug, Default)]
+#[serde(deny_unknown_fields)]
+pub struct ImageArgs {
+    /// `registry/repo`; the source and (by default) the destination.
+    #[serde(default)]
+    pub repository: Option<String>,
+    /// A full source reference instead of repository + src_tag/src_digest.
+    #[serde(default)]
+    pub src: Option<String>,
+    #[serde(default)]
+    pub src_tag: Option<String>,
+    #[serde(default)]
+    pub src_digest: Option<String>,
+    /// Another repository of the same registry for the target tags.
+    #[serde(default)]
+    pub dest: Option<String>,
+    #[serde(default)]
+    pub tags: Vec<String>,
+    #[serde(default)]
+    pub expected_digest: Option<String>,
+    #[serde(default)]
+    pub keep_previous: bool,
+    #[serde(default)]
+    pub remove_tags: Vec<String>,
+}
+
+#[derive(Deserialize, Debug)]
+#[serde(deny_unknown_fields)]
+pub struct CleanupArgs {
+    pub repository: String,
+    #[serde(default)]
+    pub regex: Option<String>,
+    #[serde(default)]
+    pub age: Option<u64>,
+}
+
+struct Image {
+    request: RetagRequest,
+    remove: Vec<String>,
+}
+
+struct Cleanup {
+    repo: Reference,
+    regex: regex::Regex,
+    age: u64,
+}
+
+fn opt(list: &str, i: usize, name: &str) -> String {
+    format!("{list}[{i}].{name}")
+}
+
+fn validate_image(i: usize, a: ImageArgs) -> Result<Image, ModuleError> {
+    // Only removing tags: the repository is all that is needed.
+    if a.tags.is_empty() && a.src.is_none() && a.src_tag.is_none() && a.src_digest.is_none() {
+        if let Some(repo) = &a.repository {
+            let r = Reference::parse_repository(repo).map_err(|e| ModuleError::option(opt("images", i, "repository"), e.to_string()))?;
+            let a = ImageArgs {
+                src_tag: Some("latest".into()),
+                ..a
+            };
+            let mut img = validate_image(i, a)?;
+            img.request.source = r;
+            return Ok(img);
+        }
+    }
+    let source = match (&a.src, &a.repository) {
+        (Some(_), Some(_)) => return Err(ModuleError::option(opt("images", i, "src"), "give src or repository, not both")),
+        (Some(src), None) => {
+            if a.src_tag.is_some() || a.src_digest.is_some() {
+                return Err(ModuleError::option(
+                    opt("images", i, "src_tag"),
+                    "src_tag and src_digest go with repository, not src",
+                ));
+            }
+            let r = Reference::parse(src).map_err(|e| ModuleError::option(opt("images", i, "src"), e.to_string()))?;
+            if r.tag.is_none() && r.digest.is_none() {
+                return Err(ModuleError::option(opt("images", i, "src"), "name the source tag or digest"));
+            }
+            r
+        }
+        (None, Some(repo)) => {
+            let mut r =
+                Reference::parse_repository(repo).map_err(|e| ModuleError::option(opt("images", i, "repository"), e.to_string()))?;
+            match (&a.src_tag, &a.src_digest) {
+                (Some(_), Some(_)) => {
+                    return Err(ModuleError::option(
+                        opt("images", i, "src_tag"),
+                        "give src_tag or src_digest, not both",
+                    ))
+                }
+                (Some(t), None) if is_valid_tag(t) => r.tag = Some(t.clone()),
+                (Some(t), None) => {
+                    return Err(ModuleError::option(
+                        opt("images", i, "src_tag"),
+                        format!("'{t}' is not a valid tag"),
+                    ))
+                }
+                (None, Some(d)) => {
+                    r.digest = Some(Digest::parse(d).map_err(|e| ModuleError::option(opt("images", i, "src_digest"), e.to_string()))?)
+                }
+                (None, None) => {
+                    return Err(ModuleError::option(
+                        opt("images", i, "src_tag"),
+                        "name the source with src_tag or src_digest",
+                    ))
+                }
+            }
+            r
+        }
+        (None, None) => {
+            return Err(ModuleError::option(
+                opt("images", i, "repository"),
+                "missing required option (or src)",
+            ))
+        }
+    };
+    let dest = match &a.dest {
+        Some(d) => {
+            let r = Reference::parse_repository(d).map_err(|e| ModuleError::option(opt("images", i, "dest"), e.to_string()))?;
+            if r.registry != source.registry {
+                return Err(ModuleError::option(
+                    opt("images", i, "dest"),
+                    format!(
+                        "{} is not on {}; copy between registries with registry_mirror",
+                        r.registry, source.registry
+                    ),
+                ));
+            }
+            r
+        }
+        None => Reference {
+            tag: None,
+            digest: None,
+            ..source.clone()
+        },
+    };
+    for t in a.tags.iter().chain(&a.remove_tags) {
+        if !is_valid_tag(t) {
+            return Err(ModuleError::option(opt("images", i, "tags"), format!("'{t}' is not a valid tag")));
+        }
+    }
+    if a.tags.is_empty() && a.remove_tags.is_empty() {
+        return Err(ModuleError::option(
+            opt("images", i, "tags"),
+            "give target tags, remove_tags, or both",
+        ));
+    }
+    if let Some(t) = a.remove_tags.iter().find(|t| a.tags.contains(t)) {
+        return Err(ModuleError::option(
+            opt("images", i, "remove_tags"),
+            format!("'{t}' is also a target tag"),
+        ));
+    }
+    let expected = a
+        .expected_digest
+        .as_deref()
+        .map(Digest::parse)
+        .transpose()
+        .map_err(|e| ModuleError::option(opt("images", i, "expected_digest"), e.to_string()))?;
+    Ok(Image {
+        request: RetagRequest {
+            source,
+            dest,
+            targets: a.tags,
+            expected,
+            keep_previous: a.keep_previous,
+        },
+        remove: a.remove_tags,
+    })
+}
+
+fn validate_cleanup(i: usize, a: CleanupArgs) -> Result<Cleanup, ModuleError> {
+    let repo =
+        Reference::parse_repository(&a.repository).map_err(|e| ModuleError::option(opt("cleanup", i, "repository"), e.to_string()))?;
+    let regex = regex::Regex::new(a.regex.as_deref().unwrap_or(DEFAULT_REGEX))
+        .map_err(|e| ModuleError::option(opt("cleanup", i, "regex"), format!("not a valid regex: {e}")))?;
+    Ok(Cleanup {
+        repo,
+        regex,
+        age: a.age.unwrap_or(DEFAULT_AGE),
+    })
+}
+
+pub fn run(args: Args, ctx: &Context) -> Result<Outcome, ModuleError> {
+    if args.images.is_empty() && args.cleanup.is_empty() {
+        return Err(ModuleError::option("images", "nothing to do: give images, cleanup, or both"));
+    }
+    let images: Vec<Image> = args
+        .images
+        .into_iter()
+        .enumerate()
+        .map(|(i, a)| validate_image(i, a))
+        .collect::<Result<_, _>>()?;
+    let cleanups: Vec<Cleanup> = args
+        .cleanup
+        .into_iter()
+        .enumerate()
+        .map(|(i, a)| validate_cleanup(i, a))
+        .collect::<Result<_, _>>()?;
+    let common = CommonOptions {
+        registries: args.registries,
+        auth_file: args.auth_file,
+        retries: args.retries,
+        retry_delay: args.retry_delay,
+        upload_chunk_size: None,
+    };
+    let regs = Registries::new(&common, None, None)?;
+    let stats = Arc::new(Stats::default());
+    let client = |r: &Reference| regs.client(&r.registry, &r.repository, None, Side::Destination, stats.clone());
+    let rt = runtime()?;
+    let remover = TagRemover::default();
+    let method = args.method;
+    let check = ctx.check_mode;
+    let atomic = args.atomic;
+
+    rt.block_on(async {
+        let mut values = Map::new();
+        let mut diff = (String::new(), String::new());
+        let mut changed = false;
+        let mut warnings = Vec::new();
+
+        // 1. Promote: resolve everything, then move.
+        let mut items = Vec::new();
+        for img in images.iter().filter(|i| !i.request.targets.is_empty()) {
+            items.push((img.request.clone(), client(&img.request.source).map_err(fail)?));
+        }
+        let planned = promote::plan(&items).await.map_err(fail)?;
+        let moves: Vec<&TagMove> = planned.iter().flat_map(|p| p.moves.iter()).collect();
+        for m in &moves {
+            diff.0.push_str(&format!(
+                "{}:{} {}\n",
+                m.repository,
+                m.tag,
+                m.before.as_deref().unwrap_or("(absent)")
+            ));
+            diff.1.push_str(&format!("{}:{} {}\n", m.repository, m.tag, m.after));
+        }
+        changed |= moves.iter().any(|m| m.changed);
+        values.insert("moves".into(), json!(moves));
+        let record: Vec<Value> = planned
+            .iter()
+            .flat_map(|p| {
+                p.moves.iter().filter(|m| !m.tag.starts_with("previous-") || !p.request.keep_previous).map(|m| {
+                    json!({"image": m.repository, "tag": m.tag, "old_digest": m.before, "new_digest": m.after, "changed": m.changed})
+                })
+            })
+            .collect();
+        values.insert("record".into(), Value::Array(record.clone()));
+        if !check {
+            let clients: Vec<RegistryClient> = items.iter().map(|(_, c)| c.clone()).collect();
+            let webs: Vec<WebApi> = items.iter().map(|(r, _)| regs.web_api(&r.dest.registry, None)).collect();
+            let rollback = atomic.then_some((&remover, webs.as_slice()));
+            let result = promote::apply(&planned, &clients, rollback).await;
+            if let Err(f) = result {
+                values.insert("restored".into(), json!(f.restored));
+                values.insert("not_restored".into(), json!(f.not_restored));
+                let mut msg = format!("promotion failed: {}", f.error);
+                if !f.restored.is_empty() {
+                    msg.push_str(&format!("; put back {} tags already moved", f.restored.len()));
+                }
+                if !f.not_restored.is_empty() {
+                    msg.push_str(&format!("; could NOT put back: {}", f.not_restored.join("; ")));
+                }
+                return Err(ModuleError::Failed { msg, values });
+            }
+        }
+        if let Some(path) = &args.record_file {
+            if !check {
+                let text = serde_json::to_string_pretty(&record).unwrap_or_default();
+                std::fs::write(path, text + "\n")
+                    .map_err(|e| ModuleError::option("record_file", format!("cannot write {}: {e}", path.display())))?;
+            }
+        }
+
+        // 2. Remove tags (after every move succeeded).
+        let targets: BTreeSet<String> = moves.iter().map(|m| format!("{}:{}", m.repository, m.tag)).collect();
+        let mut removed = Vec::new();
+        for img in &images {
+            let r = &img.request.dest;
+            let c = client(r).map_err(fail)?;
+            let web = regs.web_api(&r.registry, None);
+            for tag in &img.remove {
+                let outcome = remover.remove(&c, &r.repository, tag, method, &web, check).await;
+                record_removal(r, tag, outcome, method, &mut removed, &mut warnings, &mut diff, &mut changed)?;
+            }
+        }
+
+        // 3. Stale tags.
+        let mut cleaned = Vec::new();
+        for cl in &cleanups {
+            let c = client(&cl.repo).map_err(fail)?;
+            let web = regs.web_api(&cl.repo.registry, None);
+            let ages = tag_ages(&c, &cl.repo.repository, &cl.regex, &web).await.map_err(fail)?;
+            for a in ages {
+                let name = format!("{}:{}", cl.repo.repository_name(), a.tag);
+                if a.age_seconds < cl.age || targets.contains(&name) {
+                    continue;
+                }
+                let outcome = remover.remove(&c, &cl.repo.repository, &a.tag, method, &web, check).await;
+                let before = removed.len();
+                record_removal(
+                    &cl.repo,
+                    &a.tag,
+                    outcome,
+                    method,
+                    &mut removed,
+                    &mut warnings,
+                    &mut diff,
+                    &mut changed,
+                )?;
+                if removed.len() > before {
+                    cleaned.push(json!({"tag": name, "age": human_age(a.age_seconds), "age_seconds": a.age_seconds, "age_from": a.source}));
+                }
+            }
+        }
+        values.insert("removed".into(), Value::Array(removed));
+        values.insert("cleaned".into(), Value::Array(cleaned));
+        values.insert("retries".into(), json!(stats.snapshot().retries));
+        for w in warnings {
+            ctx.warn(w);
+        }
+        let n_moved = moves.iter().filter(|m| m.changed).count();
+        let n_removed = values["removed"]
+            .as_array()
+            .map(|a| a.iter().filter(|r| r["method"] != Value::Null).count())
+            .unwrap_or(0);
+        let verb = if check { "would move" } else { "moved" };
+        let msg = if changed {
+            format!(
+                "{verb} {n_moved} tags and {} {n_removed} tags",
+                if check { "remove" } else { "removed" }
+            )
+        } else {
+            "every tag is already where it should be".to_string()
+        };
+        Ok(Outcome {
+            changed,
+            msg,
+            diff: Some(Diff {
+                before: diff.0,
+                after: diff.1,
+            }),
+            values,
+        })
+    })
+}
+
+#[allow(clippy::too_many_arguments)]
+fn record_removal(
+    repo: &Reference,
+    tag: &str,
+    outcome: Result<Removal, imagegate_registry::Error>,
+    method: RemoveMethod,
+    removed: &mut Vec<Value>,
+    warnings: &mut Vec<String>,
+    diff: &mut (String, String),
+    changed: &mut bool,
+) -> Result<(), ModuleError> {
+    let name = format!("{}:{tag}", repo.repository_name());
+    match outcome {
+        Ok(r) => {
+            if let Some(before) = &r.before {
+                *changed = true;
+                diff.0.push_str(&format!("{name} {before}\n"));
+                diff.1.push_str(&format!("{name} (absent)\n"));
+            }
+            removed.push(json!({"tag": name, "before": r.before, "method": r.method}));
+            Ok(())
+        }
+        // With `auto`, a registry that cannot remove tags at all (zuul-registry)
+        // leaves the tag: a warning, since the promotion itself succeeded.
+        Err(e) if method == RemoveMethod::Auto && !e.is_temporary() => {
+            warnings.push(format!("{name} was not removed: {e}"));
+            removed.push(json!({"tag": name, "method": null, "failed": true, "msg": e.to_string()}));
+            Ok(())
+        }
+        Err(e) => Err(ModuleError::failed(format!("removing {name}: {e}"))),
+    }
+}
+
+fn fail(e: imagegate_registry::Error) -> ModuleError {
+    ModuleError::failed(e.to_string())
+}

@@ -1,0 +1,247 @@
+//! Promotion: pointing tags at the manifest another tag (or a digest)
+//! points at, for a set of images at once and never half-way. Every source
+//! is resolved before anything moves; if a write fails, every tag already
+//! moved is put back.
+
+use std::collections::HashMap;
+
+use serde::Serialize;
+
+use crate::client::RegistryClient;
+use crate::copy::{copy_tree, BlobCache};
+use crate::digest::Digest;
+use crate::error::{Error, ErrorKind};
+use crate::log;
+use crate::manifest::Manifest;
+use crate::reference::Reference;
+use crate::tags::{RemoveMethod, TagRemover, WebApi};
+
+/// One image to promote.
+#[derive(Debug, Clone)]
+pub struct RetagRequest {
+    /// The source: `registry/repo:tag` or `registry/repo@digest`.
+    pub source: Reference,
+    /// The repository that gets the target tags (same registry).
+    pub dest: Reference,
+    pub targets: Vec<String>,
+    /// Promote only if the source still resolves to this digest.
+    pub expected: Option<Digest>,
+    /// Keep the digest a target pointed at under `previous-<target>`.
+    pub keep_previous: bool,
+}
+
+/// One tag that moves (or would, or already points where it should).
+#[derive(Debug, Clone, Serialize)]
+pub struct TagMove {
+    pub repository: String,
+    pub tag: String,
+    pub before: Option<String>,
+    pub after: String,
+    pub changed: bool,
+}
+
+/// A request with its source resolved.
+pub struct Planned {
+    pub request: RetagRequest,
+    pub manifest: Manifest,
+    pub moves: Vec<TagMove>,
+    /// Manifests the moved tags pointed at, kept to put them back.
+    old: HashMap<String, Manifest>,
+}
+
+/// Resolves every source and target. Fails, listing every missing source
+/// and every digest mismatch, before anything is written.
+pub async fn plan(items: &[(RetagRequest, RegistryClient)]) -> Result<Vec<Planned>, Error> {
+    let mut planned = Vec::new();
+    let mut missing = Vec::new();
+    let mut mismatched = Vec::new();
+    for (req, client) in items {
+        if req.source.registry != req.dest.registry {
+            return Err(Error::new(ErrorKind::Protocol(format!(
+                "{} and {} are on different registries; copy between registries with registry_mirror",
+                req.source, req.dest
+            ))));
+        }
+        let m = match client.get_manifest(&req.source.repository, &req.source.tag_or_digest()).await {
+            Ok(m) => m,
+            Err(e) if matches!(e.kind(), ErrorKind::NotFound { .. }) => match already_promoted(client, req).await? {
+                // The source tag is gone but every target is at the expected
+                // digest: an earlier run promoted this image and removed it.
+                Some(m) => m,
+                None => {
+                    missing.push(req.source.to_string());
+                    continue;
+                }
+            },
+            Err(e) => return Err(e),
+        };
+        if let Some(expected) = &req.expected {
+            if *expected != m.digest {
+                mismatched.push(format!("{} is {} (expected {expected})", req.source, m.digest));
+                continue;
+            }
+        }
+        let mut moves = Vec::new();
+        let mut old = HashMap::new();
+        let repo = req.dest.repository_name();
+        for tag in &req.targets {
+            let before = client.manifest_digest(&req.dest.repository, tag).await?;
+            let changed = before.as_ref() != Some(&m.digest);
+            if let (true, Some(b)) = (changed, &before) {
+                // Fetched now, so that putting it back never depends on a read at failure time.
+                let prev = client.get_manifest(&req.dest.repository, b.as_str()).await?;
+                if req.keep_previous {
+                    let keep = format!("previous-{tag}");
+                    let keep_before = client.manifest_digest(&req.dest.repository, &keep).await?;
+                    moves.push(TagMove {
+                        repository: repo.clone(),
+                        changed: keep_before.as_ref() != Some(b),
+                        before: keep_before.map(|d| d.to_string()),
+                        after: b.to_string(),
+                        tag: keep,
+                    });
+                }
+                old.insert(b.to_string(), prev);
+            }
+            moves.push(TagMove {
+                repository: repo.clone(),
+                tag: tag.clone(),
+                before: before.map(|d| d.to_string()),
+                after: m.digest.to_string(),
+                changed,
+            });
+        }
+        planned.push(Planned {
+            request: req.clone(),
+            manifest: m,
+            moves,
+            old,
+        });
+    }
+    if !missing.is_empty() || !mismatched.is_empty() {
+        let mut parts = Vec::new();
+        if !missing.is_empty() {
+            parts.push(format!("{} missing: {}", missing.len(), missing.join(", ")));
+        }
+        if !mismatched.is_empty() {
+            parts.push(format!("digest mismatch: {}", mismatched.join(", ")));
+        }
+        return Err(Error::new(ErrorKind::Protocol(format!(
+            "nothing was promoted; {}",
+            parts.join("; ")
+        ))));
+    }
+    Ok(planned)
+}
+
+async fn already_promoted(client: &RegistryClient, req: &RetagRequest) -> Result<Option<Manifest>, Error> {
+    let Some(expected) = &req.expected else { return Ok(None) };
+    for tag in &req.targets {
+        if client.manifest_digest(&req.dest.repository, tag).await?.as_ref() != Some(expected) {
+            return Ok(None);
+        }
+    }
+    client.get_manifest(&req.dest.repository, expected.as_str()).await.map(Some)
+}
+
+/// What happened when a promotion failed midway.
+#[derive(Debug)]
+pub struct PromoteFailure {
+    pub error: Error,
+    /// Tags put back to where they were.
+    pub restored: Vec<String>,
+    /// Tags that could not be put back, with why.
+    pub not_restored: Vec<String>,
+}
+
+/// How to put back tags after a failed write: `None` leaves them moved.
+pub type Rollback<'a> = Option<(&'a TagRemover, &'a [WebApi])>;
+
+/// Moves every planned tag. On failure, with `rollback`, puts back the tags
+/// already moved (the previous manifest, or removes a tag that did not
+/// exist) and reports.
+pub async fn apply(planned: &[Planned], clients: &[RegistryClient], rollback_with: Rollback<'_>) -> Result<(), PromoteFailure> {
+    let mut done: Vec<(usize, &TagMove)> = Vec::new();
+    let cache = BlobCache::default();
+    for (i, p) in planned.iter().enumerate() {
+        let client = &clients[i];
+        let req = &p.request;
+        let step = async {
+            if req.dest.repository != req.source.repository && p.moves.iter().any(|m| m.changed) {
+                copy_tree(client, &req.source.repository, client, &req.dest.repository, &p.manifest, 4, &cache).await?;
+                if p.manifest.is_index() {
+                    client
+                        .put_manifest(&req.dest.repository, p.manifest.digest.as_str(), &p.manifest)
+                        .await?;
+                }
+            }
+            Ok::<(), Error>(())
+        };
+        if let Err(error) = step.await {
+            return Err(rollback(planned, clients, rollback_with, &done, error).await);
+        }
+        for mv in p.moves.iter().filter(|m| m.changed) {
+            let m = if mv.after == p.manifest.digest.as_str() {
+                &p.manifest
+            } else {
+                &p.old[&mv.after]
+            };
+            match client.put_manifest(&req.dest.repository, &mv.tag, m).await {
+                Ok(()) => {
+                    log::info(&format!("{}:{} -> {}", mv.repository, mv.tag, mv.after));
+                    done.push((i, mv));
+                }
+                Err(error) => return Err(rollback(planned, clients, rollback_with, &done, error).await),
+            }
+        }
+    }
+    Ok(())
+}
+
+async fn rollback(
+    planned: &[Planned],
+    clients: &[RegistryClient],
+    with: Rollback<'_>,
+    done: &[(usize, &TagMove)],
+    error: Error,
+) -> PromoteFailure {
+    let mut restored = Vec::new();
+    let mut not_restored = Vec::new();
+    let Some((remover, web)) = with else {
+        return PromoteFailure {
+            error,
+            restored,
+            not_restored: done
+                .iter()
+                .map(|(_, m)| format!("{}:{}: left moved (atomic is off)", m.repository, m.tag))
+                .collect(),
+        };
+    };
+    for (i, mv) in done.iter().rev() {
+        let p = &planned[*i];
+        let client = &clients[*i];
+        let name = format!("{}:{}", mv.repository, mv.tag);
+        let result = match &mv.before {
+            Some(d) => match p.old.get(d).or_else(|| (p.manifest.digest.as_str() == d).then_some(&p.manifest)) {
+                Some(m) => client.put_manifest(&p.request.dest.repository, &mv.tag, m).await,
+                None => Err(Error::new(ErrorKind::Protocol(format!("the manifest {d} was not kept")))),
+            },
+            None => remover
+                .remove(client, &p.request.dest.repository, &mv.tag, RemoveMethod::Auto, &web[*i], false)
+                .await
+                .map(|_| ()),
+        };
+        match result {
+            Ok(()) => {
+                log::info(&format!("{name}: put back to {}", mv.before.as_deref().unwrap_or("(absent)")));
+                restored.push(name);
+            }
+            Err(e) => not_restored.push(format!("{name}: {e}")),
+        }
+    }
+    PromoteFailure {
+        error,
+        restored,
+        not_restored,
+    }
+}

@@ -1,0 +1,291 @@
+//! A small fake of the two registry web APIs that cannot run here: Quay's
+//! tag API and Docker Hub's. It follows their documented requests and
+//! answers (paths, methods, `Authorization: Bearer`, JSON shapes, status
+//! codes) and keeps tags in memory; tests seed it and read what it was asked.
+//! It is the one fake in the test suite: everything else is a real registry.
+//!
+//! Quay (docs.quay.io, API v1):
+//!   GET    /api/v1/repository/{ns}/{repo}/tag/?onlyActiveTags=true&limit=N&page=P
+//!          -> {"tags": [{"name", "manifest_digest", "start_ts"}], "page": P, "has_additional": bool}
+//!   DELETE /api/v1/repository/{ns}/{repo}/tag/{tag}  -> 204
+//!   Authorization: Bearer <OAuth token>; 401 without a valid one, 404 for an unknown tag.
+//! Docker Hub (docs.docker.com, Hub API v2):
+//!   POST   /v2/users/login/  {"username", "password"} -> {"token"} | 401 {"detail": ...}
+//!   GET    /v2/repositories/{ns}/{repo}/tags/?page_size=N&page=P
+//!          -> {"count", "next", "previous", "results": [{"name", "last_updated"}]}
+//!   DELETE /v2/repositories/{ns}/{repo}/tags/{tag}/  -> 204
+//!   Authorization: Bearer <token from the login>.
+
+use std::collections::BTreeMap;
+use std::convert::Infallible;
+use std::sync::{Arc, Mutex};
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper::body::Incoming;
+use hyper::{Method, Request, Response};
+
+type Body = http_body_util::combinators::BoxBody<Bytes, Infallible>;
+
+#[derive(Default)]
+pub struct WebState {
+    /// repository (`ns/repo`) -> tag -> unix time it was pushed.
+    pub tags: BTreeMap<String, BTreeMap<String, i64>>,
+    /// Every request: `METHOD path` (with query), in order.
+    pub requests: Vec<String>,
+    /// `DELETE`d tags as `repo:tag`.
+    pub deleted: Vec<String>,
+}
+
+pub struct FakeWebApi {
+    /// `http://127.0.0.1:<port>`
+    pub url: String,
+    pub state: Arc<Mutex<WebState>>,
+    pub quay_token: String,
+    pub hub_user: String,
+    pub hub_password: String,
+    hub_token: String,
+    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+struct Shared {
+    state: Arc<Mutex<WebState>>,
+    url: String,
+    quay_token: String,
+    hub_user: String,
+    hub_password: String,
+    hub_token: String,
+}
+
+impl FakeWebApi {
+    pub fn start() -> Self {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        listener.set_nonblocking(true).expect("nonblocking");
+        let url = format!("http://{}", listener.local_addr().expect("addr"));
+        let state = Arc::new(Mutex::new(WebState::default()));
+        let shared = Arc::new(Shared {
+            state: state.clone(),
+            url: url.clone(),
+            quay_token: format!("quay-{}", crate::random_hex(12)),
+            hub_user: "hubuser".into(),
+            hub_password: format!("hub-{}", crate::random_hex(12)),
+            hub_token: format!("jwt-{}", crate::random_hex(16)),
+        });
+        let (quay_token, hub_user, hub_password, hub_token) = (
+            shared.quay_token.clone(),
+            shared.hub_user.clone(),
+            shared.hub_password.clone(),
+            shared.hub_token.clone(),
+        );
+        let (tx, mut rx) = tokio::sync::oneshot::channel::<()>();
+        let thread = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+            rt.block_on(async move {
+                let listener = tokio::net::TcpListener::from_std(listener).expect("listener");
+                loop {
+                    tokio::select! {
+                        _ = &mut rx => break,
+                        accepted = listener.accept() => {
+                            let Ok((stream, _)) = accepted else { continue };
+                            let shared = shared.clone();
+                            tokio::spawn(async move {
+                                let svc = hyper::service::service_fn(move |req| handle(shared.clone(), req));
+                                let _ = hyper::server::conn::http1::Builder::new().serve_connection(hyper_util::rt::TokioIo::new(stream), svc).await;
+                            });
+                        }
+                    }
+                }
+            });
+        });
+        Self {
+            url,
+            state,
+            quay_token,
+            hub_user,
+            hub_password,
+            hub_token,
+            shutdown: Some(tx),
+            thread: Some(thread),
+        }
+    }
+
+    /// Seeds a tag pushed at `time` (unix seconds).
+    pub fn add_tag(&self, repo: &str, tag: &str, time: i64) {
+        self.state
+            .lock()
+            .unwrap()
+            .tags
+            .entry(repo.to_string())
+            .or_default()
+            .insert(tag.to_string(), time);
+    }
+
+    pub fn deleted(&self) -> Vec<String> {
+        self.state.lock().unwrap().deleted.clone()
+    }
+
+    pub fn hub_token(&self) -> &str {
+        &self.hub_token
+    }
+}
+
+impl Drop for FakeWebApi {
+    fn drop(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+fn json(status: u16, v: serde_json::Value) -> Response<Body> {
+    Response::builder()
+        .status(status)
+        .header("content-type", "application/json")
+        .body(Full::new(Bytes::from(v.to_string())).boxed())
+        .expect("response")
+}
+
+fn empty(status: u16) -> Response<Body> {
+    Response::builder()
+        .status(status)
+        .body(Full::new(Bytes::new()).boxed())
+        .expect("response")
+}
+
+fn query(req: &Request<Incoming>) -> BTreeMap<String, String> {
+    req.uri()
+        .query()
+        .unwrap_or("")
+        .split('&')
+        .filter_map(|kv| kv.split_once('='))
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
+
+fn rfc3339(t: i64) -> String {
+    // Civil from days (Howard Hinnant), enough for a fake.
+    let days = t.div_euclid(86_400);
+    let secs = t.rem_euclid(86_400);
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.000000Z",
+        secs / 3600,
+        secs % 3600 / 60,
+        secs % 60
+    )
+}
+
+async fn handle(s: Arc<Shared>, req: Request<Incoming>) -> Result<Response<Body>, Infallible> {
+    let path = req.uri().path().to_string();
+    let method = req.method().clone();
+    let auth = req
+        .headers()
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_string();
+    s.state.lock().unwrap().requests.push(format!("{method} {}", req.uri()));
+    let q = query(&req);
+
+    if let Some(rest) = path.strip_prefix("/api/v1/repository/") {
+        if auth != format!("Bearer {}", s.quay_token) {
+            return Ok(json(
+                401,
+                serde_json::json!({"error": "invalid_token", "error_description": "Requires authentication"}),
+            ));
+        }
+        let (repo, tag) = match rest.split_once("/tag/") {
+            Some(v) => v,
+            None => return Ok(json(404, serde_json::json!({"error_message": "Not Found"}))),
+        };
+        let mut st = s.state.lock().unwrap();
+        return Ok(match (method, tag) {
+            (Method::GET, "") => {
+                let limit: usize = q.get("limit").and_then(|v| v.parse().ok()).unwrap_or(50);
+                let page: usize = q.get("page").and_then(|v| v.parse().ok()).unwrap_or(1);
+                let all: Vec<(&String, &i64)> = st.tags.get(repo).map(|t| t.iter().collect()).unwrap_or_default();
+                let chunk: Vec<serde_json::Value> = all
+                    .iter()
+                    .skip((page - 1) * limit)
+                    .take(limit)
+                    .map(|(name, ts)| serde_json::json!({"name": name, "start_ts": ts, "manifest_digest": "sha256:0000000000000000000000000000000000000000000000000000000000000000", "reversion": false}))
+                    .collect();
+                json(
+                    200,
+                    serde_json::json!({"tags": chunk, "page": page, "has_additional": all.len() > page * limit}),
+                )
+            }
+            (Method::DELETE, tag) => match st.tags.get_mut(repo).and_then(|t| t.remove(tag)) {
+                Some(_) => {
+                    st.deleted.push(format!("{repo}:{tag}"));
+                    empty(204)
+                }
+                None => json(404, serde_json::json!({"error_message": "Not Found"})),
+            },
+            _ => json(405, serde_json::json!({"error_message": "Method Not Allowed"})),
+        });
+    }
+
+    if path == "/v2/users/login/" || path == "/v2/users/login" {
+        let body = req.into_body().collect().await.map(|b| b.to_bytes()).unwrap_or_default();
+        let creds: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
+        if creds["username"] == s.hub_user.as_str() && creds["password"] == s.hub_password.as_str() {
+            return Ok(json(200, serde_json::json!({"token": s.hub_token})));
+        }
+        return Ok(json(401, serde_json::json!({"detail": "Incorrect authentication credentials"})));
+    }
+
+    if let Some(rest) = path.strip_prefix("/v2/repositories/") {
+        if auth != format!("Bearer {}", s.hub_token) {
+            return Ok(json(
+                401,
+                serde_json::json!({"detail": "Authentication credentials were not provided."}),
+            ));
+        }
+        let (repo, tag) = match rest.split_once("/tags/") {
+            Some((r, t)) => (r, t.trim_end_matches('/')),
+            None => return Ok(json(404, serde_json::json!({"message": "object not found", "errinfo": {}}))),
+        };
+        let mut st = s.state.lock().unwrap();
+        return Ok(match (method, tag) {
+            (Method::GET, "") => {
+                let size: usize = q.get("page_size").and_then(|v| v.parse().ok()).unwrap_or(10);
+                let page: usize = q.get("page").and_then(|v| v.parse().ok()).unwrap_or(1);
+                let all: Vec<(&String, &i64)> = st.tags.get(repo).map(|t| t.iter().collect()).unwrap_or_default();
+                let results: Vec<serde_json::Value> = all
+                    .iter()
+                    .skip((page - 1) * size)
+                    .take(size)
+                    .map(|(name, ts)| serde_json::json!({"name": name, "last_updated": rfc3339(**ts), "tag_status": "active"}))
+                    .collect();
+                let next =
+                    (all.len() > page * size).then(|| format!("{}/v2/repositories/{repo}/tags/?page_size={size}&page={}", s.url, page + 1));
+                json(
+                    200,
+                    serde_json::json!({"count": all.len(), "next": next, "previous": null, "results": results}),
+                )
+            }
+            (Method::DELETE, tag) => match st.tags.get_mut(repo).and_then(|t| t.remove(tag)) {
+                Some(_) => {
+                    st.deleted.push(format!("{repo}:{tag}"));
+                    empty(204)
+                }
+                None => json(404, serde_json::json!({"message": "tag not found", "errinfo": {}})),
+            },
+            _ => json(405, serde_json::json!({"detail": "Method not allowed"})),
+        });
+    }
+    Ok(json(404, serde_json::json!({"detail": "Not found."})))
+}
