@@ -167,8 +167,8 @@ fn a_failed_write_puts_every_moved_tag_back() {
     assert!(run.failed(), "{}", run.stdout);
     assert!(run.msg().contains("put back"), "{}", run.msg());
     assert!(run.result["not_restored"].as_array().unwrap().is_empty(), "{}", run.stdout);
-    for n in 0..4 {
-        assert_eq!(reg.digest(&format!("stage/img{n}:current-tripleo")), before[n], "img{n} restored");
+    for (n, want) in before.iter().enumerate() {
+        assert_eq!(&reg.digest(&format!("stage/img{n}:current-tripleo")), want, "img{n} restored");
     }
     // Without the fault, the set moves and the old targets are kept.
     let images: Vec<Value> = (0..4)
