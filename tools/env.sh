@@ -6,3 +6,4 @@ export ANSIBLE_COLLECTIONS_PATH="$ROOT/.work/collections"
 export ANSIBLE_HOME="$ROOT/.work/ansible"
 export ANSIBLE_LOCALHOST_WARNING=false
 export ANSIBLE_INVENTORY_UNPARSED_WARNING=false
+export ANSIBLE_PYTHON_INTERPRETER="$ROOT/.venv/bin/python3"

@@ -79,6 +79,10 @@ pub struct ImageArgs {
     pub keep_previous: bool,
     #[serde(default)]
     pub remove_tags: Vec<String>,
+    /// zuul-jobs: the key of `registries` holding this image's credentials
+    /// (`container_images[].registry`); by default the registry host.
+    #[serde(default)]
+    pub registry: Option<String>,
 }
 
 #[derive(Deserialize, Debug)]
@@ -94,6 +98,7 @@ pub struct CleanupArgs {
 struct Image {
     request: RetagRequest,
     remove: Vec<String>,
+    registry: Option<String>,
 }
 
 struct Cleanup {
@@ -223,6 +228,7 @@ fn validate_image(i: usize, a: ImageArgs) -> Result<Image, ModuleError> {
             keep_previous: a.keep_previous,
         },
         remove: a.remove_tags,
+        registry: a.registry,
     })
 }
 
@@ -262,8 +268,12 @@ pub fn run(args: Args, ctx: &Context) -> Result<Outcome, ModuleError> {
         upload_chunk_size: None,
     };
     let regs = Registries::new(&common, None, None)?;
+    for (i, img) in images.iter().enumerate() {
+        let d = &img.request.dest;
+        regs.check_repository(&d.registry, img.registry.as_deref(), &d.repository, &opt("images", i, "repository"))?;
+    }
     let stats = Arc::new(Stats::default());
-    let client = |r: &Reference| regs.client(&r.registry, &r.repository, None, Side::Destination, stats.clone());
+    let client = |r: &Reference, name: Option<&str>| regs.client(&r.registry, &r.repository, name, Side::Destination, stats.clone());
     let rt = runtime()?;
     let remover = TagRemover::default();
     let method = args.method;
@@ -279,7 +289,10 @@ pub fn run(args: Args, ctx: &Context) -> Result<Outcome, ModuleError> {
         // 1. Promote: resolve everything, then move.
         let mut items = Vec::new();
         for img in images.iter().filter(|i| !i.request.targets.is_empty()) {
-            items.push((img.request.clone(), client(&img.request.source).map_err(fail)?));
+            items.push((
+                img.request.clone(),
+                client(&img.request.source, img.registry.as_deref()).map_err(fail)?,
+            ));
         }
         let planned = promote::plan(&items).await.map_err(fail)?;
         let moves: Vec<&TagMove> = planned.iter().flat_map(|p| p.moves.iter()).collect();
@@ -305,7 +318,11 @@ pub fn run(args: Args, ctx: &Context) -> Result<Outcome, ModuleError> {
         values.insert("record".into(), Value::Array(record.clone()));
         if !check {
             let clients: Vec<RegistryClient> = items.iter().map(|(_, c)| c.clone()).collect();
-            let webs: Vec<WebApi> = items.iter().map(|(r, _)| regs.web_api(&r.dest.registry, None)).collect();
+            let webs: Vec<WebApi> = images
+                .iter()
+                .filter(|i| !i.request.targets.is_empty())
+                .map(|i| regs.web_api(&i.request.dest.registry, i.registry.as_deref()))
+                .collect();
             let rollback = atomic.then_some((&remover, webs.as_slice()));
             let result = promote::apply(&planned, &clients, rollback).await;
             if let Err(f) = result {
@@ -334,8 +351,8 @@ pub fn run(args: Args, ctx: &Context) -> Result<Outcome, ModuleError> {
         let mut removed = Vec::new();
         for img in &images {
             let r = &img.request.dest;
-            let c = client(r).map_err(fail)?;
-            let web = regs.web_api(&r.registry, None);
+            let c = client(r, img.registry.as_deref()).map_err(fail)?;
+            let web = regs.web_api(&r.registry, img.registry.as_deref());
             for tag in &img.remove {
                 let outcome = remover.remove(&c, &r.repository, tag, method, &web, check).await;
                 record_removal(r, tag, outcome, method, &mut removed, &mut warnings, &mut diff, &mut changed)?;
@@ -345,7 +362,7 @@ pub fn run(args: Args, ctx: &Context) -> Result<Outcome, ModuleError> {
         // 3. Stale tags.
         let mut cleaned = Vec::new();
         for cl in &cleanups {
-            let c = client(&cl.repo).map_err(fail)?;
+            let c = client(&cl.repo, None).map_err(fail)?;
             let web = regs.web_api(&cl.repo.registry, None);
             let ages = tag_ages(&c, &cl.repo.repository, &cl.regex, &web).await.map_err(fail)?;
             for a in ages {

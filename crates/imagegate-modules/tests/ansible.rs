@@ -19,13 +19,18 @@ fn collection() -> tempfile::TempDir {
     for entry in ["galaxy.yml", "meta", "roles", "playbooks"] {
         std::os::unix::fs::symlink(root.join(entry), coll.join(entry)).unwrap();
     }
-    let module = "registry_mirror";
-    std::os::unix::fs::symlink(
-        root.join(format!("plugins/modules/{module}.yml")),
-        coll.join(format!("plugins/modules/{module}.yml")),
-    )
-    .unwrap();
-    std::fs::copy(env!("CARGO_BIN_EXE_registry_mirror"), coll.join("plugins/modules/registry_mirror")).unwrap();
+    let binaries = [
+        ("registry_mirror", env!("CARGO_BIN_EXE_registry_mirror")),
+        ("container_retag", env!("CARGO_BIN_EXE_container_retag")),
+    ];
+    for (module, binary) in binaries {
+        std::os::unix::fs::symlink(
+            root.join(format!("plugins/modules/{module}.yml")),
+            coll.join(format!("plugins/modules/{module}.yml")),
+        )
+        .unwrap();
+        std::fs::copy(binary, coll.join(format!("plugins/modules/{module}"))).unwrap();
+    }
     dir
 }
 
@@ -42,6 +47,7 @@ fn playbook(collections: &Path, playbook: &str, vars: &Value) -> (bool, String) 
         .env("ANSIBLE_HOME", home)
         .env("ANSIBLE_LOCALHOST_WARNING", "false")
         .env("ANSIBLE_NOCOLOR", "1")
+        .env("ANSIBLE_PYTHON_INTERPRETER", venv_tool("python3"))
         .output()
         .expect("run ansible-playbook");
     let text = format!("{}\n{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
@@ -93,4 +99,142 @@ fn mirror_role_with_zuul_jobs_inputs() {
     assert!(ok, "{out}");
     assert_eq!(dst.digest("role/app:stable"), src.digest("it/app:v1"));
     assert!(!out.contains(&rw.password), "the password appears in ansible-playbook -vvv output");
+}
+
+fn zuul_var(pipeline: &str) -> Value {
+    json!({"change": "42", "patchset": "1", "pipeline": pipeline, "build": "b1", "tenant": "t", "project": {"short_name": "app"}})
+}
+
+#[test]
+fn promote_role_tag_method() {
+    let fx = Fixtures::get();
+    let reg = TestRegistry::start(Kind::Distribution);
+    for tag in ["change_42_latest", "change_42_1.0"] {
+        reg.seed(&fx.single(1), &format!("prom/a:{tag}"));
+    }
+    reg.seed(&fx.single(2), "prom/b:change_42_latest");
+    let (a, b) = (reg.digest("prom/a:change_42_latest"), reg.digest("prom/b:change_42_latest"));
+    let coll = collection();
+    let (ok, out) = playbook(
+        coll.path(),
+        "tests/integration/targets/promote_container_image/tag.yml",
+        &json!({"it_registry": reg.host, "it_registries": {reg.host.clone(): {"plain_http": true}}, "zuul": zuul_var("promote")}),
+    );
+    assert!(ok, "{out}");
+    assert_eq!(reg.digest("prom/a:latest"), a);
+    assert_eq!(reg.digest("prom/a:1.0"), a);
+    assert_eq!(reg.digest("prom/b:latest"), b);
+    for gone in ["prom/a:change_42_latest", "prom/a:change_42_1.0", "prom/b:change_42_latest"] {
+        assert_eq!(reg.digest(gone), None, "{gone}");
+    }
+}
+
+#[test]
+fn promote_role_intermediate_registry_method() {
+    use imagegate_testkit::webapi::ZuulBuildsApi;
+    let fx = Fixtures::get();
+    let intermediate = TestRegistry::start(Kind::Zuul);
+    let final_reg = TestRegistry::start(Kind::Distribution);
+    intermediate.seed(&fx.single(3), "final/app:b1_latest");
+    intermediate.seed(&fx.single(4), "final/app:b1_stable");
+    let artifact = |tag: &str| {
+        json!({
+            "name": format!("final/app:{tag}"),
+            "url": format!("docker://{}/final/app:b1_{tag}", intermediate.host),
+            "metadata": {"type": "container_image", "repository": format!("{}/final/app", final_reg.host), "tag": tag},
+        })
+    };
+    let api = ZuulBuildsApi::start(
+        "t",
+        json!([{"uuid": "b1", "job_name": "upload-image", "artifacts": [
+            artifact("latest"), artifact("stable"),
+            {"name": "docs", "url": "https://logs.example/docs/", "metadata": {"type": "docs_site"}},
+        ]}]),
+    );
+    let rw = intermediate.rw.as_ref().unwrap();
+    let port: u16 = intermediate.host.rsplit(':').next().unwrap().parse().unwrap();
+    let coll = collection();
+    let (ok, out) = playbook(
+        coll.path(),
+        "tests/integration/targets/promote_container_image/intermediate.yml",
+        &json!({
+            "it_final": final_reg.host,
+            "it_api": api.base,
+            "it_registries": {final_reg.host.clone(): {"plain_http": true}, intermediate.host.clone(): {"ca_cert": intermediate.ca_cert}},
+            "intermediate_registry": {"host": "127.0.0.1", "port": port, "username": rw.name, "password": rw.password},
+            "zuul": zuul_var("promote"),
+        }),
+    );
+    assert!(ok, "{out}");
+    assert!(!out.contains(&rw.password));
+    assert_eq!(final_reg.digest("final/app:latest"), intermediate.digest("final/app:b1_latest"));
+    assert_eq!(final_reg.digest("final/app:stable"), intermediate.digest("final/app:b1_stable"));
+    let queries = api.queries.lock().unwrap().clone();
+    assert!(
+        queries
+            .iter()
+            .any(|q| q.contains("change=42&patchset=1&pipeline=gate&job_name=upload-image")),
+        "{queries:?}"
+    );
+}
+
+#[test]
+fn remove_registry_tag_role() {
+    let fx = Fixtures::get();
+    let reg = TestRegistry::start(Kind::Distribution);
+    reg.seed(&fx.single(5), "rm/app:one_off");
+    reg.seed(&fx.single(5), "rm/app:change_1_latest");
+    reg.seed(&fx.fresh(), "rm/app:change_2_latest");
+    reg.seed(&fx.single(6), "rm/app:promote_old");
+    reg.seed(&fx.single(6), "rm/app:release");
+    let coll = collection();
+    let (ok, out) = playbook(
+        coll.path(),
+        "tests/integration/targets/remove_registry_tag/main.yml",
+        &json!({"it_registry": reg.host, "it_registries": {reg.host.clone(): {"plain_http": true}}, "zuul": zuul_var("promote")}),
+    );
+    assert!(ok, "{out}");
+    for gone in ["one_off", "change_1_latest", "promote_old"] {
+        assert_eq!(reg.digest(&format!("rm/app:{gone}")), None, "{gone}");
+    }
+    for kept in ["change_2_latest", "release"] {
+        assert!(reg.digest(&format!("rm/app:{kept}")).is_some(), "{kept}");
+    }
+}
+
+#[test]
+fn promotion_set_playbook() {
+    let fx = Fixtures::get();
+    let reg = TestRegistry::start(Kind::Distribution);
+    for n in 0..3 {
+        reg.seed(&fx.single(n), &format!("tripleo/img{n}:tripleo-ci-testing"));
+    }
+    let coll = collection();
+    let record = coll.path().join("record.json");
+    let vars = |images: Vec<String>| {
+        json!({
+            "promote_set_images": images,
+            "promote_set_from": "tripleo-ci-testing",
+            "promote_set_to": "current-tripleo",
+            "promote_set_record_file": record,
+            "promote_set_registries": {reg.host.clone(): {"plain_http": true}},
+        })
+    };
+    let mut images: Vec<String> = (0..3).map(|n| format!("{}/tripleo/img{n}", reg.host)).collect();
+    images.push(format!("{}/tripleo/missing", reg.host));
+    let (ok, out) = playbook(coll.path(), "playbooks/promote-set.yaml", &vars(images.clone()));
+    assert!(!ok, "a set with a missing image must fail");
+    assert!(out.contains("tripleo/missing:tripleo-ci-testing"), "{out}");
+    assert_eq!(reg.digest("tripleo/img0:current-tripleo"), None, "nothing moved");
+    images.pop();
+    let (ok, out) = playbook(coll.path(), "playbooks/promote-set.yaml", &vars(images));
+    assert!(ok, "{out}");
+    for n in 0..3 {
+        assert_eq!(
+            reg.digest(&format!("tripleo/img{n}:current-tripleo")),
+            reg.digest(&format!("tripleo/img{n}:tripleo-ci-testing"))
+        );
+    }
+    let record: Value = serde_json::from_slice(&std::fs::read(&record).unwrap()).unwrap();
+    assert_eq!(record.as_array().unwrap().len(), 3);
 }

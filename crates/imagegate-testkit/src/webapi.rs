@@ -289,3 +289,65 @@ async fn handle(s: Arc<Shared>, req: Request<Incoming>) -> Result<Response<Body>
     }
     Ok(json(404, serde_json::json!({"detail": "Not found."})))
 }
+
+/// A stand-in for the Zuul web API's `GET /api/tenant/<t>/builds` endpoint:
+/// answers every GET with the JSON it was given and records the queries.
+pub struct ZuulBuildsApi {
+    /// `http://127.0.0.1:<port>/api/tenant/<tenant>`
+    pub base: String,
+    pub queries: Arc<Mutex<Vec<String>>>,
+    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl ZuulBuildsApi {
+    pub fn start(tenant: &str, builds: serde_json::Value) -> Self {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        listener.set_nonblocking(true).expect("nonblocking");
+        let base = format!("http://{}/api/tenant/{tenant}", listener.local_addr().expect("addr"));
+        let queries: Arc<Mutex<Vec<String>>> = Arc::default();
+        let (q, body) = (queries.clone(), Arc::new(builds.to_string()));
+        let (tx, mut rx) = tokio::sync::oneshot::channel::<()>();
+        let thread = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+            rt.block_on(async move {
+                let listener = tokio::net::TcpListener::from_std(listener).expect("listener");
+                loop {
+                    tokio::select! {
+                        _ = &mut rx => break,
+                        accepted = listener.accept() => {
+                            let Ok((stream, _)) = accepted else { continue };
+                            let (q, body) = (q.clone(), body.clone());
+                            tokio::spawn(async move {
+                                let svc = hyper::service::service_fn(move |req: Request<Incoming>| {
+                                    q.lock().unwrap().push(req.uri().to_string());
+                                    let found = req.uri().path().ends_with("/builds");
+                                    let answer = if found { json(200, serde_json::from_str(&body).unwrap_or_default()) } else { json(404, serde_json::json!({})) };
+                                    async move { Ok::<_, Infallible>(answer) }
+                                });
+                                let _ = hyper::server::conn::http1::Builder::new().serve_connection(hyper_util::rt::TokioIo::new(stream), svc).await;
+                            });
+                        }
+                    }
+                }
+            });
+        });
+        Self {
+            base,
+            queries,
+            shutdown: Some(tx),
+            thread: Some(thread),
+        }
+    }
+}
+
+impl Drop for ZuulBuildsApi {
+    fn drop(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
