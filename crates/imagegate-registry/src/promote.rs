@@ -5,6 +5,7 @@
 
 use std::collections::HashMap;
 
+use futures_util::StreamExt;
 use serde::Serialize;
 
 use crate::client::RegistryClient;
@@ -49,74 +50,41 @@ pub struct Planned {
     old: HashMap<String, Manifest>,
 }
 
+/// Images resolved or moved at once. Each image costs a few small requests,
+/// so parallelism, not bandwidth, sets the pace of a promotion.
+const CONCURRENCY: usize = 8;
+
+/// How one image resolved.
+enum Resolved {
+    Ready(Box<Planned>),
+    Missing(String),
+    Mismatch(String),
+}
+
 /// Resolves every source and target. Fails, listing every missing source
 /// and every digest mismatch, before anything is written.
 pub async fn plan(items: &[(RetagRequest, RegistryClient)]) -> Result<Vec<Planned>, Error> {
-    let mut planned = Vec::new();
-    let mut missing = Vec::new();
-    let mut mismatched = Vec::new();
-    for (req, client) in items {
+    for (req, _) in items {
         if req.source.registry != req.dest.registry {
             return Err(Error::new(ErrorKind::Protocol(format!(
                 "{} and {} are on different registries; copy between registries with registry_mirror",
                 req.source, req.dest
             ))));
         }
-        let m = match client.get_manifest(&req.source.repository, &req.source.tag_or_digest()).await {
-            Ok(m) => m,
-            Err(e) if matches!(e.kind(), ErrorKind::NotFound { .. }) => match already_promoted(client, req).await? {
-                // The source tag is gone but every target is at the expected
-                // digest: an earlier run promoted this image and removed it.
-                Some(m) => m,
-                None => {
-                    missing.push(req.source.to_string());
-                    continue;
-                }
-            },
-            Err(e) => return Err(e),
-        };
-        if let Some(expected) = &req.expected {
-            if *expected != m.digest {
-                mismatched.push(format!("{} is {} (expected {expected})", req.source, m.digest));
-                continue;
-            }
+    }
+    let resolved: Vec<Result<Resolved, Error>> = futures_util::stream::iter(items.iter().map(|(req, client)| plan_one(req, client)))
+        .buffered(CONCURRENCY)
+        .collect()
+        .await;
+    let mut planned = Vec::new();
+    let mut missing = Vec::new();
+    let mut mismatched = Vec::new();
+    for r in resolved {
+        match r? {
+            Resolved::Ready(p) => planned.push(*p),
+            Resolved::Missing(m) => missing.push(m),
+            Resolved::Mismatch(m) => mismatched.push(m),
         }
-        let mut moves = Vec::new();
-        let mut old = HashMap::new();
-        let repo = req.dest.repository_name();
-        for tag in &req.targets {
-            let before = client.manifest_digest(&req.dest.repository, tag).await?;
-            let changed = before.as_ref() != Some(&m.digest);
-            if let (true, Some(b)) = (changed, &before) {
-                // Fetched now, so that putting it back never depends on a read at failure time.
-                let prev = client.get_manifest(&req.dest.repository, b.as_str()).await?;
-                if req.keep_previous {
-                    let keep = format!("previous-{tag}");
-                    let keep_before = client.manifest_digest(&req.dest.repository, &keep).await?;
-                    moves.push(TagMove {
-                        repository: repo.clone(),
-                        changed: keep_before.as_ref() != Some(b),
-                        before: keep_before.map(|d| d.to_string()),
-                        after: b.to_string(),
-                        tag: keep,
-                    });
-                }
-                old.insert(b.to_string(), prev);
-            }
-            moves.push(TagMove {
-                repository: repo.clone(),
-                tag: tag.clone(),
-                before: before.map(|d| d.to_string()),
-                after: m.digest.to_string(),
-                changed,
-            });
-        }
-        planned.push(Planned {
-            request: req.clone(),
-            manifest: m,
-            moves,
-            old,
-        });
     }
     if !missing.is_empty() || !mismatched.is_empty() {
         let mut parts = Vec::new();
@@ -126,12 +94,63 @@ pub async fn plan(items: &[(RetagRequest, RegistryClient)]) -> Result<Vec<Planne
         if !mismatched.is_empty() {
             parts.push(format!("digest mismatch: {}", mismatched.join(", ")));
         }
-        return Err(Error::new(ErrorKind::Protocol(format!(
-            "nothing was promoted; {}",
-            parts.join("; ")
-        ))));
+        return Err(Error::new(ErrorKind::Protocol(format!("nothing was promoted; {}", parts.join("; ")))));
     }
     Ok(planned)
+}
+
+async fn plan_one(req: &RetagRequest, client: &RegistryClient) -> Result<Resolved, Error> {
+    let m = match client.get_manifest(&req.source.repository, &req.source.tag_or_digest()).await {
+        Ok(m) => m,
+        Err(e) if matches!(e.kind(), ErrorKind::NotFound { .. }) => match already_promoted(client, req).await? {
+            // The source tag is gone but every target is at the expected
+            // digest: an earlier run promoted this image and removed it.
+            Some(m) => m,
+            None => return Ok(Resolved::Missing(req.source.to_string())),
+        },
+        Err(e) => return Err(e),
+    };
+    if let Some(expected) = &req.expected {
+        if *expected != m.digest {
+            return Ok(Resolved::Mismatch(format!("{} is {} (expected {expected})", req.source, m.digest)));
+        }
+    }
+    let mut moves = Vec::new();
+    let mut old = HashMap::new();
+    let repo = req.dest.repository_name();
+    for tag in &req.targets {
+        let before = client.manifest_digest(&req.dest.repository, tag).await?;
+        let changed = before.as_ref() != Some(&m.digest);
+        if let (true, Some(b)) = (changed, &before) {
+            // Fetched now, so that putting it back never depends on a read at failure time.
+            let prev = client.get_manifest(&req.dest.repository, b.as_str()).await?;
+            if req.keep_previous {
+                let keep = format!("previous-{tag}");
+                let keep_before = client.manifest_digest(&req.dest.repository, &keep).await?;
+                moves.push(TagMove {
+                    repository: repo.clone(),
+                    changed: keep_before.as_ref() != Some(b),
+                    before: keep_before.map(|d| d.to_string()),
+                    after: b.to_string(),
+                    tag: keep,
+                });
+            }
+            old.insert(b.to_string(), prev);
+        }
+        moves.push(TagMove {
+            repository: repo.clone(),
+            tag: tag.clone(),
+            before: before.map(|d| d.to_string()),
+            after: m.digest.to_string(),
+            changed,
+        });
+    }
+    Ok(Resolved::Ready(Box::new(Planned {
+        request: req.clone(),
+        manifest: m,
+        moves,
+        old,
+    })))
 }
 
 async fn already_promoted(client: &RegistryClient, req: &RetagRequest) -> Result<Option<Manifest>, Error> {
@@ -157,43 +176,50 @@ pub struct PromoteFailure {
 /// How to put back tags after a failed write: `None` leaves them moved.
 pub type Rollback<'a> = Option<(&'a TagRemover, &'a [WebApi])>;
 
-/// Moves every planned tag. On failure, with `rollback`, puts back the tags
-/// already moved (the previous manifest, or removes a tag that did not
-/// exist) and reports.
+/// Moves every planned tag, images at once. On failure no further image
+/// starts; once the images under way have finished, with `rollback`, every
+/// tag already moved is put back (the previous manifest, or removed if it
+/// did not exist) and the outcome reported.
 pub async fn apply(planned: &[Planned], clients: &[RegistryClient], rollback_with: Rollback<'_>) -> Result<(), PromoteFailure> {
-    let mut done: Vec<(usize, &TagMove)> = Vec::new();
+    let done: std::sync::Mutex<Vec<(usize, &TagMove)>> = std::sync::Mutex::default();
+    let failed = std::sync::atomic::AtomicBool::new(false);
     let cache = BlobCache::default();
-    for (i, p) in planned.iter().enumerate() {
-        let client = &clients[i];
-        let req = &p.request;
-        let step = async {
-            if req.dest.repository != req.source.repository && p.moves.iter().any(|m| m.changed) {
-                copy_tree(client, &req.source.repository, client, &req.dest.repository, &p.manifest, 4, &cache).await?;
-                if p.manifest.is_index() {
-                    client
-                        .put_manifest(&req.dest.repository, p.manifest.digest.as_str(), &p.manifest)
-                        .await?;
-                }
-            }
-            Ok::<(), Error>(())
-        };
-        if let Err(error) = step.await {
-            return Err(rollback(planned, clients, rollback_with, &done, error).await);
+    let (done_ref, failed_ref, cache_ref) = (&done, &failed, &cache);
+    let results: Vec<Result<(), Error>> = futures_util::stream::iter(planned.iter().enumerate().map(|(i, p)| async move {
+        if failed_ref.load(std::sync::atomic::Ordering::SeqCst) {
+            return Ok(());
         }
-        for mv in p.moves.iter().filter(|m| m.changed) {
-            let m = if mv.after == p.manifest.digest.as_str() {
-                &p.manifest
-            } else {
-                &p.old[&mv.after]
-            };
-            match client.put_manifest(&req.dest.repository, &mv.tag, m).await {
-                Ok(()) => {
-                    log::info(&format!("{}:{} -> {}", mv.repository, mv.tag, mv.after));
-                    done.push((i, mv));
-                }
-                Err(error) => return Err(rollback(planned, clients, rollback_with, &done, error).await),
-            }
+        let result = apply_one(p, &clients[i], cache_ref, |mv| done_ref.lock().expect("done").push((i, mv))).await;
+        if result.is_err() {
+            failed_ref.store(true, std::sync::atomic::Ordering::SeqCst);
         }
+        result
+    }))
+    .buffer_unordered(CONCURRENCY)
+    .collect()
+    .await;
+    match results.into_iter().find_map(Result::err) {
+        None => Ok(()),
+        Some(error) => {
+            let done = done.into_inner().expect("done");
+            Err(rollback(planned, clients, rollback_with, &done, error).await)
+        }
+    }
+}
+
+async fn apply_one<'a>(p: &'a Planned, client: &RegistryClient, cache: &BlobCache, mut moved: impl FnMut(&'a TagMove)) -> Result<(), Error> {
+    let req = &p.request;
+    if req.dest.repository != req.source.repository && p.moves.iter().any(|m| m.changed) {
+        copy_tree(client, &req.source.repository, client, &req.dest.repository, &p.manifest, 4, cache).await?;
+        if p.manifest.is_index() {
+            client.put_manifest(&req.dest.repository, p.manifest.digest.as_str(), &p.manifest).await?;
+        }
+    }
+    for mv in p.moves.iter().filter(|m| m.changed) {
+        let m = if mv.after == p.manifest.digest.as_str() { &p.manifest } else { &p.old[&mv.after] };
+        client.put_manifest(&req.dest.repository, &mv.tag, m).await?;
+        log::info(&format!("{}:{} -> {}", mv.repository, mv.tag, mv.after));
+        moved(mv);
     }
     Ok(())
 }
