@@ -94,7 +94,10 @@ pub async fn plan(items: &[(RetagRequest, RegistryClient)]) -> Result<Vec<Planne
         if !mismatched.is_empty() {
             parts.push(format!("digest mismatch: {}", mismatched.join(", ")));
         }
-        return Err(Error::new(ErrorKind::Protocol(format!("nothing was promoted; {}", parts.join("; ")))));
+        return Err(Error::new(ErrorKind::Protocol(format!(
+            "nothing was promoted; {}",
+            parts.join("; ")
+        ))));
     }
     Ok(planned)
 }
@@ -207,16 +210,27 @@ pub async fn apply(planned: &[Planned], clients: &[RegistryClient], rollback_wit
     }
 }
 
-async fn apply_one<'a>(p: &'a Planned, client: &RegistryClient, cache: &BlobCache, mut moved: impl FnMut(&'a TagMove)) -> Result<(), Error> {
+async fn apply_one<'a>(
+    p: &'a Planned,
+    client: &RegistryClient,
+    cache: &BlobCache,
+    mut moved: impl FnMut(&'a TagMove),
+) -> Result<(), Error> {
     let req = &p.request;
     if req.dest.repository != req.source.repository && p.moves.iter().any(|m| m.changed) {
         copy_tree(client, &req.source.repository, client, &req.dest.repository, &p.manifest, 4, cache).await?;
         if p.manifest.is_index() {
-            client.put_manifest(&req.dest.repository, p.manifest.digest.as_str(), &p.manifest).await?;
+            client
+                .put_manifest(&req.dest.repository, p.manifest.digest.as_str(), &p.manifest)
+                .await?;
         }
     }
     for mv in p.moves.iter().filter(|m| m.changed) {
-        let m = if mv.after == p.manifest.digest.as_str() { &p.manifest } else { &p.old[&mv.after] };
+        let m = if mv.after == p.manifest.digest.as_str() {
+            &p.manifest
+        } else {
+            &p.old[&mv.after]
+        };
         client.put_manifest(&req.dest.repository, &mv.tag, m).await?;
         log::info(&format!("{}:{} -> {}", mv.repository, mv.tag, mv.after));
         moved(mv);

@@ -7,6 +7,7 @@ pub mod fixtures;
 pub mod module;
 pub mod proxy;
 pub mod registry;
+pub mod server;
 pub mod tools;
 pub mod webapi;
 

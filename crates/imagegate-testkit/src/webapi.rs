@@ -25,7 +25,7 @@ use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 use hyper::{Method, Request, Response};
 
-type Body = http_body_util::combinators::BoxBody<Bytes, Infallible>;
+use crate::server::{Body, Server};
 
 #[derive(Default)]
 pub struct WebState {
@@ -45,13 +45,13 @@ pub struct FakeWebApi {
     pub hub_user: String,
     pub hub_password: String,
     hub_token: String,
-    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
-    thread: Option<std::thread::JoinHandle<()>>,
+    _server: Server,
 }
 
 struct Shared {
     state: Arc<Mutex<WebState>>,
-    url: String,
+    /// Known once the server listens.
+    url: Arc<Mutex<String>>,
     quay_token: String,
     hub_user: String,
     hub_password: String,
@@ -60,13 +60,11 @@ struct Shared {
 
 impl FakeWebApi {
     pub fn start() -> Self {
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-        listener.set_nonblocking(true).expect("nonblocking");
-        let url = format!("http://{}", listener.local_addr().expect("addr"));
         let state = Arc::new(Mutex::new(WebState::default()));
+        let url_slot: Arc<Mutex<String>> = Arc::default();
         let shared = Arc::new(Shared {
             state: state.clone(),
-            url: url.clone(),
+            url: url_slot.clone(),
             quay_token: format!("quay-{}", crate::random_hex(12)),
             hub_user: "hubuser".into(),
             hub_password: format!("hub-{}", crate::random_hex(12)),
@@ -78,26 +76,9 @@ impl FakeWebApi {
             shared.hub_password.clone(),
             shared.hub_token.clone(),
         );
-        let (tx, mut rx) = tokio::sync::oneshot::channel::<()>();
-        let thread = std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
-            rt.block_on(async move {
-                let listener = tokio::net::TcpListener::from_std(listener).expect("listener");
-                loop {
-                    tokio::select! {
-                        _ = &mut rx => break,
-                        accepted = listener.accept() => {
-                            let Ok((stream, _)) = accepted else { continue };
-                            let shared = shared.clone();
-                            tokio::spawn(async move {
-                                let svc = hyper::service::service_fn(move |req| handle(shared.clone(), req));
-                                let _ = hyper::server::conn::http1::Builder::new().serve_connection(hyper_util::rt::TokioIo::new(stream), svc).await;
-                            });
-                        }
-                    }
-                }
-            });
-        });
+        let server = Server::start(move |req| handle(shared.clone(), req));
+        let url = format!("http://{}", server.addr);
+        *url_slot.lock().unwrap() = url.clone();
         Self {
             url,
             state,
@@ -105,8 +86,7 @@ impl FakeWebApi {
             hub_user,
             hub_password,
             hub_token,
-            shutdown: Some(tx),
-            thread: Some(thread),
+            _server: server,
         }
     }
 
@@ -127,17 +107,6 @@ impl FakeWebApi {
 
     pub fn hub_token(&self) -> &str {
         &self.hub_token
-    }
-}
-
-impl Drop for FakeWebApi {
-    fn drop(&mut self) {
-        if let Some(tx) = self.shutdown.take() {
-            let _ = tx.send(());
-        }
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
     }
 }
 
@@ -187,7 +156,11 @@ fn rfc3339(t: i64) -> String {
     )
 }
 
-async fn handle(s: Arc<Shared>, req: Request<Incoming>) -> Result<Response<Body>, Infallible> {
+async fn handle(s: Arc<Shared>, req: Request<Incoming>) -> Response<Body> {
+    answer(s, req).await.unwrap_or_else(|e| match e {})
+}
+
+async fn answer(s: Arc<Shared>, req: Request<Incoming>) -> Result<Response<Body>, Infallible> {
     let path = req.uri().path().to_string();
     let method = req.method().clone();
     let auth = req
@@ -270,8 +243,13 @@ async fn handle(s: Arc<Shared>, req: Request<Incoming>) -> Result<Response<Body>
                     .take(size)
                     .map(|(name, ts)| serde_json::json!({"name": name, "last_updated": rfc3339(**ts), "tag_status": "active"}))
                     .collect();
-                let next =
-                    (all.len() > page * size).then(|| format!("{}/v2/repositories/{repo}/tags/?page_size={size}&page={}", s.url, page + 1));
+                let next = (all.len() > page * size).then(|| {
+                    format!(
+                        "{}/v2/repositories/{repo}/tags/?page_size={size}&page={}",
+                        s.url.lock().unwrap(),
+                        page + 1
+                    )
+                });
                 json(
                     200,
                     serde_json::json!({"count": all.len(), "next": next, "previous": null, "results": results}),
@@ -296,58 +274,26 @@ pub struct ZuulBuildsApi {
     /// `http://127.0.0.1:<port>/api/tenant/<tenant>`
     pub base: String,
     pub queries: Arc<Mutex<Vec<String>>>,
-    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
-    thread: Option<std::thread::JoinHandle<()>>,
+    _server: Server,
 }
 
 impl ZuulBuildsApi {
     pub fn start(tenant: &str, builds: serde_json::Value) -> Self {
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-        listener.set_nonblocking(true).expect("nonblocking");
-        let base = format!("http://{}/api/tenant/{tenant}", listener.local_addr().expect("addr"));
         let queries: Arc<Mutex<Vec<String>>> = Arc::default();
-        let (q, body) = (queries.clone(), Arc::new(builds.to_string()));
-        let (tx, mut rx) = tokio::sync::oneshot::channel::<()>();
-        let thread = std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
-            rt.block_on(async move {
-                let listener = tokio::net::TcpListener::from_std(listener).expect("listener");
-                loop {
-                    tokio::select! {
-                        _ = &mut rx => break,
-                        accepted = listener.accept() => {
-                            let Ok((stream, _)) = accepted else { continue };
-                            let (q, body) = (q.clone(), body.clone());
-                            tokio::spawn(async move {
-                                let svc = hyper::service::service_fn(move |req: Request<Incoming>| {
-                                    q.lock().unwrap().push(req.uri().to_string());
-                                    let found = req.uri().path().ends_with("/builds");
-                                    let answer = if found { json(200, serde_json::from_str(&body).unwrap_or_default()) } else { json(404, serde_json::json!({})) };
-                                    async move { Ok::<_, Infallible>(answer) }
-                                });
-                                let _ = hyper::server::conn::http1::Builder::new().serve_connection(hyper_util::rt::TokioIo::new(stream), svc).await;
-                            });
-                        }
-                    }
-                }
-            });
+        let q = queries.clone();
+        let server = Server::start(move |req: Request<Incoming>| {
+            q.lock().unwrap().push(req.uri().to_string());
+            let answer = if req.uri().path().ends_with("/builds") {
+                json(200, builds.clone())
+            } else {
+                json(404, serde_json::json!({}))
+            };
+            async move { answer }
         });
         Self {
-            base,
+            base: format!("http://{}/api/tenant/{tenant}", server.addr),
             queries,
-            shutdown: Some(tx),
-            thread: Some(thread),
-        }
-    }
-}
-
-impl Drop for ZuulBuildsApi {
-    fn drop(&mut self) {
-        if let Some(tx) = self.shutdown.take() {
-            let _ = tx.send(());
-        }
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
+            _server: server,
         }
     }
 }
