@@ -349,3 +349,80 @@ fn stale_cleanup_filters_by_regex_and_age() {
     assert_eq!(run.result["cleaned"][0]["age_from"], "quay");
     assert_eq!(web.deleted(), vec!["stale/app:change_3_latest".to_string()]);
 }
+
+/// Ages from the Docker Hub API (`last_updated`), followed across pages.
+#[test]
+fn stale_cleanup_with_docker_hub_ages() {
+    let fx = Fixtures::get();
+    let reg = TestRegistry::start(Kind::Distribution);
+    let web = FakeWebApi::start();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64;
+    // 120 tags make two pages of 100; the old ones are on both.
+    for n in 0..120 {
+        let tag = format!("change_{n:03}_latest");
+        let old = n % 50 == 0;
+        web.add_tag("hub/app", &tag, if old { now - 3 * 86400 } else { now - 3600 });
+        if old {
+            reg.seed(&fx.single(1), &format!("hub/app:{tag}"));
+        }
+    }
+    let run = module(&json!({
+        "cleanup": [{"repository": format!("{}/hub/app", reg.host), "age": 86400}],
+        "registries": {reg.host.clone(): {"plain_http": true, "type": "docker", "api_url": web.url, "username": web.hub_user, "password": web.hub_password}},
+    }));
+    assert_ok(&run);
+    let mut deleted = web.deleted();
+    deleted.sort();
+    assert_eq!(
+        deleted,
+        vec![
+            "hub/app:change_000_latest",
+            "hub/app:change_050_latest",
+            "hub/app:change_100_latest"
+        ]
+    );
+    assert!(run.result["cleaned"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|c| c["age_from"] == "dockerhub"));
+}
+
+#[test]
+fn bad_input_names_the_option() {
+    let cases = [
+        (
+            json!({"images": [{"repository": "r.io/a", "src_tag": "x", "tags": ["y"]}], "method": "ftp"}),
+            "option 'method'",
+        ),
+        (
+            json!({"images": [{"repository": "r.io/a", "src_tag": "x", "tags": ["y"], "remove_tags": ["y"]}]}),
+            "option 'images[0].remove_tags'",
+        ),
+        (
+            json!({"images": [{"repository": "r.io/a", "src_tag": "x", "tags": ["y"], "expected_digest": "sha256:12"}]}),
+            "option 'images[0].expected_digest'",
+        ),
+        (
+            json!({"images": [{"repository": "r.io/a", "src_tag": "x", "tags": ["bad tag"]}]}),
+            "option 'images[0].tags'",
+        ),
+        (
+            json!({"images": [{"repository": "r.io/a", "src_tag": "x", "tags": ["y"], "dest": "other.io/a"}]}),
+            "option 'images[0].dest'",
+        ),
+        (
+            json!({"cleanup": [{"repository": "r.io/a", "regex": "("}]}),
+            "option 'cleanup[0].regex'",
+        ),
+        (json!({}), "option 'images'"),
+    ];
+    for (args, expect) in cases {
+        let run = module(&args);
+        assert!(run.failed(), "{args}");
+        assert!(run.msg().starts_with(expect), "{args}: {}", run.msg());
+    }
+}
