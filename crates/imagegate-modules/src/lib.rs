@@ -2,7 +2,9 @@
 //! module's file here; option validation and result shaping live here, the
 //! registry work in `imagegate-registry`.
 
+pub mod build;
 pub mod mirror;
+pub mod push;
 pub mod registries;
 pub mod retag;
 

@@ -345,11 +345,34 @@ impl RegistryClient {
     /// digest on the way; nothing is held in memory or on disk beyond one
     /// chunk. Returns the bytes moved.
     pub async fn copy_blob_from(&self, repo: &str, src: &RegistryClient, src_repo: &str, desc: &Descriptor) -> Result<u64, Error> {
-        let digest = Digest::parse(&desc.digest)?;
         let label = format!("blob {} from {}/{src_repo}", desc.digest, src.registry());
-        let what = format!("copy {} to {}/{repo}", label, self.registry());
+        self.upload_from(repo, desc, label, || async {
+            Ok(src.open_blob(src_repo, &desc.digest).await?.bytes_stream())
+        })
+        .await
+    }
+
+    /// Uploads a blob from a local file (an OCI image layout's blob),
+    /// verifying it as it streams.
+    pub async fn upload_file(&self, repo: &str, desc: &Descriptor, path: &std::path::Path) -> Result<u64, Error> {
+        let label = format!("blob {} from {}", desc.digest, path.display());
+        self.upload_from(repo, desc, label, || file_stream(path)).await
+    }
+
+    /// Uploads one blob whose bytes `open` streams (called again for every
+    /// attempt). The streamed copy is retried as a unit: a fresh source
+    /// stream and a fresh upload session each time.
+    async fn upload_from<F, Fut, S, E>(&self, repo: &str, desc: &Descriptor, label: String, open: F) -> Result<u64, Error>
+    where
+        F: Fn() -> Fut,
+        Fut: std::future::Future<Output = Result<S, Error>>,
+        S: futures_util::Stream<Item = Result<Bytes, E>> + Send + Unpin + 'static,
+        E: std::error::Error + Send + Sync + 'static,
+    {
+        let digest = Digest::parse(&desc.digest)?;
+        let what = format!("upload {label} to {}/{repo}", self.registry());
         let fallback = std::sync::atomic::AtomicBool::new(false);
-        let (what, label, digest, fallback) = (&what, &label, &digest, &fallback);
+        let (what, label, digest, fallback, open) = (&what, &label, &digest, &fallback, &open);
         self.transport
             .retrying(what, &self.stats, || async move {
                 loop {
@@ -358,8 +381,8 @@ impl RegistryClient {
                     } else {
                         self.upload
                     };
-                    let resp = src.open_blob(src_repo, &desc.digest).await?;
-                    let (stream, outcome) = verify::verifying(resp.bytes_stream(), digest.clone(), desc.size, label.clone());
+                    let source = open().await?;
+                    let (stream, outcome) = verify::verifying(source, digest.clone(), desc.size, label.clone());
                     let location = self.start_upload(repo).await?;
                     let result = match mode {
                         UploadMode::Monolithic => self.put_whole(repo, &location, digest, desc.size, stream).await,
@@ -439,6 +462,27 @@ impl RegistryClient {
         let req = Request::new(Method::PUT, with_digest(&location, digest), vec![Scope::push(repo)]).header(CONTENT_LENGTH, "0");
         self.transport.send_once(&req, None).await.map(|_| ())
     }
+}
+
+/// Reads a file as a stream of chunks.
+async fn file_stream(
+    path: &std::path::Path,
+) -> Result<impl futures_util::Stream<Item = Result<Bytes, std::io::Error>> + Send + Unpin + 'static, Error> {
+    use tokio::io::AsyncReadExt;
+    /// Read size: large enough to keep syscalls few, small next to the memory budget.
+    const READ_CHUNK: usize = 256 * 1024;
+    let file = tokio::fs::File::open(path).await.map_err(|e| Error::io(path.display(), e))?;
+    Ok(Box::pin(futures_util::stream::unfold(file, |mut file| async move {
+        let mut buf = BytesMut::zeroed(READ_CHUNK);
+        match file.read(&mut buf).await {
+            Ok(0) => None,
+            Ok(n) => {
+                buf.truncate(n);
+                Some((Ok(buf.freeze()), file))
+            }
+            Err(e) => Some((Err(e), file)),
+        }
+    })))
 }
 
 /// Adds `digest=` to an upload location, which may already carry a query.

@@ -30,7 +30,7 @@ pub struct BlobCache {
 type BlobSlot = Arc<tokio::sync::Mutex<Option<String>>>;
 
 impl BlobCache {
-    fn slot(&self, registry: &str, digest: &str) -> BlobSlot {
+    pub(crate) fn slot(&self, registry: &str, digest: &str) -> BlobSlot {
         self.slots
             .lock()
             .expect("blob cache")

@@ -1,0 +1,433 @@
+//! `container_build`: build an image with podman, buildah or docker, and
+//! export it (or its multi-platform index) to an OCI image layout for
+//! `container_push`.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use imagegate_ansible::{Context, ModuleError, ModuleSpec, Outcome};
+use imagegate_registry::layout::OciLayout;
+use imagegate_registry::reference::is_valid_tag;
+use imagegate_registry::Reference;
+use serde::Deserialize;
+use serde_json::{json, Map, Value};
+
+pub const SPEC: ModuleSpec = ModuleSpec {
+    name: "container_build",
+    secret_options: crate::registries::SECRET_OPTIONS,
+};
+
+/// Lines of builder output kept in `msg` when a build fails (all of it is in
+/// `stdout` and `stderr`).
+const TAIL_LINES: usize = 20;
+/// Where siblings are copied inside the context, as zuul-jobs does.
+const SIBLINGS_DIR: &str = ".zuul-siblings";
+
+#[derive(Deserialize, Debug)]
+#[serde(deny_unknown_fields)]
+pub struct Args {
+    pub context: PathBuf,
+    /// The image name, registry included (`quay.io/org/app`).
+    pub repository: String,
+    #[serde(default = "latest")]
+    pub tags: Vec<String>,
+    #[serde(default)]
+    pub container_filename: Option<String>,
+    #[serde(default)]
+    pub container_command: Builder,
+    #[serde(default)]
+    pub target: Option<String>,
+    #[serde(default)]
+    pub build_args: Vec<String>,
+    #[serde(default)]
+    pub labels: BTreeMap<String, String>,
+    /// Added as the `org.zuul-ci.change` label.
+    #[serde(default)]
+    pub change: Option<String>,
+    /// Added as the `org.zuul-ci.change_url` label.
+    #[serde(default)]
+    pub change_url: Option<String>,
+    #[serde(default)]
+    pub env: BTreeMap<String, String>,
+    /// Platforms (`linux/amd64`, or just `arm64`); more than one builds an index.
+    #[serde(default)]
+    pub arch: Vec<String>,
+    #[serde(default)]
+    pub siblings: Vec<String>,
+    #[serde(default)]
+    pub siblings_root: Option<PathBuf>,
+    /// Where to export the OCI layout; by default under the temporary directory.
+    #[serde(default)]
+    pub layout: Option<PathBuf>,
+    #[serde(default)]
+    pub storage_driver: Option<String>,
+    #[serde(default)]
+    pub storage_root: Option<PathBuf>,
+    #[serde(default)]
+    pub storage_runroot: Option<PathBuf>,
+    #[serde(default)]
+    pub isolation: Option<String>,
+    #[serde(default)]
+    pub extra_args: Vec<String>,
+}
+
+#[derive(Deserialize, Debug, Default, Clone, Copy, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum Builder {
+    #[default]
+    Podman,
+    Buildah,
+    Docker,
+}
+
+impl Builder {
+    fn program(self) -> &'static str {
+        match self {
+            Builder::Podman => "podman",
+            Builder::Buildah => "buildah",
+            Builder::Docker => "docker",
+        }
+    }
+}
+
+fn latest() -> Vec<String> {
+    vec!["latest".into()]
+}
+
+/// The platform as the builders take it: `amd64` -> `linux/amd64`.
+fn platform(a: &str) -> String {
+    if a.contains('/') {
+        a.to_string()
+    } else {
+        format!("linux/{a}")
+    }
+}
+
+struct Run {
+    ok: bool,
+    stdout: String,
+    stderr: String,
+    command: String,
+}
+
+fn run_cmd(mut cmd: Command, env: &BTreeMap<String, String>) -> Result<Run, ModuleError> {
+    cmd.envs(env);
+    let command = format!("{cmd:?}");
+    let out = cmd
+        .output()
+        .map_err(|e| ModuleError::option("container_command", format!("cannot run {command}: {e}")))?;
+    Ok(Run {
+        ok: out.status.success(),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        command,
+    })
+}
+
+fn failure(what: &str, run: Run) -> ModuleError {
+    let mut lines: Vec<&str> = run
+        .stdout
+        .lines()
+        .chain(run.stderr.lines())
+        .filter(|l| !l.trim().is_empty())
+        .collect();
+    let keep = lines.len().saturating_sub(TAIL_LINES);
+    lines.drain(..keep);
+    let mut values = Map::new();
+    values.insert("stdout".into(), json!(run.stdout));
+    values.insert("stderr".into(), json!(run.stderr));
+    values.insert("cmd".into(), json!(run.command));
+    ModuleError::Failed {
+        msg: format!("{what} failed; last lines of its output:\n{}", lines.join("\n")),
+        values,
+    }
+}
+
+/// Global flags for podman and buildah (storage location and driver).
+fn global_flags(args: &Args) -> Vec<String> {
+    let mut f = Vec::new();
+    if args.container_command == Builder::Docker {
+        return f;
+    }
+    if let Some(r) = &args.storage_root {
+        f.extend(["--root".to_string(), r.display().to_string()]);
+    }
+    if let Some(r) = &args.storage_runroot {
+        f.extend(["--runroot".to_string(), r.display().to_string()]);
+    }
+    if let Some(d) = &args.storage_driver {
+        f.extend(["--storage-driver".to_string(), d.clone()]);
+    }
+    f
+}
+
+/// Copies a directory tree (symlinks kept as links).
+fn copy_tree(src: &Path, dst: &Path) -> std::io::Result<()> {
+    std::fs::create_dir_all(dst)?;
+    for entry in std::fs::read_dir(src)? {
+        let entry = entry?;
+        let (from, to) = (entry.path(), dst.join(entry.file_name()));
+        let kind = entry.file_type()?;
+        if kind.is_symlink() {
+            std::os::unix::fs::symlink(std::fs::read_link(&from)?, &to)?;
+        } else if kind.is_dir() {
+            copy_tree(&from, &to)?;
+        } else {
+            std::fs::copy(&from, &to)?;
+        }
+    }
+    Ok(())
+}
+
+/// Removes `.zuul-siblings` when dropped, whatever happened to the build.
+struct Siblings(Option<PathBuf>);
+
+impl Drop for Siblings {
+    fn drop(&mut self) {
+        if let Some(dir) = self.0.take() {
+            let _ = std::fs::remove_dir_all(dir);
+        }
+    }
+}
+
+pub fn run(args: Args, ctx: &Context) -> Result<Outcome, ModuleError> {
+    if !args.context.is_dir() {
+        return Err(ModuleError::option(
+            "context",
+            format!("{} is not a directory", args.context.display()),
+        ));
+    }
+    let repo = Reference::parse_repository(&args.repository).map_err(|e| ModuleError::option("repository", e.to_string()))?;
+    if args.tags.is_empty() {
+        return Err(ModuleError::option("tags", "give at least one tag"));
+    }
+    if let Some(t) = args.tags.iter().find(|t| !is_valid_tag(t)) {
+        return Err(ModuleError::option("tags", format!("'{t}' is not a valid tag")));
+    }
+    if let Some(b) = args.build_args.iter().find(|b| !b.contains('=')) {
+        return Err(ModuleError::option("build_args", format!("'{b}' is not NAME=VALUE")));
+    }
+    let containerfile = match &args.container_filename {
+        Some(f) => args.context.join(f),
+        None if args.container_command == Builder::Docker => args.context.join("Dockerfile"),
+        None => {
+            let c = args.context.join("Containerfile");
+            if c.is_file() {
+                c
+            } else {
+                args.context.join("Dockerfile")
+            }
+        }
+    };
+    if !containerfile.is_file() {
+        return Err(ModuleError::option(
+            "container_filename",
+            format!("{} does not exist", containerfile.display()),
+        ));
+    }
+    let siblings_dir = args.context.join(SIBLINGS_DIR);
+    if !args.siblings.is_empty() {
+        if siblings_dir.exists() {
+            return Err(ModuleError::option(
+                "siblings",
+                format!("{} already exists; refusing to overwrite it", siblings_dir.display()),
+            ));
+        }
+        let root = args
+            .siblings_root
+            .as_deref()
+            .ok_or_else(|| ModuleError::option("siblings_root", "required with siblings"))?;
+        for s in &args.siblings {
+            if !root.join(s).is_dir() || s.split('/').any(|p| p == "..") {
+                return Err(ModuleError::option(
+                    "siblings",
+                    format!("{} is not a directory under {}", s, root.display()),
+                ));
+            }
+        }
+    }
+    let platforms: Vec<String> = args.arch.iter().map(|a| platform(a)).collect();
+    let name = format!("{}:{}", repo.repository_name(), args.tags[0]);
+    let layout = args.layout.clone().unwrap_or_else(|| {
+        std::env::temp_dir()
+            .join("imagegate-layouts")
+            .join(repo.repository_name().replace(['/', ':'], "_"))
+    });
+    let mut labels = args.labels.clone();
+    if let Some(c) = &args.change {
+        labels.insert("org.zuul-ci.change".into(), c.clone());
+    }
+    if let Some(u) = &args.change_url {
+        labels.insert("org.zuul-ci.change_url".into(), u.clone());
+    }
+    let mut values = Map::new();
+    values.insert("layout".into(), json!(layout));
+    values.insert("layout_name".into(), json!(args.tags[0]));
+    values.insert("image".into(), json!(name));
+    values.insert("platforms".into(), json!(platforms));
+    if ctx.check_mode {
+        return Ok(Outcome {
+            changed: true,
+            msg: format!("would build {name} from {}", containerfile.display()),
+            diff: None,
+            values,
+        });
+    }
+
+    // Siblings are copied in for the build and removed afterwards.
+    let _siblings = if args.siblings.is_empty() {
+        Siblings(None)
+    } else {
+        let guard = Siblings(Some(siblings_dir.clone()));
+        let root = args.siblings_root.as_deref().unwrap_or(Path::new("."));
+        for s in &args.siblings {
+            copy_tree(&root.join(s), &siblings_dir.join(s))
+                .map_err(|e| ModuleError::failed(format!("copying sibling {s} into the context: {e}")))?;
+        }
+        guard
+    };
+
+    let workdir = tempdir()?;
+    let iidfile = workdir.path().join("iid");
+    let program = args.container_command.program();
+    let multi = platforms.len() > 1;
+    let mut cmd = Command::new(program);
+    cmd.args(global_flags(&args));
+    if args.container_command == Builder::Docker && !platforms.is_empty() {
+        cmd.args(["buildx", "build"]);
+    } else {
+        cmd.arg("build");
+    }
+    if let Some(i) = &args.isolation {
+        if args.container_command != Builder::Docker {
+            cmd.args(["--isolation", i]);
+        }
+    }
+    cmd.arg("-f").arg(&containerfile);
+    if let Some(t) = &args.target {
+        cmd.args(["--target", t]);
+    }
+    for b in &args.build_args {
+        cmd.args(["--build-arg", b]);
+    }
+    for (k, v) in &labels {
+        cmd.arg("--label").arg(format!("{k}={v}"));
+    }
+    let docker_oci_tar = workdir.path().join("image.tar");
+    match (args.container_command, multi) {
+        (Builder::Docker, _) if !platforms.is_empty() => {
+            cmd.arg("--platform").arg(platforms.join(","));
+            cmd.arg("--output").arg(format!("type=oci,dest={}", docker_oci_tar.display()));
+        }
+        (_, true) => {
+            cmd.arg("--platform").arg(platforms.join(",")).arg("--manifest").arg(&name);
+        }
+        (_, false) => {
+            if let Some(p) = platforms.first() {
+                cmd.arg("--platform").arg(p);
+            }
+            for t in &args.tags {
+                cmd.arg("-t").arg(format!("{}:{t}", repo.repository_name()));
+            }
+        }
+    }
+    if !multi {
+        cmd.arg("--iidfile").arg(&iidfile);
+    }
+    cmd.args(&args.extra_args);
+    cmd.arg(&args.context);
+    if multi && args.container_command != Builder::Docker {
+        // A manifest list of that name from an earlier build would be extended.
+        let mut rm = Command::new(program);
+        rm.args(global_flags(&args)).args(["manifest", "rm", &name]);
+        let _ = run_cmd(rm, &args.env);
+    }
+    let build = run_cmd(cmd, &args.env)?;
+    if !build.ok {
+        return Err(failure(&format!("{program} build"), build));
+    }
+    let build_output = build.stdout.clone();
+
+    // Export to the OCI layout.
+    let _ = std::fs::remove_dir_all(&layout);
+    std::fs::create_dir_all(&layout).map_err(|e| ModuleError::option("layout", format!("cannot create {}: {e}", layout.display())))?;
+    let export = match args.container_command {
+        Builder::Docker if !platforms.is_empty() => {
+            let mut c = Command::new("tar");
+            c.arg("-xf").arg(&docker_oci_tar).arg("-C").arg(&layout);
+            c
+        }
+        Builder::Docker => {
+            return Err(ModuleError::option(
+                "container_command",
+                "docker exports OCI layouts only through buildx: give arch (one or more platforms)",
+            ))
+        }
+        _ => {
+            let mut c = Command::new(program);
+            c.args(global_flags(&args));
+            if multi {
+                c.args(["manifest", "push", "--all"]);
+            } else {
+                c.arg("push");
+            }
+            c.arg(&name).arg(format!("oci:{}:{}", layout.display(), args.tags[0]));
+            c
+        }
+    };
+    let exported = run_cmd(export, &args.env)?;
+    if !exported.ok {
+        return Err(failure("exporting the image to an OCI layout", exported));
+    }
+    let oci = OciLayout::open(&layout).map_err(|e| ModuleError::failed(format!("the exported layout: {e}")))?;
+    let layout_name = if oci.names().contains(&args.tags[0]) {
+        Some(args.tags[0].as_str())
+    } else {
+        None
+    };
+    let manifest = oci
+        .resolve(layout_name)
+        .map_err(|e| ModuleError::failed(format!("the exported layout: {e}")))?;
+    let image_id = std::fs::read_to_string(&iidfile).unwrap_or_default().trim().to_string();
+    values.insert("digest".into(), json!(manifest.digest.to_string()));
+    values.insert("media_type".into(), json!(manifest.media_type));
+    values.insert("image_id".into(), if image_id.is_empty() { Value::Null } else { json!(image_id) });
+    values.insert("layout_name".into(), json!(layout_name));
+    values.insert("stdout".into(), json!(build_output));
+    Ok(Outcome {
+        changed: true,
+        msg: format!("built {name} ({}), exported to {}", manifest.digest, layout.display()),
+        diff: None,
+        values,
+    })
+}
+
+/// A private temporary directory, removed when dropped.
+pub struct TempDir(PathBuf);
+
+impl TempDir {
+    pub fn path(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+pub fn tempdir() -> Result<TempDir, ModuleError> {
+    let base = std::env::temp_dir();
+    for n in 0..100u32 {
+        let dir = base.join(format!("imagegate-{}-{n}", std::process::id()));
+        if std::fs::create_dir(&dir).is_ok() {
+            return Ok(TempDir(dir));
+        }
+    }
+    Err(ModuleError::failed(format!(
+        "cannot make a temporary directory in {}",
+        base.display()
+    )))
+}

@@ -1,0 +1,186 @@
+//! `container_push`: upload an image from an OCI image layout (or from a
+//! builder's storage, exported through the builder) to a registry.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::process::Command;
+use std::sync::Arc;
+
+use imagegate_ansible::{Context, Diff, ModuleError, ModuleSpec, Outcome};
+use imagegate_registry::copy::human_bytes;
+use imagegate_registry::layout::OciLayout;
+use imagegate_registry::push::push_layout;
+use imagegate_registry::reference::is_valid_tag;
+use imagegate_registry::{BlobCache, Reference, Stats};
+use serde::Deserialize;
+use serde_json::{json, Map};
+
+use crate::registries::{runtime, CommonOptions, Registries, RegistryEntry, Side, SECRET_OPTIONS};
+
+pub const SPEC: ModuleSpec = ModuleSpec {
+    name: "container_push",
+    secret_options: SECRET_OPTIONS,
+};
+
+#[derive(Deserialize, Debug)]
+#[serde(deny_unknown_fields)]
+pub struct Args {
+    /// An OCI image layout directory.
+    #[serde(default)]
+    pub layout: Option<PathBuf>,
+    /// The image's name in the layout (`org.opencontainers.image.ref.name`).
+    #[serde(default)]
+    pub name: Option<String>,
+    /// Or an image in the builder's storage, exported with the builder.
+    #[serde(default)]
+    pub image: Option<String>,
+    #[serde(default = "podman")]
+    pub container_command: String,
+    pub repository: String,
+    #[serde(default = "latest")]
+    pub tags: Vec<String>,
+    /// zuul-jobs: the key of `registries` holding the credentials.
+    #[serde(default)]
+    pub registry: Option<String>,
+    #[serde(default)]
+    pub username: Option<String>,
+    #[serde(default)]
+    pub password: Option<String>,
+    #[serde(default)]
+    pub blob_concurrency: Option<usize>,
+    // Shared registry options (see CommonOptions).
+    #[serde(default)]
+    pub registries: BTreeMap<String, RegistryEntry>,
+    #[serde(default)]
+    pub auth_file: Option<PathBuf>,
+    #[serde(default)]
+    pub retries: Option<u32>,
+    #[serde(default)]
+    pub retry_delay: Option<f64>,
+    #[serde(default)]
+    pub upload_chunk_size: Option<u64>,
+}
+
+fn podman() -> String {
+    "podman".into()
+}
+fn latest() -> Vec<String> {
+    vec!["latest".into()]
+}
+
+pub fn run(args: Args, ctx: &Context) -> Result<Outcome, ModuleError> {
+    let dest = Reference::parse_repository(&args.repository).map_err(|e| ModuleError::option("repository", e.to_string()))?;
+    if args.tags.is_empty() {
+        return Err(ModuleError::option("tags", "give at least one tag"));
+    }
+    if let Some(t) = args.tags.iter().find(|t| !is_valid_tag(t)) {
+        return Err(ModuleError::option("tags", format!("'{t}' is not a valid tag")));
+    }
+    let blob_conc = match args.blob_concurrency {
+        None => 4,
+        Some(n) if (1..=32).contains(&n) => n,
+        Some(_) => return Err(ModuleError::option("blob_concurrency", "must be between 1 and 32")),
+    };
+    // The layout: given, or exported from the builder's storage.
+    let _export_dir;
+    let (layout_dir, name) = match (&args.layout, &args.image) {
+        (Some(_), Some(_)) => return Err(ModuleError::option("layout", "give layout or image, not both")),
+        (Some(l), None) => (l.clone(), args.name.clone()),
+        (None, Some(image)) => {
+            if !matches!(args.container_command.as_str(), "podman" | "buildah") {
+                return Err(ModuleError::option(
+                    "container_command",
+                    "exporting an image works with podman or buildah; give a layout for docker",
+                ));
+            }
+            let dir = crate::build::tempdir()?;
+            let target = dir.path().join("layout");
+            let out = Command::new(&args.container_command)
+                .arg("push")
+                .arg(image)
+                .arg(format!("oci:{}:image", target.display()))
+                .output()
+                .map_err(|e| ModuleError::option("container_command", format!("cannot run {}: {e}", args.container_command)))?;
+            if !out.status.success() {
+                return Err(ModuleError::failed(format!(
+                    "{} push {image} to an OCI layout failed: {}",
+                    args.container_command,
+                    String::from_utf8_lossy(&out.stderr).trim()
+                )));
+            }
+            _export_dir = dir;
+            (target, Some("image".to_string()))
+        }
+        (None, None) => return Err(ModuleError::option("layout", "missing required option (or image)")),
+    };
+    let layout = OciLayout::open(&layout_dir).map_err(|e| ModuleError::option("layout", e.to_string()))?;
+    let creds = match (args.username, args.password) {
+        (Some(u), Some(p)) => Some((u, p)),
+        (None, None) => None,
+        (Some(_), None) => return Err(ModuleError::option("password", "required with username")),
+        (None, Some(_)) => return Err(ModuleError::option("username", "required with password")),
+    };
+    let common = CommonOptions {
+        registries: args.registries,
+        auth_file: args.auth_file,
+        retries: args.retries,
+        retry_delay: args.retry_delay,
+        upload_chunk_size: args.upload_chunk_size,
+    };
+    let regs = Registries::new(&common, None, creds)?;
+    regs.check_repository(&dest.registry, args.registry.as_deref(), &dest.repository, "repository")?;
+    let stats = Arc::new(Stats::default());
+    let client = regs
+        .client(&dest.registry, &dest.repository, args.registry.as_deref(), Side::Destination, stats)
+        .map_err(|e| ModuleError::failed(e.to_string()))?;
+    let rt = runtime()?;
+    let cache = BlobCache::default();
+    let report = rt
+        .block_on(push_layout(
+            &layout,
+            name.as_deref(),
+            &client,
+            &dest,
+            &args.tags,
+            ctx.check_mode,
+            blob_conc,
+            &cache,
+        ))
+        .map_err(|e| ModuleError::failed(e.to_string()))?;
+    let (mut before, mut after) = (String::new(), String::new());
+    for t in &report.tags {
+        before.push_str(&format!(
+            "{}:{} {}\n",
+            report.dest,
+            t.tag,
+            t.before.as_deref().unwrap_or("(absent)")
+        ));
+        after.push_str(&format!("{}:{} {}\n", report.dest, t.tag, t.after));
+    }
+    let n_changed = report.tags.iter().filter(|t| t.changed).count();
+    let msg = if report.changed {
+        format!(
+            "{} {n_changed} of {} tags to {}; {} blobs uploaded ({}), {} already present",
+            if ctx.check_mode { "would push" } else { "pushed" },
+            report.tags.len(),
+            report.dest_digest,
+            report.stats.blobs_copied,
+            human_bytes(report.stats.bytes_moved),
+            report.stats.blobs_present
+        )
+    } else {
+        format!("every tag already points at {}", report.dest_digest)
+    };
+    let mut values = Map::new();
+    values.insert("digest".into(), json!(report.dest_digest));
+    values.insert("repository".into(), json!(report.dest));
+    values.insert("media_type".into(), json!(report.media_type));
+    values.insert("tags".into(), json!(report.tags));
+    values.insert("stats".into(), json!(report.stats));
+    Ok(Outcome {
+        changed: report.changed,
+        msg,
+        diff: Some(Diff { before, after }),
+        values,
+    })
+}
