@@ -22,6 +22,8 @@ fn collection() -> tempfile::TempDir {
     let binaries = [
         ("registry_mirror", env!("CARGO_BIN_EXE_registry_mirror")),
         ("container_retag", env!("CARGO_BIN_EXE_container_retag")),
+        ("container_push", env!("CARGO_BIN_EXE_container_push")),
+        ("container_build", env!("CARGO_BIN_EXE_container_build")),
     ];
     for (module, binary) in binaries {
         std::os::unix::fs::symlink(
@@ -48,6 +50,9 @@ fn playbook(collections: &Path, playbook: &str, vars: &Value) -> (bool, String) 
         .env("ANSIBLE_LOCALHOST_WARNING", "false")
         .env("ANSIBLE_NOCOLOR", "1")
         .env("ANSIBLE_PYTHON_INTERPRETER", venv_tool("python3"))
+        // zuul_return, as the executor would have it (a recording stand-in).
+        .env("ANSIBLE_LIBRARY", repo_root().join("tests/integration/library"))
+        .env("ZUUL_RETURN_FILE", collections.join("zuul_return.json"))
         .output()
         .expect("run ansible-playbook");
     let text = format!("{}\n{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
@@ -237,4 +242,130 @@ fn promotion_set_playbook() {
     }
     let record: Value = serde_json::from_slice(&std::fs::read(&record).unwrap()).unwrap();
     assert_eq!(record.as_array().unwrap().len(), 3);
+}
+
+/// Kills a process started by a role, by the pid file it left.
+struct PidFile(PathBuf);
+
+impl Drop for PidFile {
+    fn drop(&mut self) {
+        if let Ok(pid) = std::fs::read_to_string(&self.0) {
+            let _ = Command::new("kill").arg(pid.trim()).status();
+        }
+    }
+}
+
+/// Removes a directory the test had to create outside its own.
+struct RemoveDir(PathBuf);
+
+impl Drop for RemoveDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// The whole buildset flow through ansible-playbook: a buildset registry,
+/// a base image built into it, an image built FROM that base resolved
+/// through use_buildset_registry, both pushed to an intermediate registry
+/// with artifacts returned, and pulled back into a fresh buildset registry.
+#[test]
+fn buildset_registry_flow() {
+    let intermediate = TestRegistry::start(Kind::Zuul);
+    let coll = collection();
+    let work = tempfile::Builder::new().prefix("imagegate-buildset-").tempdir().unwrap();
+    let w = work.path();
+    std::fs::create_dir_all(w.join("src/base")).unwrap();
+    std::fs::create_dir_all(w.join("src/app")).unwrap();
+    std::fs::copy("/bin/busybox", w.join("src/base/busybox")).unwrap();
+    std::fs::write(
+        w.join("src/base/Containerfile"),
+        "FROM scratch\nCOPY busybox /bin/busybox\nRUN [\"/bin/busybox\", \"--install\", \"-s\", \"/bin\"]\n",
+    )
+    .unwrap();
+    std::fs::write(
+        w.join("src/app/Containerfile"),
+        "FROM quay.io/example/base:latest\nRUN echo app > /app\n",
+    )
+    .unwrap();
+    let (port1, port2) = (imagegate_testkit::free_port(), imagegate_testkit::free_port());
+    let _kill1 = PidFile(w.join("bs1/registry.pid"));
+    let _kill2 = PidFile(w.join("bs2/registry.pid"));
+    let _certs = RemoveDir(PathBuf::from(format!("/etc/containers/certs.d/127.0.0.1:{port1}")));
+    let rw = intermediate.rw.as_ref().unwrap();
+    let iport: u16 = intermediate.host.rsplit(':').next().unwrap().parse().unwrap();
+    let venv = venv_tool("zuul-registry").parent().unwrap().parent().unwrap().to_path_buf();
+    let common = |port: u16, zuul: Value| {
+        json!({
+            "it_work": w,
+            "it_port": port,
+            "it_venv": venv,
+            "it_intermediate_ca": intermediate.ca_cert,
+            "intermediate_registry": {"host": "127.0.0.1", "port": iport, "username": rw.name, "password": rw.password},
+            "zuul": zuul,
+        })
+    };
+    let mut zuul = zuul_var("gate");
+    zuul["build"] = json!("b7");
+    let (ok, out) = playbook(
+        coll.path(),
+        "tests/integration/targets/buildset/build.yml",
+        &common(port1, zuul.clone()),
+    );
+    assert!(ok, "{out}");
+    assert!(!out.contains(&rw.password));
+    let returned: Value = serde_json::from_slice(&std::fs::read(coll.path().join("zuul_return.json")).unwrap()).unwrap();
+    let bs1 = returned
+        .as_array()
+        .unwrap()
+        .iter()
+        .find_map(|r| r["secret_data"]["buildset_registry"].as_object().cloned())
+        .unwrap();
+    assert!(
+        !out.contains(bs1["password"].as_str().unwrap()),
+        "the buildset registry password is printed"
+    );
+    let artifacts = returned
+        .as_array()
+        .unwrap()
+        .iter()
+        .find_map(|r| r["data"]["zuul"]["artifacts"].as_array().cloned())
+        .unwrap();
+    assert_eq!(artifacts.len(), 2);
+    assert_eq!(artifacts[1]["name"], "quay.io/example/app:latest");
+    assert_eq!(
+        artifacts[1]["url"],
+        format!("docker://127.0.0.1:{iport}/quay.io/example/app:b7_latest")
+    );
+    assert_eq!(
+        artifacts[1]["metadata"],
+        json!({"type": "container_image", "repository": "quay.io/example/app", "tag": "latest"})
+    );
+    let app_digest = intermediate
+        .digest("quay.io/example/app:b7_latest")
+        .expect("the app image reached the intermediate registry");
+
+    zuul["artifacts"] = json!(artifacts);
+    zuul["build"] = json!("b8");
+    let (ok, out) = playbook(coll.path(), "tests/integration/targets/buildset/pull.yml", &common(port2, zuul));
+    assert!(ok, "{out}");
+    let returned: Value = serde_json::from_slice(&std::fs::read(coll.path().join("zuul_return.json")).unwrap()).unwrap();
+    let bs2 = returned
+        .as_array()
+        .unwrap()
+        .iter()
+        .rev()
+        .find_map(|r| r["secret_data"]["buildset_registry"].as_object().cloned())
+        .unwrap();
+    // skopeo reads every key in a cert dir as a client key: give it the CA alone.
+    std::fs::create_dir_all(w.join("bs2-ca")).unwrap();
+    std::fs::copy(w.join("bs2/tls/ca.crt"), w.join("bs2-ca/ca.crt")).unwrap();
+    let out = Command::new("skopeo")
+        .args(["inspect", "--raw", "--cert-dir"])
+        .arg(w.join("bs2-ca"))
+        .arg(format!("--creds=zuul:{}", bs2["password"].as_str().unwrap()))
+        .arg(format!("docker://127.0.0.1:{port2}/quay.io/example/app:latest"))
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(imagegate_registry::Digest::of(&out.stdout).to_string(), app_digest);
 }
