@@ -369,3 +369,39 @@ fn buildset_registry_flow() {
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     assert_eq!(imagegate_registry::Digest::of(&out.stdout).to_string(), app_digest);
 }
+
+#[test]
+fn upload_role_pushes_speculative_then_final_tags() {
+    let reg = TestRegistry::start(Kind::DistributionTls);
+    let coll = collection();
+    let work = tempfile::Builder::new().prefix("imagegate-upload-").tempdir().unwrap();
+    let w = work.path();
+    std::fs::create_dir_all(w.join("src/app")).unwrap();
+    std::fs::write(
+        w.join("src/app/Containerfile"),
+        "FROM scratch\nARG FLAVOUR\nCOPY hello /hello\nLABEL flavour=$FLAVOUR\n",
+    )
+    .unwrap();
+    std::fs::write(w.join("src/app/hello"), "hello\n").unwrap();
+    let rw = reg.rw.as_ref().unwrap();
+    let (ok, out) = playbook(
+        coll.path(),
+        "tests/integration/targets/upload_container_image/main.yml",
+        &json!({
+            "it_work": w,
+            "it_registry": reg.host,
+            "it_credentials": {"username": rw.name, "password": rw.password, "repository": "^(.*/)?team/"},
+            "it_registries": {"target": {"ca_cert": reg.ca_cert}},
+            "zuul": zuul_var("gate"),
+        }),
+    );
+    assert!(ok, "{out}");
+    assert!(!out.contains(&rw.password));
+    let spec = reg.digest("team/app:change_42_latest").expect("speculative tag pushed");
+    assert_eq!(reg.digest("team/app:change_42_2.0").as_ref(), Some(&spec));
+    assert_eq!(
+        reg.digest("team/app:latest").as_ref(),
+        Some(&spec),
+        "the final tags in the second run"
+    );
+}
