@@ -16,7 +16,7 @@ fn collection() -> tempfile::TempDir {
     let root = repo_root();
     let coll = dir.path().join("ansible_collections/imagegate/containers");
     std::fs::create_dir_all(coll.join("plugins/modules")).unwrap();
-    for entry in ["galaxy.yml", "meta", "roles", "playbooks"] {
+    for entry in ["galaxy.yml", "meta", "roles", "playbooks", "plugins/action"] {
         std::os::unix::fs::symlink(root.join(entry), coll.join(entry)).unwrap();
     }
     let binaries = [

@@ -1,0 +1,138 @@
+//! Checks over the repository as a whole: the Zuul configuration against
+//! Zuul's own schemas, the documentation, the Galaxy package.
+
+use std::process::Command;
+
+use imagegate_testkit::repo_root;
+use imagegate_testkit::tools::venv_tool;
+
+fn run(cmd: &mut Command) -> (bool, String) {
+    let out = cmd.output().unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"));
+    (
+        out.status.success(),
+        format!("{}\n{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr)),
+    )
+}
+
+#[test]
+fn zuul_config_loads_with_zuuls_schemas() {
+    let (ok, out) = run(Command::new(venv_tool("python3"))
+        .arg(repo_root().join("tools/check-zuul-config.py"))
+        .arg(repo_root()));
+    assert!(ok, "{out}");
+    assert!(out.contains("6 jobs"), "{out}");
+}
+
+const MODULES: [&str; 4] = ["registry_mirror", "container_retag", "container_push", "container_build"];
+
+fn copy_dir(src: &std::path::Path, dst: &std::path::Path) {
+    std::fs::create_dir_all(dst).unwrap();
+    for entry in std::fs::read_dir(src).unwrap() {
+        let entry = entry.unwrap();
+        let (from, to) = (entry.path(), dst.join(entry.file_name()));
+        if entry.file_type().unwrap().is_dir() {
+            if entry.file_name() != "_build" && entry.file_name() != "__pycache__" {
+                copy_dir(&from, &to);
+            }
+        } else {
+            std::fs::copy(&from, &to).unwrap();
+        }
+    }
+}
+
+/// The built module: the release build tools/setup.sh put in
+/// plugins/modules, else this test run's own build.
+fn module_binary(name: &str) -> std::path::PathBuf {
+    let built = repo_root().join("plugins/modules").join(name);
+    if built.exists() {
+        return built;
+    }
+    std::path::PathBuf::from(match name {
+        "registry_mirror" => env!("CARGO_BIN_EXE_registry_mirror"),
+        "container_retag" => env!("CARGO_BIN_EXE_container_retag"),
+        "container_push" => env!("CARGO_BIN_EXE_container_push"),
+        _ => env!("CARGO_BIN_EXE_container_build"),
+    })
+}
+
+/// `ansible-galaxy collection build` packs the module binaries and docs;
+/// installed into an empty collections path, ansible-doc shows full docs for
+/// every module and a playbook runs them by FQCN; a host of another
+/// architecture gets a clear failure, not an exec format error.
+#[test]
+fn galaxy_package_installs_and_runs() {
+    use imagegate_testkit::{Fixtures, Kind, TestRegistry};
+    let work = tempfile::tempdir().unwrap();
+    let src = work.path().join("src");
+    let root = repo_root();
+    for dir in ["meta", "roles", "playbooks", "plugins", "changelogs", "zuul.d"] {
+        copy_dir(&root.join(dir), &src.join(dir));
+    }
+    for file in ["galaxy.yml", "README.md", "CHANGELOG.rst"] {
+        std::fs::copy(root.join(file), src.join(file)).unwrap();
+    }
+    for m in MODULES {
+        std::fs::copy(module_binary(m), src.join("plugins/modules").join(m)).unwrap();
+    }
+    let coll = work.path().join("collections");
+    let home = work.path().join("home");
+    let ansible = |tool: &str| {
+        let mut c = Command::new(venv_tool(tool));
+        c.env("ANSIBLE_COLLECTIONS_PATH", &coll)
+            .env("ANSIBLE_HOME", &home)
+            .env("ANSIBLE_NOCOLOR", "1");
+        c
+    };
+    let (ok, out) = run(ansible("ansible-galaxy")
+        .args(["collection", "build", "--output-path"])
+        .arg(work.path())
+        .arg(&src));
+    assert!(ok, "{out}");
+    let tarball = work.path().join("imagegate-containers-0.1.0.tar.gz");
+    let (ok, listing) = run(Command::new("tar").arg("tzf").arg(&tarball));
+    assert!(ok);
+    for m in MODULES {
+        assert!(listing.contains(&format!("plugins/modules/{m}\n")), "{m} binary packed:\n{listing}");
+        assert!(listing.contains(&format!("plugins/modules/{m}.yml")), "{m} docs packed");
+    }
+    let (ok, out) = run(ansible("ansible-galaxy")
+        .args(["collection", "install", "-p"])
+        .arg(&coll)
+        .arg(&tarball));
+    assert!(ok, "{out}");
+    for m in MODULES {
+        let (ok, doc) = run(ansible("ansible-doc").arg(format!("imagegate.containers.{m}")));
+        assert!(ok, "{doc}");
+        for part in ["OPTIONS", "ATTRIBUTES", "check_mode", "EXAMPLES", "RETURN VALUES"] {
+            assert!(doc.contains(part), "ansible-doc {m} lacks {part}:\n{doc}");
+        }
+    }
+
+    let fx = Fixtures::get();
+    let reg = TestRegistry::start(Kind::Distribution);
+    reg.seed(&fx.single(4), "gal/app:v1");
+    let play = work.path().join("play.yml");
+    std::fs::write(
+        &play,
+        format!(
+            "- hosts: localhost\n  gather_facts: false\n  tasks:\n    - imagegate.containers.registry_mirror:\n        images: [{{src: '{h}/gal/app:v1', dest: '{h}/gal/copy'}}]\n        registries: {{'{h}': {{plain_http: true}}}}\n      register: r\n    - ansible.builtin.assert:\n        that: [r is changed]\n",
+            h = reg.host
+        ),
+    )
+    .unwrap();
+    let (ok, out) = run(ansible("ansible-playbook").args(["-i", "localhost,", "-c", "local"]).arg(&play));
+    assert!(ok, "{out}");
+    assert_eq!(reg.digest("gal/copy:v1"), reg.digest("gal/app:v1"));
+
+    // A module built for another architecture (its ELF machine set to aarch64).
+    let installed = coll.join("ansible_collections/imagegate/containers/plugins/modules/registry_mirror");
+    let mut bytes = std::fs::read(&installed).unwrap();
+    bytes[18] = 0xB7;
+    bytes[19] = 0x00;
+    std::fs::write(&installed, bytes).unwrap();
+    let (ok, out) = run(ansible("ansible-playbook").args(["-i", "localhost,", "-c", "local"]).arg(&play));
+    assert!(!ok);
+    assert!(out.contains("is built for aarch64, but localhost is x86_64"), "{out}");
+    assert!(out.contains("rustup target add x86_64-unknown-linux-musl"), "{out}");
+    assert!(!out.contains("Exec format error"), "{out}");
+}

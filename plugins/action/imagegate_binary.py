@@ -1,0 +1,82 @@
+# Copyright imagegate developers. Apache-2.0.
+"""Shared action for the imagegate binary modules.
+
+The modules are native executables built for one architecture. Before one is
+sent to a host, this action compares the executable's ELF machine with the
+host's (``uname -m``), so that a host of another architecture gets a clear
+failure saying how to build for it, instead of an "exec format error".
+"""
+
+from __future__ import annotations
+
+import os
+
+from ansible.plugins.action import ActionBase
+from ansible.plugins.loader import module_loader
+
+# ELF e_machine values and the names uname -m gives them.
+ELF_MACHINES = {
+    0x3E: ("x86_64", {"x86_64", "amd64"}),
+    0xB7: ("aarch64", {"aarch64", "arm64"}),
+    0xF3: ("riscv64", {"riscv64"}),
+    0x15: ("ppc64le", {"ppc64le", "ppc64"}),
+    0x16: ("s390x", {"s390x"}),
+}
+RUST_TARGETS = {
+    "x86_64": "x86_64-unknown-linux-musl",
+    "aarch64": "aarch64-unknown-linux-musl",
+    "riscv64": "riscv64gc-unknown-linux-musl",
+    "ppc64le": "powerpc64le-unknown-linux-musl",
+    "s390x": "s390x-unknown-linux-gnu",
+}
+
+
+def binary_machine(path):
+    """The (name, aliases) of the ELF file's machine, or None if not ELF."""
+    with open(path, "rb") as f:
+        head = f.read(20)
+    if len(head) < 20 or head[:4] != b"\x7fELF":
+        return None
+    little = head[5] == 1
+    machine = int.from_bytes(head[18:20], "little" if little else "big")
+    return ELF_MACHINES.get(machine, (f"ELF machine {machine:#x}", set()))
+
+
+class ActionModule(ActionBase):
+    TRANSFERS_FILES = True
+
+    def run(self, tmp=None, task_vars=None):
+        task_vars = task_vars or {}
+        result = super().run(tmp, task_vars)
+        module = self._task.action
+        short = module.split(".")[-1]
+        found = module_loader.find_plugin_with_context(module, collection_list=self._task.collections)
+        path = found.plugin_resolved_path if found and found.resolved else None
+        if not path or not os.path.exists(path):
+            result.update(
+                failed=True,
+                msg=f"{module}: the module binary is not built into the collection "
+                f"(build it with tools/setup.sh, or install a collection built with it)",
+            )
+            return result
+        machine = binary_machine(path)
+        if machine is not None:
+            built_for, aliases = machine
+            arch = task_vars.get("ansible_architecture")
+            if not arch:
+                probe = self._low_level_execute_command("uname -m")
+                arch = probe.get("stdout", "").strip()
+            if arch and arch not in aliases:
+                target = RUST_TARGETS.get(arch, f"<the Rust target for {arch}>")
+                result.update(
+                    failed=True,
+                    msg=(
+                        f"{module} is built for {built_for}, but {task_vars.get('inventory_hostname', 'this host')} "
+                        f"is {arch}. Build the collection's modules for {arch}: "
+                        f"rustup target add {target} && cargo build --release --target {target} -p imagegate-modules --bins, "
+                        f"then copy target/{target}/release/{short} (and the other modules) into plugins/modules/."
+                    ),
+                )
+                return result
+        result.update(self._execute_module(module_name=module, module_args=self._task.args, task_vars=task_vars))
+        return result
