@@ -136,3 +136,52 @@ fn galaxy_package_installs_and_runs() {
     assert!(out.contains("rustup target add x86_64-unknown-linux-musl"), "{out}");
     assert!(!out.contains("Exec format error"), "{out}");
 }
+
+/// The docs build with Sphinx and zuul-sphinx without a warning, and
+/// document every job, role (every input in its argument specs) and module.
+#[test]
+fn docs_build_cleanly_and_cover_everything() {
+    let root = repo_root();
+    let out = tempfile::tempdir().unwrap();
+    let (ok, log) = run(Command::new(venv_tool("sphinx-build"))
+        .args(["-W", "-q", "-b", "html"])
+        .arg(root.join("docs"))
+        .arg(out.path()));
+    assert!(ok, "sphinx-build -W failed:\n{log}");
+    let html = |page: &str| std::fs::read_to_string(out.path().join(page)).unwrap();
+    let (jobs, roles, modules) = (html("jobs.html"), html("roles.html"), html("modules.html"));
+
+    let zuul = std::fs::read_to_string(root.join("zuul.d/jobs.yaml")).unwrap();
+    let job_names: Vec<&str> = zuul.lines().filter_map(|l| l.trim().strip_prefix("name: ")).collect();
+    assert!(job_names.len() >= 6);
+    for job in job_names {
+        assert!(jobs.contains(&format!("id=\"job-{job}\"")), "job {job} is not documented");
+    }
+    for entry in std::fs::read_dir(root.join("roles")).unwrap() {
+        let role = entry.unwrap().file_name().into_string().unwrap();
+        assert!(roles.contains(&format!("id=\"role-{role}\"")), "role {role} is not documented");
+        let readme = std::fs::read_to_string(root.join(format!("roles/{role}/README.rst"))).unwrap();
+        let specs = std::fs::read_to_string(root.join(format!("roles/{role}/meta/argument_specs.yaml")))
+            .unwrap_or_else(|_| panic!("role {role} has no meta/argument_specs.yaml"));
+        // Options are the keys indented six spaces under `options:`.
+        for option in specs.lines().filter_map(|l| {
+            l.strip_prefix("      ")
+                .filter(|o| !o.starts_with(' '))
+                .and_then(|o| o.strip_suffix(':'))
+        }) {
+            assert!(
+                readme.contains(&format!(".. zuul:rolevar:: {option}")),
+                "role {role}: input {option} has no zuul:rolevar in README.rst"
+            );
+        }
+    }
+    for entry in std::fs::read_dir(root.join("plugins/modules")).unwrap() {
+        let name = entry.unwrap().file_name().into_string().unwrap();
+        if let Some(module) = name.strip_suffix(".yml") {
+            assert!(
+                modules.contains(&format!("imagegate.containers.{module}")),
+                "module {module} is not documented"
+            );
+        }
+    }
+}
