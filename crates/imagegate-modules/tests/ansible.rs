@@ -403,3 +403,67 @@ fn upload_role_pushes_speculative_then_final_tags() {
     let fin = reg.digest("team/app:latest").expect("final tag pushed in the second run");
     assert_eq!(reg.digest("team/app:2.0"), Some(fin));
 }
+
+/// The job playbooks run as the executor would run them, against a real
+/// registry: check -> gate -> promote for a change that merges, and for a
+/// change that does not, the periodic cleanup removing its tag.
+#[test]
+fn job_playbooks_gate_cycle() {
+    let reg = TestRegistry::start(Kind::Distribution);
+    let coll = collection();
+    let work = tempfile::Builder::new().prefix("imagegate-jobs-").tempdir().unwrap();
+    let w = work.path();
+    std::fs::create_dir_all(w.join("src/app")).unwrap();
+    std::fs::write(w.join("src/app/Containerfile"), "FROM scratch\nCOPY version /version\n").unwrap();
+    let vars = |pipeline: &str, change: Option<&str>, version: &str| {
+        std::fs::write(w.join("src/app/version"), version).unwrap();
+        let mut zuul = zuul_var(pipeline);
+        match change {
+            Some(c) => zuul["change"] = json!(c),
+            None => {
+                zuul.as_object_mut().unwrap().remove("change");
+            }
+        }
+        let settings = json!({"local": {"plain_http": true}});
+        json!({
+            "zuul": zuul,
+            "zuul_work_dir": w.join("src"),
+            "container_command": "buildah",
+            "container_images": [{"context": "app", "repository": format!("{}/team/app", reg.host), "registry": "local", "tags": ["latest"]}],
+            "container_registry_credentials": {"local": {}},
+            "upload_container_image_registries": settings,
+            "promote_container_image_registries": settings,
+            "remove_registry_tag_registries": {reg.host.clone(): {"plain_http": true}},
+            "remove_registry_tag_repository": format!("{}/team/app", reg.host),
+            "remove_registry_tag_age": 0,
+            "build_container_image_layout_dir": w.join("layouts"),
+            "build_container_image_builder_options": {
+                "storage_driver": "vfs", "storage_root": w.join("storage"), "storage_runroot": w.join("run"), "isolation": "chroot",
+            },
+        })
+    };
+    let job = |playbooks: &[&str], vars: &Value| {
+        for p in playbooks {
+            let (ok, out) = playbook(coll.path(), &format!("playbooks/container-image/{p}.yaml"), vars);
+            assert!(ok, "{p}: {out}");
+        }
+    };
+    // check: build only.
+    job(&["pre", "build"], &vars("check", Some("42"), "42\n"));
+    assert_eq!(reg.digest("team/app:change_42_latest"), None);
+    // gate: build and upload the change tag only.
+    job(&["pre", "upload"], &vars("gate", Some("42"), "42\n"));
+    let gated = reg.digest("team/app:change_42_latest").expect("gate uploaded the change tag");
+    assert_eq!(reg.digest("team/app:latest"), None);
+    // promote: the final tag takes the gated image; the change tag goes.
+    job(&["promote"], &vars("promote", Some("42"), "42\n"));
+    assert_eq!(reg.digest("team/app:latest"), Some(gated.clone()));
+    assert_eq!(reg.digest("team/app:change_42_latest"), None);
+    // A change that is gated but never merges leaves its tag...
+    job(&["pre", "upload"], &vars("gate", Some("43"), "43\n"));
+    assert!(reg.digest("team/app:change_43_latest").is_some());
+    // ...until the periodic cleanup removes it; the promoted image stays.
+    job(&["remove-tags"], &vars("periodic", None, "43\n"));
+    assert_eq!(reg.digest("team/app:change_43_latest"), None);
+    assert_eq!(reg.digest("team/app:latest"), Some(gated));
+}
