@@ -1,8 +1,12 @@
 #!/usr/bin/env bash
-# Installs what is needed, starts two local registries on 127.0.0.1, seeds
-# the first with images built here with buildah (a single-platform image and
-# an amd64+arm64 index), and mirrors them to the second with ansible-playbook
-# through imagegate.containers.registry_mirror.
+# Installs what is needed and starts two local registries on 127.0.0.1.
+# 1. Mirror: seeds the first with images built here with buildah (a single-
+#    platform image and an amd64+arm64 index) and mirrors them to the second
+#    through imagegate.containers.registry_mirror (check mode, real, again).
+# 2. Gate cycle: with the roles the Zuul jobs run, builds a sample image
+#    (check), uploads it under its change tags (gate), promotes it (final
+#    tags moved, change tags removed) and mirrors the release to the second
+#    registry, printing a summary of digests and what happened at each step.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash tools/setup.sh
@@ -41,9 +45,9 @@ YAML
 
 SRC=$(start_registry source)
 DST=$(start_registry mirror)
-echo "==> source registry $SRC, mirror registry $DST"
+echo "==> registries: $SRC (images are gated there), $DST (the mirror)"
 
-echo "==> building demo images with buildah (from the busybox-static binary)"
+echo "==> 1/2 mirror: images built with buildah, mirrored with registry_mirror"
 BUILDAH=(buildah --root "$DEMO/storage" --runroot "$DEMO/run" --storage-driver vfs)
 mkdir -p "$DEMO/context"
 cp "$(command -v busybox)" "$DEMO/context/busybox"
@@ -53,7 +57,12 @@ printf 'FROM scratch\nCOPY busybox /bin/busybox\nCMD ["/bin/busybox", "sh"]\n' >
 "${BUILDAH[@]}" build --quiet --isolation chroot --platform linux/amd64,linux/arm64 \
   --manifest localhost/demo/multi:1.0 "$DEMO/context" >/dev/null
 "${BUILDAH[@]}" manifest push --quiet --all --tls-verify=false localhost/demo/multi:1.0 "docker://$SRC/demo/multi:1.0"
-
-echo "==> mirroring with ansible-playbook"
 ansible-playbook -i localhost, -c local playbooks/demo/mirror.yaml \
   -e "demo_source=$SRC" -e "demo_mirror=$DST"
+
+echo "==> 2/2 gate cycle: build (check), upload under the change tag (gate), promote, remove the change tag, mirror"
+mkdir -p "$DEMO/src/app"
+cp "$(command -v busybox)" "$DEMO/src/app/busybox"
+printf 'FROM scratch\nCOPY busybox /bin/busybox\nLABEL org.example.demo=gate-cycle\nCMD ["/bin/busybox", "sh"]\n' >"$DEMO/src/app/Containerfile"
+ansible-playbook -i localhost, -c local playbooks/demo/gate-cycle.yaml \
+  -e "demo_work=$DEMO" -e "demo_registry=$SRC" -e "demo_mirror=$DST"
