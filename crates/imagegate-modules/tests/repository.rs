@@ -115,7 +115,7 @@ fn galaxy_package_installs_and_runs() {
     std::fs::write(
         &play,
         format!(
-            "- hosts: localhost\n  gather_facts: false\n  tasks:\n    - imagegate.containers.registry_mirror:\n        images: [{{src: '{h}/gal/app:v1', dest: '{h}/gal/copy'}}]\n        registries: {{'{h}': {{plain_http: true}}}}\n      register: r\n    - ansible.builtin.assert:\n        that: [r is changed]\n",
+            "- hosts: localhost\n  gather_facts: false\n  module_defaults:\n    group/imagegate.containers.registry:\n      registries: {{'{h}': {{plain_http: true}}}}\n  tasks:\n    - imagegate.containers.registry_mirror:\n        images: [{{src: '{h}/gal/app:v1', dest: '{h}/gal/copy'}}]\n      register: r\n    - ansible.builtin.assert:\n        that: [r is changed]\n",
             h = reg.host
         ),
     )
