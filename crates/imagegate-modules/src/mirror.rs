@@ -10,10 +10,7 @@ use imagegate_registry::{copy_image, BlobCache, CopyReport, CopyRequest, Referen
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
 
-use std::collections::BTreeMap;
-use std::path::PathBuf;
-
-use crate::registries::{runtime, CommonOptions, Registries, RegistryEntry, Side, SECRET_OPTIONS};
+use crate::registries::{runtime, Registries, Side, SECRET_OPTIONS};
 
 pub const SPEC: ModuleSpec = ModuleSpec {
     name: "registry_mirror",
@@ -27,6 +24,7 @@ const DEFAULT_CONCURRENCY: usize = 4;
 const DEFAULT_BLOB_CONCURRENCY: usize = 4;
 const MAX_CONCURRENCY: usize = 32;
 
+crate::registry_module_args! {
 #[derive(Deserialize, Debug)]
 #[serde(deny_unknown_fields)]
 pub struct Args {
@@ -43,19 +41,7 @@ pub struct Args {
     pub concurrency: Option<usize>,
     #[serde(default)]
     pub blob_concurrency: Option<usize>,
-    // The options every registry module has (see `CommonOptions`). Listed
-    // here rather than flattened: serde loses the option path of errors
-    // inside a flattened struct.
-    #[serde(default)]
-    pub registries: BTreeMap<String, RegistryEntry>,
-    #[serde(default)]
-    pub auth_file: Option<PathBuf>,
-    #[serde(default)]
-    pub retries: Option<u32>,
-    #[serde(default)]
-    pub retry_delay: Option<f64>,
-    #[serde(default)]
-    pub upload_chunk_size: Option<u64>,
+}
 }
 
 /// One item of `images`. Either the imagegate shape (`src`, `dest`) or the
@@ -251,7 +237,8 @@ struct ImageResult {
     result: Result<Vec<CopyReport>, imagegate_registry::Error>,
 }
 
-pub fn run(args: Args, ctx: &Context) -> Result<Outcome, ModuleError> {
+pub fn run(mut args: Args, ctx: &Context) -> Result<Outcome, ModuleError> {
+    let common = args.take_common();
     if args.images.is_empty() {
         return Err(ModuleError::option("images", "the list is empty; nothing to mirror"));
     }
@@ -263,13 +250,6 @@ pub fn run(args: Args, ctx: &Context) -> Result<Outcome, ModuleError> {
         .collect::<Result<_, _>>()?;
     let conc = concurrency(args.concurrency, DEFAULT_CONCURRENCY, "concurrency")?;
     let blob_conc = concurrency(args.blob_concurrency, DEFAULT_BLOB_CONCURRENCY, "blob_concurrency")?;
-    let common = CommonOptions {
-        registries: args.registries,
-        auth_file: args.auth_file,
-        retries: args.retries,
-        retry_delay: args.retry_delay,
-        upload_chunk_size: args.upload_chunk_size,
-    };
     let regs = Registries::new(
         &common,
         pair(args.src_username, args.src_password, "src")?,

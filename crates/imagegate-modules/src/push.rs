@@ -1,7 +1,6 @@
 //! `container_push`: upload an image from an OCI image layout (or from a
 //! builder's storage, exported through the builder) to a registry.
 
-use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::process::Command;
 use std::sync::Arc;
@@ -15,13 +14,14 @@ use imagegate_registry::{BlobCache, Reference, Stats};
 use serde::Deserialize;
 use serde_json::{json, Map};
 
-use crate::registries::{runtime, CommonOptions, Registries, RegistryEntry, Side, SECRET_OPTIONS};
+use crate::registries::{runtime, Registries, Side, SECRET_OPTIONS};
 
 pub const SPEC: ModuleSpec = ModuleSpec {
     name: "container_push",
     secret_options: SECRET_OPTIONS,
 };
 
+crate::registry_module_args! {
 #[derive(Deserialize, Debug)]
 #[serde(deny_unknown_fields)]
 pub struct Args {
@@ -48,17 +48,7 @@ pub struct Args {
     pub password: Option<String>,
     #[serde(default)]
     pub blob_concurrency: Option<usize>,
-    // Shared registry options (see CommonOptions).
-    #[serde(default)]
-    pub registries: BTreeMap<String, RegistryEntry>,
-    #[serde(default)]
-    pub auth_file: Option<PathBuf>,
-    #[serde(default)]
-    pub retries: Option<u32>,
-    #[serde(default)]
-    pub retry_delay: Option<f64>,
-    #[serde(default)]
-    pub upload_chunk_size: Option<u64>,
+}
 }
 
 fn podman() -> String {
@@ -68,7 +58,8 @@ fn latest() -> Vec<String> {
     vec!["latest".into()]
 }
 
-pub fn run(args: Args, ctx: &Context) -> Result<Outcome, ModuleError> {
+pub fn run(mut args: Args, ctx: &Context) -> Result<Outcome, ModuleError> {
+    let common = args.take_common();
     let dest = Reference::parse_repository(&args.repository).map_err(|e| ModuleError::option("repository", e.to_string()))?;
     if args.tags.is_empty() {
         return Err(ModuleError::option("tags", "give at least one tag"));
@@ -119,13 +110,6 @@ pub fn run(args: Args, ctx: &Context) -> Result<Outcome, ModuleError> {
         (None, None) => None,
         (Some(_), None) => return Err(ModuleError::option("password", "required with username")),
         (None, Some(_)) => return Err(ModuleError::option("username", "required with password")),
-    };
-    let common = CommonOptions {
-        registries: args.registries,
-        auth_file: args.auth_file,
-        retries: args.retries,
-        retry_delay: args.retry_delay,
-        upload_chunk_size: args.upload_chunk_size,
     };
     let regs = Registries::new(&common, None, creds)?;
     regs.check_repository(&dest.registry, args.registry.as_deref(), &dest.repository, "repository")?;

@@ -78,6 +78,44 @@ pub struct CommonOptions {
     pub upload_chunk_size: Option<u64>,
 }
 
+/// Declares a module's args struct with the options every registry module
+/// shares appended (`registries`, `auth_file`, `retries`, `retry_delay`,
+/// `upload_chunk_size`) and a `take_common` method. The fields are written
+/// into the struct rather than `#[serde(flatten)]`ed because serde loses the
+/// option path of errors inside a flattened struct.
+#[macro_export]
+macro_rules! registry_module_args {
+    ($(#[$meta:meta])* pub struct $name:ident { $($body:tt)* }) => {
+        $(#[$meta])*
+        pub struct $name {
+            $($body)*
+            #[serde(default)]
+            pub registries: std::collections::BTreeMap<String, $crate::registries::RegistryEntry>,
+            #[serde(default)]
+            pub auth_file: Option<std::path::PathBuf>,
+            #[serde(default)]
+            pub retries: Option<u32>,
+            #[serde(default)]
+            pub retry_delay: Option<f64>,
+            #[serde(default)]
+            pub upload_chunk_size: Option<u64>,
+        }
+
+        impl $name {
+            /// Moves the shared registry options out.
+            pub fn take_common(&mut self) -> $crate::registries::CommonOptions {
+                $crate::registries::CommonOptions {
+                    registries: std::mem::take(&mut self.registries),
+                    auth_file: self.auth_file.take(),
+                    retries: self.retries.take(),
+                    retry_delay: self.retry_delay.take(),
+                    upload_chunk_size: self.upload_chunk_size.take(),
+                }
+            }
+        }
+    };
+}
+
 /// Which side of a copy a client serves; sides may have their own
 /// credentials for the same registry.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -1,7 +1,7 @@
 //! `container_retag`: promote images by moving tags, remove tags, clean up
 //! stale tags.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -13,7 +13,7 @@ use imagegate_registry::{Digest, Reference, RegistryClient, Stats};
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
 
-use crate::registries::{runtime, CommonOptions, Registries, RegistryEntry, Side, SECRET_OPTIONS};
+use crate::registries::{runtime, Registries, Side, SECRET_OPTIONS};
 
 pub const SPEC: ModuleSpec = ModuleSpec {
     name: "container_retag",
@@ -24,6 +24,7 @@ pub const SPEC: ModuleSpec = ModuleSpec {
 const DEFAULT_AGE: u64 = 86_400;
 const DEFAULT_REGEX: &str = "^change_.*$";
 
+crate::registry_module_args! {
 #[derive(Deserialize, Debug)]
 #[serde(deny_unknown_fields)]
 pub struct Args {
@@ -37,15 +38,7 @@ pub struct Args {
     pub atomic: bool,
     #[serde(default)]
     pub record_file: Option<PathBuf>,
-    // Shared registry options (see CommonOptions).
-    #[serde(default)]
-    pub registries: BTreeMap<String, RegistryEntry>,
-    #[serde(default)]
-    pub auth_file: Option<PathBuf>,
-    #[serde(default)]
-    pub retries: Option<u32>,
-    #[serde(default)]
-    pub retry_delay: Option<f64>,
+}
 }
 
 fn auto() -> RemoveMethod {
@@ -244,7 +237,8 @@ fn validate_cleanup(i: usize, a: CleanupArgs) -> Result<Cleanup, ModuleError> {
     })
 }
 
-pub fn run(args: Args, ctx: &Context) -> Result<Outcome, ModuleError> {
+pub fn run(mut args: Args, ctx: &Context) -> Result<Outcome, ModuleError> {
+    let common = args.take_common();
     if args.images.is_empty() && args.cleanup.is_empty() {
         return Err(ModuleError::option("images", "nothing to do: give images, cleanup, or both"));
     }
@@ -260,13 +254,6 @@ pub fn run(args: Args, ctx: &Context) -> Result<Outcome, ModuleError> {
         .enumerate()
         .map(|(i, a)| validate_cleanup(i, a))
         .collect::<Result<_, _>>()?;
-    let common = CommonOptions {
-        registries: args.registries,
-        auth_file: args.auth_file,
-        retries: args.retries,
-        retry_delay: args.retry_delay,
-        upload_chunk_size: None,
-    };
     let regs = Registries::new(&common, None, None)?;
     for (i, img) in images.iter().enumerate() {
         let d = &img.request.dest;
