@@ -467,3 +467,40 @@ fn job_playbooks_gate_cycle() {
     assert_eq!(reg.digest("team/app:change_43_latest"), None);
     assert_eq!(reg.digest("team/app:latest"), Some(gated));
 }
+
+/// The buildset-registry job's playbooks: the registry starts and is
+/// returned as secret_data, the run playbook pauses the job, and post-run
+/// (with no intermediate registry) pushes nothing.
+#[test]
+fn buildset_registry_job_playbooks() {
+    let coll = collection();
+    let work = tempfile::Builder::new().prefix("imagegate-bsjob-").tempdir().unwrap();
+    let port = imagegate_testkit::free_port();
+    let _kill = PidFile(work.path().join("bs/registry.pid"));
+    let venv = venv_tool("zuul-registry").parent().unwrap().parent().unwrap().to_path_buf();
+    let vars = json!({
+        "zuul": zuul_var("check"),
+        "run_buildset_registry_dir": work.path().join("bs"),
+        "run_buildset_registry_venv": venv,
+        "run_buildset_registry_host": "127.0.0.1",
+        "run_buildset_registry_address": "127.0.0.1",
+        "run_buildset_registry_port": port,
+    });
+    for p in ["pre", "run", "post"] {
+        let (ok, out) = playbook(coll.path(), &format!("playbooks/buildset-registry/{p}.yaml"), &vars);
+        assert!(ok, "{p}: {out}");
+    }
+    let returned: Value = serde_json::from_slice(&std::fs::read(coll.path().join("zuul_return.json")).unwrap()).unwrap();
+    let records = returned.as_array().unwrap();
+    let registry = records
+        .iter()
+        .find_map(|r| r["secret_data"]["buildset_registry"].as_object().cloned())
+        .expect("buildset_registry returned");
+    assert_eq!(registry["host"], "127.0.0.1");
+    assert_eq!(registry["port"].to_string().trim_matches('"'), port.to_string());
+    assert!(
+        records.iter().any(|r| r["data"]["zuul"]["pause"] == json!(true)),
+        "the job pauses: {returned}"
+    );
+    assert!(std::net::TcpStream::connect(("127.0.0.1", port)).is_ok(), "the registry is up");
+}
