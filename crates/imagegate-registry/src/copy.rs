@@ -11,6 +11,7 @@ use serde::Serialize;
 use crate::client::RegistryClient;
 use crate::digest::Digest;
 use crate::error::Error;
+use crate::layout::OciLayout;
 use crate::log;
 use crate::manifest::{Descriptor, Manifest, Parsed};
 use crate::reference::Reference;
@@ -30,7 +31,7 @@ pub struct BlobCache {
 type BlobSlot = Arc<tokio::sync::Mutex<Option<String>>>;
 
 impl BlobCache {
-    pub(crate) fn slot(&self, registry: &str, digest: &str) -> BlobSlot {
+    fn slot(&self, registry: &str, digest: &str) -> BlobSlot {
         self.slots
             .lock()
             .expect("blob cache")
@@ -74,6 +75,47 @@ pub struct CopyReport {
     pub stats: StatsSnapshot,
 }
 
+/// Where an image's child manifests and blobs come from: a repository of a
+/// registry, or an OCI image layout on disk.
+#[derive(Clone, Copy)]
+pub(crate) enum Source<'a> {
+    Registry(&'a RegistryClient, &'a str),
+    Layout(&'a OciLayout),
+}
+
+impl Source<'_> {
+    fn label(&self, digest: &Digest) -> String {
+        match self {
+            Source::Registry(client, repo) => format!("{}/{repo}@{digest}", client.registry()),
+            Source::Layout(layout) => format!("{}@{digest}", layout.root().display()),
+        }
+    }
+
+    async fn manifest(&self, child: &Descriptor) -> Result<Manifest, Error> {
+        match self {
+            Source::Registry(client, repo) => client.get_manifest(repo, &child.digest).await,
+            Source::Layout(layout) => layout.manifest(&child.digest, Some(child.media_type.as_str()).filter(|t| !t.is_empty())),
+        }
+    }
+
+    /// The source repository, if it is on the destination's registry (and
+    /// so a place to mount blobs from).
+    fn mountable_repo(&self, dst: &RegistryClient, dst_repo: &str) -> Option<&str> {
+        match self {
+            Source::Registry(client, repo) if client.registry() == dst.registry() && *repo != dst_repo => Some(repo),
+            _ => None,
+        }
+    }
+
+    /// Streams one blob into `dst_repo`; returns the bytes moved.
+    async fn upload(&self, dst: &RegistryClient, dst_repo: &str, d: &Descriptor) -> Result<u64, Error> {
+        match self {
+            Source::Registry(client, repo) => dst.copy_blob_from(dst_repo, client, repo, d).await,
+            Source::Layout(layout) => dst.upload_file(dst_repo, d, &layout.blob_path(&d.digest)?).await,
+        }
+    }
+}
+
 /// Copies one image. In check mode only reads happen. `blob_concurrency`
 /// blobs of one manifest move at once.
 pub async fn copy_image(
@@ -91,40 +133,23 @@ pub async fn copy_image(
     if manifest.is_index() && !req.platforms.is_empty() {
         manifest = manifest.filter_platforms(&src_name, &req.platforms)?;
     }
-    let dest_repo = &req.dest.repository;
-    let mut tags = Vec::new();
-    for tag in &req.dest_tags {
-        let before = dst.manifest_digest(dest_repo, tag).await?;
-        let changed = before.as_ref() != Some(&manifest.digest);
-        tags.push(TagChange {
-            tag: tag.clone(),
-            before: before.map(|d| d.to_string()),
-            after: manifest.digest.to_string(),
-            changed,
-        });
-    }
-    let changed = tags.iter().any(|t| t.changed);
-    let dest_name = req.dest.repository_name();
-    if changed && !check_mode {
-        log::info(&format!("{src_name} ({}) -> {dest_name}: copying", manifest.digest.short()));
-        copy_tree(src, &req.src.repository, dst, dest_repo, &manifest, blob_concurrency, cache).await?;
-        for t in tags.iter().filter(|t| t.changed) {
-            dst.put_manifest(dest_repo, &t.tag, &manifest).await?;
-            log::info(&format!("{dest_name}:{} -> {}", t.tag, manifest.digest));
-        }
-    } else if !changed {
-        log::info(&format!(
-            "{src_name} ({}) -> {dest_name}: already up to date",
-            manifest.digest.short()
-        ));
-    }
+    let source = Source::Registry(src, &req.src.repository);
+    let delivery = Delivery {
+        dst,
+        dest: &req.dest,
+        tags: &req.dest_tags,
+        check_mode,
+        blob_concurrency,
+        cache,
+    };
+    let (tags, changed) = delivery.run(source, &src_name, &manifest).await?;
     let mut stats = src.stats().snapshot();
     if !std::sync::Arc::ptr_eq(src.stats(), dst.stats()) {
         stats += dst.stats().snapshot();
     }
     Ok(CopyReport {
         src: src_name,
-        dest: dest_name,
+        dest: req.dest.repository_name(),
         src_digest: src_digest.to_string(),
         dest_digest: manifest.digest.to_string(),
         media_type: manifest.media_type.clone(),
@@ -134,36 +159,81 @@ pub async fn copy_image(
     })
 }
 
+/// Putting one manifest under tags of one repository, with everything it
+/// references: the part copy and push share.
+pub(crate) struct Delivery<'a> {
+    pub dst: &'a RegistryClient,
+    pub dest: &'a Reference,
+    pub tags: &'a [String],
+    pub check_mode: bool,
+    pub blob_concurrency: usize,
+    pub cache: &'a BlobCache,
+}
+
+impl Delivery<'_> {
+    /// Resolves each tag; if any does not point at `manifest` yet (and not
+    /// in check mode), copies what the manifest references from `source`,
+    /// then writes the tags that move.
+    pub(crate) async fn run(&self, source: Source<'_>, src_name: &str, manifest: &Manifest) -> Result<(Vec<TagChange>, bool), Error> {
+        let (dst, repo) = (self.dst, &self.dest.repository);
+        let mut tags = Vec::new();
+        for tag in self.tags {
+            let before = dst.manifest_digest(repo, tag).await?;
+            tags.push(TagChange {
+                tag: tag.clone(),
+                changed: before.as_ref() != Some(&manifest.digest),
+                before: before.map(|d| d.to_string()),
+                after: manifest.digest.to_string(),
+            });
+        }
+        let changed = tags.iter().any(|t| t.changed);
+        let dest_name = self.dest.repository_name();
+        if !changed {
+            log::info(&format!(
+                "{src_name} ({}) -> {dest_name}: already up to date",
+                manifest.digest.short()
+            ));
+        } else if !self.check_mode {
+            log::info(&format!("{src_name} ({}) -> {dest_name}: copying", manifest.digest.short()));
+            copy_tree(source, dst, repo, manifest, self.blob_concurrency, self.cache).await?;
+            for t in tags.iter().filter(|t| t.changed) {
+                dst.put_manifest(repo, &t.tag, manifest).await?;
+                log::info(&format!("{dest_name}:{} -> {}", t.tag, manifest.digest));
+            }
+        }
+        Ok((tags, changed))
+    }
+}
+
 /// Copies everything `manifest` references (not the manifest itself).
 pub(crate) async fn copy_tree(
-    src: &RegistryClient,
-    src_repo: &str,
+    src: Source<'_>,
     dst: &RegistryClient,
     dst_repo: &str,
     manifest: &Manifest,
     blob_concurrency: usize,
     cache: &BlobCache,
 ) -> Result<(), Error> {
-    let label = format!("{}/{src_repo}@{}", src.registry(), manifest.digest);
+    let label = src.label(&manifest.digest);
     match manifest.parse(&label)? {
         Parsed::Image { config, layers } => {
-            copy_blobs(
-                src,
-                src_repo,
-                dst,
-                dst_repo,
-                std::iter::once(config).chain(layers),
-                blob_concurrency,
-                cache,
-            )
-            .await
+            let mut seen = BTreeSet::new();
+            let unique: Vec<Descriptor> = std::iter::once(config)
+                .chain(layers)
+                .filter(|d| !d.is_foreign() && seen.insert(d.digest.clone()))
+                .collect();
+            futures_util::stream::iter(unique.iter().map(|d| copy_blob(src, dst, dst_repo, d, cache)))
+                .buffer_unordered(blob_concurrency.max(1))
+                .try_collect::<Vec<()>>()
+                .await
+                .map(|_| ())
         }
         Parsed::Index { manifests } => {
             for child in manifests {
                 if dst.manifest_digest(dst_repo, &child.digest).await?.is_some() {
                     continue;
                 }
-                let child_m = src.get_manifest(src_repo, &child.digest).await?;
+                let child_m = src.manifest(&child).await?;
                 if child_m.is_index() {
                     return Err(Error::new(crate::error::ErrorKind::InvalidManifest {
                         reference: label,
@@ -176,7 +246,7 @@ pub(crate) async fn copy_tree(
                     .map(|p| p.to_string())
                     .unwrap_or_else(|| child.digest.clone());
                 log::info(&format!("{label}: platform {what}"));
-                Box::pin(copy_tree(src, src_repo, dst, dst_repo, &child_m, blob_concurrency, cache)).await?;
+                Box::pin(copy_tree(src, dst, dst_repo, &child_m, blob_concurrency, cache)).await?;
                 dst.put_manifest(dst_repo, &child.digest, &child_m).await?;
             }
             Ok(())
@@ -184,33 +254,10 @@ pub(crate) async fn copy_tree(
     }
 }
 
-async fn copy_blobs(
-    src: &RegistryClient,
-    src_repo: &str,
-    dst: &RegistryClient,
-    dst_repo: &str,
-    blobs: impl Iterator<Item = Descriptor>,
-    concurrency: usize,
-    cache: &BlobCache,
-) -> Result<(), Error> {
-    let mut seen = BTreeSet::new();
-    let unique: Vec<Descriptor> = blobs.filter(|d| !d.is_foreign() && seen.insert(d.digest.clone())).collect();
-    futures_util::stream::iter(unique.iter().map(|d| copy_blob(src, src_repo, dst, dst_repo, d, cache)))
-        .buffer_unordered(concurrency.max(1))
-        .try_collect::<Vec<()>>()
-        .await
-        .map(|_| ())
-}
-
-async fn copy_blob(
-    src: &RegistryClient,
-    src_repo: &str,
-    dst: &RegistryClient,
-    dst_repo: &str,
-    d: &Descriptor,
-    cache: &BlobCache,
-) -> Result<(), Error> {
-    Digest::parse(&d.digest)?;
+/// Brings one blob into `dst_repo`: already there, mounted from a
+/// repository of the same registry that has it, or streamed from `src`.
+/// (Descriptor digests were validated when the manifest was parsed.)
+async fn copy_blob(src: Source<'_>, dst: &RegistryClient, dst_repo: &str, d: &Descriptor, cache: &BlobCache) -> Result<(), Error> {
     let short = &d.digest[7..19];
     if dst.blob_size(dst_repo, &d.digest).await?.is_some() {
         dst.stats().present();
@@ -220,14 +267,8 @@ async fn copy_blob(
     // Held while this blob moves into this registry; see BlobCache.
     let slot = cache.slot(dst.registry(), &d.digest);
     let mut known = slot.lock().await;
-    let mut mount_from: Vec<&str> = Vec::new();
-    if let Some(repo) = known.as_deref().filter(|r| *r != dst_repo) {
-        mount_from.push(repo);
-    }
-    if src.registry() == dst.registry() && src_repo != dst_repo {
-        mount_from.push(src_repo);
-    }
-    for from in mount_from {
+    let earlier = known.clone().filter(|r| r != dst_repo);
+    for from in earlier.as_deref().into_iter().chain(src.mountable_repo(dst, dst_repo)) {
         if dst.mount_blob(dst_repo, &d.digest, from).await? {
             dst.stats().mounted();
             log::info(&format!("  blob {short} mounted from {from}"));
@@ -235,7 +276,7 @@ async fn copy_blob(
             return Ok(());
         }
     }
-    let bytes = dst.copy_blob_from(dst_repo, src, src_repo, d).await?;
+    let bytes = src.upload(dst, dst_repo, d).await?;
     dst.stats().copied(bytes);
     *known = Some(dst_repo.to_string());
     log::info(&format!("  blob {short} copied ({})", human_bytes(bytes)));

@@ -9,7 +9,7 @@ use futures_util::StreamExt;
 use serde::Serialize;
 
 use crate::client::RegistryClient;
-use crate::copy::{copy_tree, BlobCache};
+use crate::copy::{copy_tree, BlobCache, Source};
 use crate::digest::Digest;
 use crate::error::{Error, ErrorKind};
 use crate::log;
@@ -218,7 +218,8 @@ async fn apply_one<'a>(
 ) -> Result<(), Error> {
     let req = &p.request;
     if req.dest.repository != req.source.repository && p.moves.iter().any(|m| m.changed) {
-        copy_tree(client, &req.source.repository, client, &req.dest.repository, &p.manifest, 4, cache).await?;
+        let source = Source::Registry(client, &req.source.repository);
+        copy_tree(source, client, &req.dest.repository, &p.manifest, 4, cache).await?;
         if p.manifest.is_index() {
             client
                 .put_manifest(&req.dest.repository, p.manifest.digest.as_str(), &p.manifest)
