@@ -27,46 +27,39 @@ def paragraphs(value):
     return [markup(v) for v in (value if isinstance(value, list) else [value])]
 
 
-def options(opts, depth=0):
-    lines = []
-    pad = "   " * depth
-    for name in sorted(opts):
-        o = opts[name] or {}
-        kind = o.get("type", "str")
-        if kind == "list" and o.get("elements"):
-            kind = f"list of {o['elements']}"
-        facts = [kind]
-        if o.get("required"):
-            facts.append("required")
-        if "default" in o:
-            facts.append(f"default: ``{o['default']!r}``")
-        if o.get("choices"):
-            facts.append("choices: " + ", ".join(f"``{c}``" for c in o["choices"]))
-        lines.append(f"{pad}- **{name}** ({'; '.join(facts)})")
-        lines.append("")
-        for p in paragraphs(o.get("description")):
-            lines.append(f"{pad}  {p}")
-            lines.append("")
-        if o.get("suboptions"):
-            lines.extend(options(o["suboptions"], depth + 1))
-    return lines
+def option_facts(o):
+    kind = o.get("type", "str")
+    if kind == "list" and o.get("elements"):
+        kind = f"list of {o['elements']}"
+    facts = [kind]
+    if o.get("required"):
+        facts.append("required")
+    if "default" in o:
+        facts.append(f"default: ``{o['default']!r}``")
+    if o.get("choices"):
+        facts.append("choices: " + ", ".join(f"``{c}``" for c in o["choices"]))
+    return facts
 
 
-def returns(rets, depth=0):
+def return_facts(r):
+    facts = [r.get("type", "str")]
+    if r.get("returned"):
+        facts.append(f"returned {r['returned']}")
+    return facts
+
+
+def fields(items, facts, children, depth=0):
+    """A nested bullet list of options (or return values): name, facts,
+    description, then the children under ``children``."""
     lines = []
     pad = "   " * depth
-    for name in sorted(rets or {}):
-        r = rets[name] or {}
-        facts = [r.get("type", "str")]
-        if r.get("returned"):
-            facts.append(f"returned {r['returned']}")
-        lines.append(f"{pad}- **{name}** ({'; '.join(facts)})")
-        lines.append("")
-        for p in paragraphs(r.get("description")):
-            lines.append(f"{pad}  {p}")
-            lines.append("")
-        if r.get("contains"):
-            lines.extend(returns(r["contains"], depth + 1))
+    for name in sorted(items or {}):
+        item = items[name] or {}
+        lines += [f"{pad}- **{name}** ({'; '.join(facts(item))})", ""]
+        for p in paragraphs(item.get("description")):
+            lines += [f"{pad}  {p}", ""]
+        if item.get(children):
+            lines += fields(item[children], facts, children, depth + 1)
     return lines
 
 
@@ -78,7 +71,7 @@ def module_lines(path):
     lines = [name, "-" * len(name), "", markup(d["short_description"]), ""]
     for p in paragraphs(d.get("description")):
         lines += [f"- {p}", ""]
-    lines += ["**Options**", ""] + options(d.get("options") or {})
+    lines += ["**Options**", ""] + fields(d.get("options"), option_facts, "suboptions")
     if d.get("attributes"):
         lines += ["**Attributes**", ""]
         for attr, a in d["attributes"].items():
@@ -86,7 +79,7 @@ def module_lines(path):
             lines += [f"- **{attr}**: {a.get('support')}. {text}", ""]
     lines += ["**Examples**", "", ".. code-block:: yaml", ""]
     lines += ["   " + line for line in doc["EXAMPLES"].rstrip().splitlines()] + [""]
-    lines += ["**Return values**", ""] + returns(doc.get("RETURN")) + [""]
+    lines += ["**Return values**", ""] + fields(doc.get("RETURN"), return_facts, "contains") + [""]
     return lines
 
 

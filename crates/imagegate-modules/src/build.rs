@@ -404,30 +404,11 @@ pub fn run(args: Args, ctx: &Context) -> Result<Outcome, ModuleError> {
 }
 
 /// A private temporary directory, removed when dropped.
-pub struct TempDir(PathBuf);
-
-impl TempDir {
-    pub fn path(&self) -> &Path {
-        &self.0
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-pub fn tempdir() -> Result<TempDir, ModuleError> {
-    let base = std::env::temp_dir();
-    for n in 0..100u32 {
-        let dir = base.join(format!("imagegate-{}-{n}", std::process::id()));
-        if std::fs::create_dir(&dir).is_ok() {
-            return Ok(TempDir(dir));
-        }
-    }
-    Err(ModuleError::failed(format!(
-        "cannot make a temporary directory in {}",
-        base.display()
-    )))
+pub fn tempdir() -> Result<tempfile::TempDir, ModuleError> {
+    tempfile::Builder::new().prefix("imagegate-").tempdir().map_err(|e| {
+        ModuleError::failed(format!(
+            "cannot make a temporary directory in {}: {e}",
+            std::env::temp_dir().display()
+        ))
+    })
 }

@@ -10,7 +10,7 @@ use imagegate_registry::{copy_image, BlobCache, CopyReport, CopyRequest, Referen
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
 
-use crate::registries::{runtime, Registries, Side, SECRET_OPTIONS};
+use crate::registries::{concurrency, credential_pair, runtime, Registries, Side, DEFAULT_BLOB_CONCURRENCY, SECRET_OPTIONS};
 
 pub const SPEC: ModuleSpec = ModuleSpec {
     name: "registry_mirror",
@@ -19,10 +19,6 @@ pub const SPEC: ModuleSpec = ModuleSpec {
 
 /// Images copied at once by default.
 const DEFAULT_CONCURRENCY: usize = 4;
-/// Blobs of one image moved at once by default: enough to fill a link with
-/// small layers, few enough not to trip per-client limits of public registries.
-const DEFAULT_BLOB_CONCURRENCY: usize = 4;
-const MAX_CONCURRENCY: usize = 32;
 
 crate::registry_module_args! {
 #[derive(Deserialize, Debug)]
@@ -206,29 +202,6 @@ fn validate(i: usize, a: ImageArgs) -> Result<Image, ModuleError> {
     })
 }
 
-fn concurrency(v: Option<usize>, default: usize, name: &str) -> Result<usize, ModuleError> {
-    match v {
-        None => Ok(default),
-        Some(n) if (1..=MAX_CONCURRENCY).contains(&n) => Ok(n),
-        Some(_) => Err(ModuleError::option(name, format!("must be between 1 and {MAX_CONCURRENCY}"))),
-    }
-}
-
-fn pair(user: Option<String>, pass: Option<String>, prefix: &str) -> Result<Option<(String, String)>, ModuleError> {
-    match (user, pass) {
-        (Some(u), Some(p)) => Ok(Some((u, p))),
-        (None, None) => Ok(None),
-        (Some(_), None) => Err(ModuleError::option(
-            format!("{prefix}_password"),
-            format!("required with {prefix}_username"),
-        )),
-        (None, Some(_)) => Err(ModuleError::option(
-            format!("{prefix}_username"),
-            format!("required with {prefix}_password"),
-        )),
-    }
-}
-
 /// The result of one image: a report, or the error it met.
 struct ImageResult {
     index: usize,
@@ -252,8 +225,8 @@ pub fn run(mut args: Args, ctx: &Context) -> Result<Outcome, ModuleError> {
     let blob_conc = concurrency(args.blob_concurrency, DEFAULT_BLOB_CONCURRENCY, "blob_concurrency")?;
     let regs = Registries::new(
         &common,
-        pair(args.src_username, args.src_password, "src")?,
-        pair(args.dest_username, args.dest_password, "dest")?,
+        credential_pair(args.src_username, args.src_password, "src_username", "src_password")?,
+        credential_pair(args.dest_username, args.dest_password, "dest_username", "dest_password")?,
     )?;
     for img in &images {
         regs.check_repository(

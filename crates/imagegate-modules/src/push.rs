@@ -14,7 +14,7 @@ use imagegate_registry::{BlobCache, Reference, Stats};
 use serde::Deserialize;
 use serde_json::{json, Map};
 
-use crate::registries::{runtime, Registries, Side, SECRET_OPTIONS};
+use crate::registries::{concurrency, credential_pair, runtime, Registries, Side, DEFAULT_BLOB_CONCURRENCY, SECRET_OPTIONS};
 
 pub const SPEC: ModuleSpec = ModuleSpec {
     name: "container_push",
@@ -67,11 +67,7 @@ pub fn run(mut args: Args, ctx: &Context) -> Result<Outcome, ModuleError> {
     if let Some(t) = args.tags.iter().find(|t| !is_valid_tag(t)) {
         return Err(ModuleError::option("tags", format!("'{t}' is not a valid tag")));
     }
-    let blob_conc = match args.blob_concurrency {
-        None => 4,
-        Some(n) if (1..=32).contains(&n) => n,
-        Some(_) => return Err(ModuleError::option("blob_concurrency", "must be between 1 and 32")),
-    };
+    let blob_conc = concurrency(args.blob_concurrency, DEFAULT_BLOB_CONCURRENCY, "blob_concurrency")?;
     // The layout: given, or exported from the builder's storage.
     let _export_dir;
     let (layout_dir, name) = match (&args.layout, &args.image) {
@@ -105,12 +101,7 @@ pub fn run(mut args: Args, ctx: &Context) -> Result<Outcome, ModuleError> {
         (None, None) => return Err(ModuleError::option("layout", "missing required option (or image)")),
     };
     let layout = OciLayout::open(&layout_dir).map_err(|e| ModuleError::option("layout", e.to_string()))?;
-    let creds = match (args.username, args.password) {
-        (Some(u), Some(p)) => Some((u, p)),
-        (None, None) => None,
-        (Some(_), None) => return Err(ModuleError::option("password", "required with username")),
-        (None, Some(_)) => return Err(ModuleError::option("username", "required with password")),
-    };
+    let creds = credential_pair(args.username, args.password, "username", "password")?;
     let regs = Registries::new(&common, None, creds)?;
     regs.check_repository(&dest.registry, args.registry.as_deref(), &dest.repository, "repository")?;
     let stats = Arc::new(Stats::default());

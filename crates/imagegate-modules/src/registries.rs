@@ -269,6 +269,36 @@ impl Registries {
     }
 }
 
+/// Blobs of one image moved at once by default: enough to fill a link with
+/// small layers, few enough not to trip per-client limits of public registries.
+pub const DEFAULT_BLOB_CONCURRENCY: usize = 4;
+/// The most images or blobs one may ask to move at once.
+const MAX_CONCURRENCY: usize = 32;
+
+/// A concurrency option: `default` if unset, else 1 to 32.
+pub fn concurrency(v: Option<usize>, default: usize, option: &str) -> Result<usize, ModuleError> {
+    match v {
+        None => Ok(default),
+        Some(n) if (1..=MAX_CONCURRENCY).contains(&n) => Ok(n),
+        Some(_) => Err(ModuleError::option(option, format!("must be between 1 and {MAX_CONCURRENCY}"))),
+    }
+}
+
+/// A username and password given as two options: both or neither.
+pub fn credential_pair(
+    user: Option<String>,
+    pass: Option<String>,
+    user_option: &str,
+    pass_option: &str,
+) -> Result<Option<(String, String)>, ModuleError> {
+    match (user, pass) {
+        (Some(u), Some(p)) => Ok(Some((u, p))),
+        (None, None) => Ok(None),
+        (Some(_), None) => Err(ModuleError::option(pass_option, format!("required with {user_option}"))),
+        (None, Some(_)) => Err(ModuleError::option(user_option, format!("required with {pass_option}"))),
+    }
+}
+
 /// A runtime for one module run. Two workers: one drives transfers while the
 /// other hashes and parses; more buys nothing on the nodes we run on.
 pub fn runtime() -> Result<tokio::runtime::Runtime, ModuleError> {

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use imagegate_ansible::{Context, Diff, ModuleError, ModuleSpec, Outcome};
 use imagegate_registry::promote::{self, RetagRequest, TagMove};
 use imagegate_registry::reference::is_valid_tag;
-use imagegate_registry::tags::{human_age, tag_ages, Removal, RemoveMethod, TagRemover, WebApi};
+use imagegate_registry::tags::{human_age, Removal, RemoveMethod, TagRemover, WebApi};
 use imagegate_registry::{Digest, Reference, RegistryClient, Stats};
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
@@ -351,7 +351,7 @@ pub fn run(mut args: Args, ctx: &Context) -> Result<Outcome, ModuleError> {
         for cl in &cleanups {
             let c = client(&cl.repo, None).map_err(fail)?;
             let web = regs.web_api(&cl.repo.registry, None);
-            let ages = tag_ages(&c, &cl.repo.repository, &cl.regex, &web).await.map_err(fail)?;
+            let ages = remover.tag_ages(&c, &cl.repo.repository, &cl.regex, &web).await.map_err(fail)?;
             for a in ages {
                 let name = format!("{}:{}", cl.repo.repository_name(), a.tag);
                 if a.age_seconds < cl.age || targets.contains(&name) {

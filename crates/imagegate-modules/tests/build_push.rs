@@ -15,10 +15,6 @@ fn push(args: &Value) -> ModuleRun {
     run_module(Path::new(env!("CARGO_BIN_EXE_container_push")), args)
 }
 
-fn assert_ok(run: &ModuleRun) {
-    assert!(!run.failed() && run.success, "module failed: {}\n{}", run.stdout, run.stderr);
-}
-
 /// A private builder storage and a context directory.
 struct Workspace {
     dir: tempfile::TempDir,
@@ -67,7 +63,7 @@ impl Workspace {
         args["context"] = json!(ctx);
         args["repository"] = json!("localhost/imagegate-base");
         args["layout"] = json!(self.path("base-layout"));
-        assert_ok(&build(&args));
+        build(&args).assert_ok();
     }
 }
 
@@ -119,11 +115,11 @@ fn build_features_with(builder: &str) {
         }),
     );
     let check = build(&with(args.clone(), json!({"_ansible_check_mode": true})));
-    assert_ok(&check);
+    check.assert_ok();
     assert!(!layout.exists(), "check mode builds nothing");
 
     let run = build(&args);
-    assert_ok(&run);
+    run.assert_ok();
     assert!(run.changed());
     assert!(!ctx.join(".zuul-siblings").exists(), "siblings are removed after the build");
     let labels = &layout_config(&layout)["config"]["Labels"];
@@ -164,7 +160,7 @@ fn two_platform_build_makes_an_index() {
         ws.storage("buildah"),
         json!({"context": ctx, "repository": "quay.io/example/multi", "arch": ["amd64", "arm64"], "layout": layout}),
     ));
-    assert_ok(&run);
+    run.assert_ok();
     let index: Value = serde_json::from_slice(&std::fs::read(layout.join("index.json")).unwrap()).unwrap();
     let top = index["manifests"][0]["digest"].as_str().unwrap();
     let list: Value = serde_json::from_slice(&std::fs::read(layout.join("blobs/sha256").join(&top[7..])).unwrap()).unwrap();
@@ -185,7 +181,7 @@ fn two_platform_build_makes_an_index() {
         "tags": ["latest"],
         "registries": {reg.host.clone(): {"plain_http": true}},
     }));
-    assert_ok(&pushed);
+    pushed.assert_ok();
     assert_eq!(reg.digest("example/multi:latest").as_deref(), Some(top));
 }
 
@@ -205,7 +201,7 @@ fn push_layouts_to_registries_idempotently() {
         ws.storage("buildah"),
         json!({"context": ctx, "repository": "quay.io/example/p", "layout": layout}),
     ));
-    assert_ok(&built);
+    built.assert_ok();
     let digest = built.result["digest"].as_str().unwrap().to_string();
     for kind in [Kind::Distribution, Kind::Zuul] {
         let reg = TestRegistry::start(kind);
@@ -217,11 +213,11 @@ fn push_layouts_to_registries_idempotently() {
             "_ansible_diff": true,
         });
         let check = push(&with(args.clone(), json!({"_ansible_check_mode": true})));
-        assert_ok(&check);
+        check.assert_ok();
         assert!(check.changed());
         assert_eq!(reg.digest("example/p:1.0"), None);
         let first = push(&args);
-        assert_ok(&first);
+        first.assert_ok();
         assert!(first.changed());
         assert!(first.result["stats"]["blobs_copied"].as_u64().unwrap() >= 2, "{}", first.stdout);
         for tag in ["1.0", "latest", "change_7_latest"] {
@@ -232,7 +228,7 @@ fn push_layouts_to_registries_idempotently() {
             );
         }
         let again = push(&args);
-        assert_ok(&again);
+        again.assert_ok();
         assert!(!again.changed(), "{}", again.stdout);
         assert_eq!(again.result["stats"]["blobs_copied"], 0);
         assert_eq!(again.result["stats"]["bytes_moved"], 0);
@@ -248,7 +244,7 @@ fn push_from_builder_storage() {
         ws.storage("buildah"),
         json!({"context": ctx, "repository": "localhost/example/s", "layout": ws.path("s-layout")}),
     ));
-    assert_ok(&built);
+    built.assert_ok();
     let reg = TestRegistry::start(Kind::Distribution);
     // The global storage flags go through the environment for this export.
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_container_push"))

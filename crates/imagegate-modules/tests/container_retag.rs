@@ -11,10 +11,6 @@ fn module(args: &Value) -> ModuleRun {
     run_module(Path::new(env!("CARGO_BIN_EXE_container_retag")), args)
 }
 
-fn assert_ok(run: &ModuleRun) {
-    assert!(!run.failed() && run.success, "module failed: {}\n{}", run.stdout, run.stderr);
-}
-
 fn entry(reg: &TestRegistry) -> Value {
     reg.module_entry()
 }
@@ -47,13 +43,13 @@ fn promote_ten_on(kind: Kind) {
     };
     let regs = json!({reg.host.clone(): entry(&reg)});
     let check = module(&json!({"images": images(true), "registries": regs, "_ansible_check_mode": true, "_ansible_diff": true}));
-    assert_ok(&check);
+    check.assert_ok();
     assert!(check.changed());
     assert_eq!(reg.digest("prom/img0:latest"), None, "check mode wrote nothing");
     assert!(reg.digest("prom/img0:change_42_latest").is_some());
 
     let real = module(&json!({"images": images(true), "registries": regs, "_ansible_diff": true}));
-    assert_ok(&real);
+    real.assert_ok();
     assert!(real.changed());
     assert_eq!(
         real.result["diff"]["after"], check.result["diff"]["after"],
@@ -83,7 +79,7 @@ fn promote_ten_on(kind: Kind) {
     }
 
     let again = module(&json!({"images": images(true), "registries": regs}));
-    assert_ok(&again);
+    again.assert_ok();
     assert!(!again.changed(), "{}", again.stdout);
 
     if kind != Kind::Zuul {
@@ -179,7 +175,7 @@ fn a_failed_write_puts_every_moved_tag_back() {
         "registries": {reg.host.clone(): {"plain_http": true}},
         "record_file": reg.dir.path().join("record.json"),
     }));
-    assert_ok(&run);
+    run.assert_ok();
     assert_eq!(reg.digest("stage/img0:previous-current-tripleo"), before[0]);
     assert_eq!(
         reg.digest("stage/img2:current-tripleo"),
@@ -211,12 +207,12 @@ fn tag_removal_methods_on_real_registries() {
     assert!(oci.failed(), "distribution 2.8 refuses the OCI tag delete");
     assert!(dist.digest("rm/app:change_7").is_some());
     let over = remove(&dist, &regs, "overwrite");
-    assert_ok(&over);
+    over.assert_ok();
     assert_eq!(over.result["removed"][0]["method"], "overwrite");
     assert_eq!(dist.digest("rm/app:change_7"), None);
     assert!(dist.digest("rm/app:keep").is_some(), "the other tag of the image survives");
     let again = remove(&dist, &regs, "overwrite");
-    assert_ok(&again);
+    again.assert_ok();
     assert!(!again.changed());
 
     let zuul = TestRegistry::start(Kind::Zuul);
@@ -266,14 +262,14 @@ fn quay_and_dockerhub_methods() {
         "method": "quay",
         "registries": base(json!({"type": "quay", "api_token": web.quay_token})),
     }));
-    assert_ok(&quay);
+    quay.assert_ok();
     assert_eq!(quay.result["removed"][0]["method"], "quay");
     assert!(!quay.all_output().contains(&web.quay_token));
     let hub = module(&json!({
         "images": [{"repository": format!("{}/org/app", reg.host), "remove_tags": ["change_2"]}],
         "registries": base(json!({"type": "docker", "username": web.hub_user, "password": web.hub_password})),
     }));
-    assert_ok(&hub);
+    hub.assert_ok();
     assert_eq!(
         hub.result["removed"][0]["method"], "dockerhub",
         "auto picks dockerhub for type docker"
@@ -319,11 +315,11 @@ fn stale_cleanup_filters_by_regex_and_age() {
         })
     };
     let check = module(&args(true));
-    assert_ok(&check);
+    check.assert_ok();
     assert_eq!(check.result["cleaned"].as_array().unwrap().len(), 1, "{}", check.stdout);
     assert!(reg.digest("stale/app:change_1_latest").is_some(), "check mode removes nothing");
     let run = module(&args(false));
-    assert_ok(&run);
+    run.assert_ok();
     assert_eq!(run.result["cleaned"][0]["tag"], format!("{}/stale/app:change_1_latest", reg.host));
     assert_eq!(run.result["cleaned"][0]["age_from"], "created");
     assert_eq!(reg.digest("stale/app:change_1_latest"), None);
@@ -344,7 +340,7 @@ fn stale_cleanup_filters_by_regex_and_age() {
         "cleanup": [{"repository": format!("{}/stale/app", reg.host), "regex": "^change_.*$", "age": 30 * 86400}],
         "registries": {reg.host.clone(): {"plain_http": true, "type": "quay", "api_url": web.url, "api_token": web.quay_token}},
     }));
-    assert_ok(&run);
+    run.assert_ok();
     assert_eq!(run.result["cleaned"].as_array().unwrap().len(), 1, "{}", run.stdout);
     assert_eq!(run.result["cleaned"][0]["age_from"], "quay");
     assert_eq!(web.deleted(), vec!["stale/app:change_3_latest".to_string()]);
@@ -373,7 +369,7 @@ fn stale_cleanup_with_docker_hub_ages() {
         "cleanup": [{"repository": format!("{}/hub/app", reg.host), "age": 86400}],
         "registries": {reg.host.clone(): {"plain_http": true, "type": "docker", "api_url": web.url, "username": web.hub_user, "password": web.hub_password}},
     }));
-    assert_ok(&run);
+    run.assert_ok();
     let mut deleted = web.deleted();
     deleted.sort();
     assert_eq!(

@@ -24,10 +24,6 @@ fn totals(run: &ModuleRun, key: &str) -> u64 {
         .unwrap_or_else(|| panic!("no totals.{key} in {}", run.stdout))
 }
 
-fn assert_ok(run: &ModuleRun) {
-    assert!(!run.failed() && run.success, "module failed: {}\n{}", run.stdout, run.stderr);
-}
-
 /// Whether the registry stored anything at all under its data directory.
 fn stored_files(reg: &TestRegistry) -> usize {
     fn count(p: &Path) -> usize {
@@ -58,7 +54,7 @@ fn mirror_on(kind: Kind) {
     let before_files = stored_files(&dst);
 
     let check = module(&args);
-    assert_ok(&check);
+    check.assert_ok();
     assert!(check.changed(), "check mode predicts a change: {}", check.stdout);
     assert_eq!(stored_files(&dst), before_files, "check mode wrote to the registry");
     assert_eq!(dst.digest("mirror/app:v1"), None);
@@ -71,7 +67,7 @@ fn mirror_on(kind: Kind) {
 
     args["_ansible_check_mode"] = json!(false);
     let real = module(&args);
-    assert_ok(&real);
+    real.assert_ok();
     assert!(real.changed());
     assert_eq!(real.result["diff"], check.result["diff"], "check mode predicted the real run");
     assert_eq!(dst.digest("mirror/app:v1").as_deref(), Some(want_app.as_str()));
@@ -89,12 +85,12 @@ fn mirror_on(kind: Kind) {
 
     args["_ansible_check_mode"] = json!(true);
     let check2 = module(&args);
-    assert_ok(&check2);
+    check2.assert_ok();
     assert!(!check2.changed(), "{}", check2.stdout);
 
     args["_ansible_check_mode"] = json!(false);
     let again = module(&args);
-    assert_ok(&again);
+    again.assert_ok();
     assert!(!again.changed(), "{}", again.stdout);
     assert_eq!(totals(&again, "bytes_moved"), 0);
     assert_eq!(totals(&again, "blobs_copied"), 0);
@@ -132,7 +128,7 @@ fn same_registry_copy_streams_no_blob() {
             ],
             "registries": registries(&[&reg]),
         }));
-        assert_ok(&run);
+        run.assert_ok();
         assert!(run.changed());
         assert_eq!(totals(&run, "bytes_moved"), 0, "{kind:?}: {}", run.stdout);
         assert_eq!(totals(&run, "blobs_copied"), 0, "{kind:?}");
@@ -180,7 +176,7 @@ fn survives_twenty_percent_faults() {
         "retries": 10,
         "retry_delay": 0.05,
     }));
-    assert_ok(&run);
+    run.assert_ok();
     use std::sync::atomic::Ordering::Relaxed;
     let c = (&src_proxy.counters, &dst_proxy.counters);
     let (errors, limited, cuts) = (
@@ -244,7 +240,7 @@ fn tag_selection_and_platforms() {
         ],
         "registries": regs,
     }));
-    assert_ok(&run);
+    run.assert_ok();
     assert!(dst.digest("re/app:v1").is_some() && dst.digest("re/app:v2").is_some());
     assert_eq!(dst.digest("re/app:dev"), None);
     for tag in ["v1", "v2", "dev"] {
@@ -278,7 +274,7 @@ fn zuul_jobs_items_and_chunked_upload() {
             "registries": {src.host.clone(): src.module_entry(), "target": entry},
             "upload_chunk_size": 65536,
         }));
-        assert_ok(&run);
+        run.assert_ok();
         assert_eq!(dst.digest("zj/app:latest"), src.digest("zj/app:1.0"), "{kind:?}");
     }
 }
@@ -308,7 +304,7 @@ fn redirects_never_carry_credentials_to_another_host() {
             dst.host.clone(): {"plain_http": true},
         },
     }));
-    assert_ok(&run);
+    run.assert_ok();
     assert_eq!(dst.digest("redir/app:v1"), src.digest("redir/app:v1"));
     use std::sync::atomic::Ordering::Relaxed;
     assert!(
@@ -399,7 +395,7 @@ fn retry_after_is_honoured_on_manifest_put() {
         "retry_delay": 0.01,
     }));
     let elapsed = start.elapsed();
-    assert_ok(&run);
+    run.assert_ok();
     assert_eq!(totals(&run, "retries"), 2, "{}", run.stdout);
     assert!(elapsed >= std::time::Duration::from_secs(2), "waited only {elapsed:?}");
     assert_eq!(dst.digest("ra/app:v1"), src.digest("ra/app:v1"));

@@ -330,77 +330,79 @@ pub struct TagAge {
     pub source: &'static str,
 }
 
-/// Tags of `repo` matching `pattern`, with their ages.
-pub async fn tag_ages(client: &RegistryClient, repo: &str, pattern: &regex::Regex, web: &WebApi) -> Result<Vec<TagAge>, Error> {
-    let now = SystemTime::now()
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .unwrap_or_default()
-        .as_secs() as i64;
-    let age = |ts: i64| (now - ts).max(0) as u64;
-    let registry = client.registry().to_string();
-    let mut out = Vec::new();
-    if web.is_quay(&registry) && web.api_token.is_some() {
-        let token = format!("Bearer {}", web.api_token.as_ref().map(Secret::expose).unwrap_or_default());
-        let mut page = 1;
-        loop {
-            let url = format!(
-                "{}/api/v1/repository/{repo}/tag/?onlyActiveTags=true&limit={WEB_PAGE}&page={page}",
-                web.quay_base(&registry)
-            );
-            let answer = client.web_json(Method::GET, &url, Some(&token), None).await?;
-            for t in answer["tags"].as_array().into_iter().flatten() {
-                if let (Some(name), Some(ts)) = (t["name"].as_str(), t["start_ts"].as_i64()) {
-                    if pattern.is_match(name) {
-                        out.push(TagAge {
-                            tag: name.to_string(),
-                            age_seconds: age(ts),
-                            source: "quay",
-                        });
+impl TagRemover {
+    /// Tags of `repo` matching `pattern`, with their ages. A Docker Hub
+    /// login is shared with the removals that follow.
+    pub async fn tag_ages(&self, client: &RegistryClient, repo: &str, pattern: &regex::Regex, web: &WebApi) -> Result<Vec<TagAge>, Error> {
+        let now = SystemTime::now()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_secs() as i64;
+        let age = |ts: i64| (now - ts).max(0) as u64;
+        let registry = client.registry().to_string();
+        let mut out = Vec::new();
+        if web.is_quay(&registry) && web.api_token.is_some() {
+            let token = format!("Bearer {}", web.api_token.as_ref().map(Secret::expose).unwrap_or_default());
+            let mut page = 1;
+            loop {
+                let url = format!(
+                    "{}/api/v1/repository/{repo}/tag/?onlyActiveTags=true&limit={WEB_PAGE}&page={page}",
+                    web.quay_base(&registry)
+                );
+                let answer = client.web_json(Method::GET, &url, Some(&token), None).await?;
+                for t in answer["tags"].as_array().into_iter().flatten() {
+                    if let (Some(name), Some(ts)) = (t["name"].as_str(), t["start_ts"].as_i64()) {
+                        if pattern.is_match(name) {
+                            out.push(TagAge {
+                                tag: name.to_string(),
+                                age_seconds: age(ts),
+                                source: "quay",
+                            });
+                        }
                     }
                 }
+                if answer["has_additional"].as_bool() != Some(true) {
+                    return Ok(out);
+                }
+                page += 1;
             }
-            if answer["has_additional"].as_bool() != Some(true) {
-                return Ok(out);
-            }
-            page += 1;
         }
-    }
-    if web.is_dockerhub(&registry) && web.password.is_some() {
-        let remover = TagRemover::default();
-        let token = remover.hub_token(client, web).await?;
-        let auth = format!("Bearer {}", token.expose());
-        let mut url = format!("{}/v2/repositories/{repo}/tags/?page_size={WEB_PAGE}", web.hub_base());
-        loop {
-            let answer = client.web_json(Method::GET, &url, Some(&auth), None).await?;
-            for t in answer["results"].as_array().into_iter().flatten() {
-                if let (Some(name), Some(ts)) = (t["name"].as_str(), t["last_updated"].as_str().and_then(parse_rfc3339)) {
-                    if pattern.is_match(name) {
-                        out.push(TagAge {
-                            tag: name.to_string(),
-                            age_seconds: age(ts),
-                            source: "dockerhub",
-                        });
+        if web.is_dockerhub(&registry) && web.password.is_some() {
+            let token = self.hub_token(client, web).await?;
+            let auth = format!("Bearer {}", token.expose());
+            let mut url = format!("{}/v2/repositories/{repo}/tags/?page_size={WEB_PAGE}", web.hub_base());
+            loop {
+                let answer = client.web_json(Method::GET, &url, Some(&auth), None).await?;
+                for t in answer["results"].as_array().into_iter().flatten() {
+                    if let (Some(name), Some(ts)) = (t["name"].as_str(), t["last_updated"].as_str().and_then(parse_rfc3339)) {
+                        if pattern.is_match(name) {
+                            out.push(TagAge {
+                                tag: name.to_string(),
+                                age_seconds: age(ts),
+                                source: "dockerhub",
+                            });
+                        }
                     }
                 }
-            }
-            match answer["next"].as_str() {
-                Some(next) if !next.is_empty() => url = next.to_string(),
-                _ => return Ok(out),
+                match answer["next"].as_str() {
+                    Some(next) if !next.is_empty() => url = next.to_string(),
+                    _ => return Ok(out),
+                }
             }
         }
-    }
-    for tag in client.list_tags(repo).await? {
-        if !pattern.is_match(&tag) {
-            continue;
+        for tag in client.list_tags(repo).await? {
+            if !pattern.is_match(&tag) {
+                continue;
+            }
+            let created = image_created(client, repo, &tag).await?;
+            out.push(TagAge {
+                tag,
+                age_seconds: age(created),
+                source: "created",
+            });
         }
-        let created = image_created(client, repo, &tag).await?;
-        out.push(TagAge {
-            tag,
-            age_seconds: age(created),
-            source: "created",
-        });
+        Ok(out)
     }
-    Ok(out)
 }
 
 /// The `created` time (unix seconds) of the image a tag points at; for an

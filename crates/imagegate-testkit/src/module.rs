@@ -22,6 +22,12 @@ impl ModuleRun {
     pub fn msg(&self) -> String {
         self.result["msg"].as_str().unwrap_or_default().to_string()
     }
+    /// Panics with the module's output unless it succeeded (result and exit code).
+    #[track_caller]
+    pub fn assert_ok(&self) {
+        assert!(!self.failed() && self.success, "module failed: {}\n{}", self.stdout, self.stderr);
+    }
+
     /// Everything the module printed, for secret searches.
     pub fn all_output(&self) -> String {
         format!("{}\n{}", self.stdout, self.stderr)
