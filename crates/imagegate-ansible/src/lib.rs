@@ -12,7 +12,7 @@ pub mod mask;
 use std::io::Write as _;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::process::ExitCode;
-use std::sync::{Arc, Mutex};
+use std::sync::{Mutex, RwLock};
 
 use serde::de::DeserializeOwned;
 use serde::Serialize;
@@ -20,15 +20,31 @@ use serde_json::{Map, Value};
 
 pub use mask::Masker;
 
-static MASKER: std::sync::OnceLock<Arc<Masker>> = std::sync::OnceLock::new();
+/// The secrets of the current run: the secret options' values, and what
+/// the module learns while it runs ([`add_secret`]).
+static MASKER: RwLock<Option<Masker>> = RwLock::new(None);
 
 /// Masks the secrets of the current run in a line (for log lines written
 /// to stderr). Before the arguments are read there is nothing to mask.
 pub fn mask(line: &str) -> String {
-    match MASKER.get() {
+    match &*MASKER.read().unwrap_or_else(|e| e.into_inner()) {
         Some(m) => m.mask_str(line),
         None => line.to_string(),
     }
+}
+
+/// Adds a secret learned at run time (a token obtained, a derived form of a
+/// password) to everything the module prints from now on.
+pub fn add_secret(secret: &str) {
+    MASKER
+        .write()
+        .unwrap_or_else(|e| e.into_inner())
+        .get_or_insert_with(Masker::default)
+        .add(secret);
+}
+
+fn current_masker() -> Masker {
+    MASKER.read().unwrap_or_else(|e| e.into_inner()).clone().unwrap_or_default()
 }
 
 /// What a module declares about itself.
@@ -204,11 +220,17 @@ pub fn run_text<P: DeserializeOwned>(
 ) -> Value {
     install_panic_hook();
     let (masker, parsed) = parse_args::<P>(text, spec);
-    let masker = Arc::new(masker);
-    let _ = MASKER.set(masker.clone());
+    {
+        let mut global = MASKER.write().unwrap_or_else(|e| e.into_inner());
+        let mut merged = masker;
+        if let Some(learned) = global.take() {
+            merged.merge(&learned);
+        }
+        *global = Some(merged);
+    }
     let (params, ctx) = match parsed {
         Ok(v) => v,
-        Err(e) => return result_json(&masker, None, Err(e)),
+        Err(e) => return result_json(&current_masker(), None, Err(e)),
     };
     let result = catch_unwind(AssertUnwindSafe(|| body(params, &ctx))).unwrap_or_else(|payload| {
         let msg = panic_text(payload.as_ref());
@@ -217,7 +239,7 @@ pub fn run_text<P: DeserializeOwned>(
             spec.name
         )))
     });
-    result_json(&masker, Some(&ctx), result)
+    result_json(&current_masker(), Some(&ctx), result)
 }
 
 fn panic_text(payload: &(dyn std::any::Any + Send)) -> String {

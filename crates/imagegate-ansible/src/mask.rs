@@ -48,6 +48,13 @@ impl Masker {
         }
     }
 
+    /// Adds every secret of `other`.
+    pub fn merge(&mut self, other: &Masker) {
+        for s in &other.secrets {
+            self.add(s);
+        }
+    }
+
     pub fn mask_str(&self, s: &str) -> String {
         let mut out = s.to_string();
         for secret in &self.secrets {

@@ -13,4 +13,7 @@ pub mod retag;
 /// The engine formats no secret, and every line is masked all the same.
 pub fn log_to_stderr(module: &'static str) {
     imagegate_registry::log::set_sink(move |line| eprintln!("[{module}] {}", imagegate_ansible::mask(line)));
+    // Secrets the engine derives or obtains (base64 of user:password, bearer
+    // tokens, API session tokens) are masked in the result too.
+    imagegate_registry::secret::set_observer(imagegate_ansible::add_secret);
 }

@@ -8,7 +8,9 @@ use std::sync::Arc;
 
 use imagegate_ansible::ModuleError;
 use imagegate_registry::reference::normalize_registry;
-use imagegate_registry::{AuthFiles, Credential, Engine, EngineOptions, RegistryClient, RegistryConfig, RetryPolicy, Stats, UploadMode};
+use imagegate_registry::{
+    AuthFiles, Credential, Engine, EngineOptions, Limits, RegistryClient, RegistryConfig, RetryPolicy, Stats, UploadMode,
+};
 use serde::Deserialize;
 
 /// Option names whose values are secrets, in every module.
@@ -76,11 +78,13 @@ pub struct CommonOptions {
     /// First retry delay in seconds (doubled per retry).
     pub retry_delay: Option<f64>,
     pub upload_chunk_size: Option<u64>,
+    /// Deadline in seconds for each small answer (manifest, token, tag page).
+    pub timeout: Option<f64>,
 }
 
 /// Declares a module's args struct with the options every registry module
 /// shares appended (`registries`, `auth_file`, `retries`, `retry_delay`,
-/// `upload_chunk_size`) and a `take_common` method. The fields are written
+/// `upload_chunk_size`, `timeout`) and a `take_common` method. The fields are written
 /// into the struct rather than `#[serde(flatten)]`ed because serde loses the
 /// option path of errors inside a flattened struct.
 #[macro_export]
@@ -99,6 +103,8 @@ macro_rules! registry_module_args {
             pub retry_delay: Option<f64>,
             #[serde(default)]
             pub upload_chunk_size: Option<u64>,
+            #[serde(default)]
+            pub timeout: Option<f64>,
         }
 
         impl $name {
@@ -110,6 +116,7 @@ macro_rules! registry_module_args {
                     retries: self.retries.take(),
                     retry_delay: self.retry_delay.take(),
                     upload_chunk_size: self.upload_chunk_size.take(),
+                    timeout: self.timeout.take(),
                 }
             }
         }
@@ -135,6 +142,9 @@ pub struct Registries {
 
 /// The most retries one may ask for; more turns a dead registry into a hung job.
 const MAX_RETRIES: u32 = 20;
+/// The longest `timeout` one may set: an hour per small answer is already
+/// far beyond any registry that works.
+const MAX_TIMEOUT: f64 = 3600.0;
 
 impl Registries {
     pub fn new(
@@ -180,6 +190,16 @@ impl Registries {
             }
             retry.initial_delay = std::time::Duration::from_secs_f64(d);
         }
+        let mut limits = Limits::default();
+        if let Some(t) = common.timeout {
+            if !(0.1..=MAX_TIMEOUT).contains(&t) {
+                return Err(ModuleError::option(
+                    "timeout",
+                    format!("must be between 0.1 and {MAX_TIMEOUT} seconds"),
+                ));
+            }
+            limits.answer = std::time::Duration::from_secs_f64(t);
+        }
         let upload = match common.upload_chunk_size {
             None => UploadMode::Monolithic,
             Some(n) if (1024..=1 << 30).contains(&n) => UploadMode::Chunked(n as usize),
@@ -188,7 +208,7 @@ impl Registries {
         Ok(Self {
             entries,
             auth_files,
-            engine: Engine::new(EngineOptions { retry, upload }),
+            engine: Engine::new(EngineOptions { retry, limits, upload }),
             src_cred: src_cred.map(|(u, p)| Credential::new(u, p)),
             dest_cred: dest_cred.map(|(u, p)| Credential::new(u, p)),
         })

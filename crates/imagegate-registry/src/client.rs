@@ -8,12 +8,14 @@ use futures_util::StreamExt;
 use reqwest::header::{HeaderName, ACCEPT, CONTENT_LENGTH, CONTENT_TYPE, LINK, LOCATION};
 use reqwest::Method;
 use serde::Deserialize;
+use url::Url;
 
 use crate::digest::Digest;
 use crate::error::{Error, ErrorKind};
 use crate::log;
 use crate::manifest::{self, Descriptor, Manifest};
 use crate::stats::Stats;
+use crate::transport::limits::Progress;
 use crate::transport::{Request, Scope, Transport};
 use crate::verify;
 
@@ -25,6 +27,14 @@ pub const DEFAULT_CHUNK_SIZE: usize = 8 * 1024 * 1024;
 const DOCKER_CONTENT_DIGEST: &str = "docker-content-digest";
 /// Tags asked for per page; registries cap it (distribution at 1000 by default).
 const TAG_PAGE: usize = 1000;
+/// Pages of one tag list followed at most: a million tags at the usual page
+/// size, so only a registry that pages forever reaches it.
+const MAX_TAG_PAGES: usize = 10_000;
+/// Tags of one repository kept at most (a few tens of MiB of names).
+const MAX_TAGS: usize = 1_000_000;
+/// One page of a tag list read at most this far (some registries answer
+/// with every tag at once, ignoring `n`).
+const MAX_TAG_PAGE_BYTES: usize = 64 * 1024 * 1024;
 
 /// How blobs are uploaded.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -62,25 +72,23 @@ impl RegistryClient {
         format!("{}/{repo}{sep}{reference}", self.registry())
     }
 
-    /// Sends and reads the whole body (bounded), retrying both together so a
-    /// body cut short is fetched again.
+    /// Sends and reads the whole body (at most `limit` bytes, within the
+    /// answer deadline), retrying both together so a body cut short is
+    /// fetched again.
     async fn fetch(&self, req: &Request, limit: usize) -> Result<(reqwest::header::HeaderMap, Bytes), Error> {
-        let what = format!("{} {}", req.method, req.target);
+        let what = format!("{} {}", req.method, crate::error::redact_url(&req.target));
         self.transport
-            .retrying(&what, &self.stats, || async {
-                let resp = self.transport.send_once(req, None).await?;
-                let headers = resp.headers().clone();
-                let url = resp.url().clone();
-                let mut body = BytesMut::new();
-                let mut stream = resp.bytes_stream();
-                while let Some(chunk) = stream.next().await {
-                    let chunk = chunk.map_err(|e| self.transport.transport_error(&url, e))?;
-                    body.extend_from_slice(&chunk);
-                    if body.len() > limit {
-                        return Err(Error::new(ErrorKind::Protocol(format!("{what}: answer larger than {limit} bytes"))));
-                    }
-                }
-                Ok((headers, body.freeze()))
+            .retrying(&what, &self.stats, || {
+                self.transport.limits().answer(&what, async {
+                    let resp = self.transport.send_once(req, None).await?;
+                    let headers = resp.headers().clone();
+                    let url = resp.url().clone();
+                    let body = crate::transport::read_limited(resp, limit).await.map_err(|e| match e {
+                        Some(e) => self.transport.transport_error(&url, e),
+                        None => Error::new(ErrorKind::Protocol(format!("{what}: answer larger than {limit} bytes"))),
+                    })?;
+                    Ok((headers, body))
+                })
             })
             .await
     }
@@ -176,12 +184,14 @@ impl RegistryClient {
         }
         let what = format!("upload blob {digest} to {}/{repo}", self.registry());
         self.transport
-            .retrying(&what, &self.stats, || async {
-                let location = self.start_upload(repo).await?;
-                let req = Request::new(Method::PUT, with_digest(&location, &digest), vec![Scope::push(repo)])
-                    .header(CONTENT_TYPE, "application/octet-stream")
-                    .body(bytes.clone());
-                self.transport.send_once(&req, None).await.map(|_| ())
+            .retrying(&what, &self.stats, || {
+                self.transport.limits().answer(&what, async {
+                    let location = self.start_upload(repo).await?;
+                    let req = Request::new(Method::PUT, with_digest(&location, &digest), vec![Scope::push(repo)])
+                        .header(CONTENT_TYPE, "application/octet-stream")
+                        .body(bytes.clone());
+                    self.transport.send_once(&req, None).await.map(|_| ())
+                })
             })
             .await?;
         Ok(digest)
@@ -283,18 +293,36 @@ impl RegistryClient {
         self.list_tags_paged(repo, TAG_PAGE).await
     }
 
-    /// All tags, asking for `page` tags per request.
+    /// All tags, asking for `page` tags per request. The registry's pages
+    /// are untrusted: the next page must stay on the registry's origin and
+    /// on this repository's tag list, a page asked for twice is a loop, the
+    /// number of pages and tags is capped, and every tag must be a valid tag
+    /// name before it can reach a URL or a log.
     pub async fn list_tags_paged(&self, repo: &str, page: usize) -> Result<Vec<String>, Error> {
         #[derive(Deserialize)]
         struct Page {
             #[serde(default)]
             tags: Option<Vec<String>>,
         }
+        let paging = |detail: String| {
+            Error::new(ErrorKind::Pagination {
+                registry: self.registry().to_string(),
+                detail: format!("{repo}: {detail}"),
+            })
+        };
+        let list_path = format!("/v2/{repo}/tags/list");
         let mut tags = Vec::new();
-        let mut target = format!("/v2/{repo}/tags/list?n={page}");
-        loop {
+        let mut seen = std::collections::HashSet::new();
+        let mut target = format!("{list_path}?n={page}");
+        for _ in 0..MAX_TAG_PAGES {
+            if !seen.insert(target.clone()) {
+                return Err(paging(format!(
+                    "the page {} was named twice (a pagination loop)",
+                    crate::error::untrusted_text(&crate::error::redact_url(&target), 200)
+                )));
+            }
             let req = Request::new(Method::GET, target.clone(), vec![Scope::pull(repo)]);
-            let (headers, body) = match self.fetch(&req, 64 * 1024 * 1024).await {
+            let (headers, body) = match self.fetch(&req, MAX_TAG_PAGE_BYTES).await {
                 Ok(v) => v,
                 Err(e) if e.status() == Some(404) => {
                     return Err(Error::new(ErrorKind::NotFound {
@@ -306,17 +334,45 @@ impl RegistryClient {
             };
             let page: Page = serde_json::from_slice(&body)
                 .map_err(|e| Error::new(ErrorKind::Protocol(format!("tag list of {repo} is not JSON: {e}"))))?;
-            tags.extend(page.tags.unwrap_or_default());
+            let got = page.tags.unwrap_or_default();
+            if let Some(bad) = got.iter().find(|t| !crate::reference::is_valid_tag(t)) {
+                return Err(paging(format!(
+                    "the registry listed an invalid tag name {:?}",
+                    crate::error::untrusted_text(bad, 64)
+                )));
+            }
+            if tags.len() + got.len() > MAX_TAGS {
+                return Err(paging(format!("more than {MAX_TAGS} tags")));
+            }
+            tags.extend(got);
             match headers.get(LINK).and_then(|v| v.to_str().ok()).and_then(next_link) {
-                Some(next) => target = next,
+                Some(next) => {
+                    // Relative to the registry; the transport refuses
+                    // another origin, and a page elsewhere on this one is
+                    // no page of this list.
+                    let path = Url::parse("http://x/")
+                        .and_then(|b| b.join(&next))
+                        .map(|u| u.path().to_string())
+                        .unwrap_or_default();
+                    if path != list_path {
+                        return Err(paging(format!(
+                            "the next page {} is not a page of this tag list",
+                            crate::error::untrusted_text(&crate::error::redact_url(&next), 200)
+                        )));
+                    }
+                    target = next;
+                }
                 None => return Ok(tags),
             }
         }
+        Err(paging(format!("more than {MAX_TAG_PAGES} pages")))
     }
 
+    /// Opens an upload session. Sent once: callers run it inside their own
+    /// retried unit, with the upload that follows.
     async fn start_upload(&self, repo: &str) -> Result<String, Error> {
         let req = Request::new(Method::POST, format!("/v2/{repo}/blobs/uploads/"), vec![Scope::push(repo)]).header(CONTENT_LENGTH, "0");
-        let resp = self.transport.send(&req, &self.stats).await?;
+        let resp = self.transport.send_once(&req, None).await?;
         resp.headers()
             .get(LOCATION)
             .and_then(|v| v.to_str().ok())
@@ -329,10 +385,11 @@ impl RegistryClient {
             })
     }
 
-    /// Opens the body of a blob for streaming.
+    /// Opens the body of a blob for streaming. Sent once: the copy that
+    /// reads it is the retried unit.
     async fn open_blob(&self, repo: &str, digest: &str) -> Result<reqwest::Response, Error> {
         let req = Request::new(Method::GET, format!("/v2/{repo}/blobs/{digest}"), vec![Scope::pull(repo)]);
-        match self.transport.send(&req, &self.stats).await {
+        match self.transport.send_once(&req, None).await {
             Err(e) if e.status() == Some(404) => Err(Error::new(ErrorKind::NotFound {
                 reference: format!("blob {digest} in {}/{repo}", self.registry()),
                 detail: None,
@@ -373,6 +430,7 @@ impl RegistryClient {
         let what = format!("upload {label} to {}/{repo}", self.registry());
         let fallback = std::sync::atomic::AtomicBool::new(false);
         let (what, label, digest, fallback, open) = (&what, &label, &digest, &fallback, &open);
+        let limits = self.transport.limits();
         self.transport
             .retrying(what, &self.stats, || async move {
                 loop {
@@ -381,13 +439,20 @@ impl RegistryClient {
                     } else {
                         self.upload
                     };
-                    let source = open().await?;
-                    let (stream, outcome) = verify::verifying(source, digest.clone(), desc.size, label.clone());
-                    let location = self.start_upload(repo).await?;
-                    let result = match mode {
-                        UploadMode::Monolithic => self.put_whole(repo, &location, digest, desc.size, stream).await,
-                        UploadMode::Chunked(size) => self.put_chunks(repo, location, digest, stream, size).await,
-                    };
+                    let source = limits.answer(what, open()).await?;
+                    let progress = std::sync::Arc::new(Progress::default());
+                    let (stream, outcome) = verify::verifying(source, digest.clone(), desc.size, label.clone(), progress.clone());
+                    // The whole session (open, body, commit) must keep
+                    // moving; see transport::limits.
+                    let result = limits
+                        .transfer(what, &progress, async {
+                            let location = self.start_upload(repo).await?;
+                            match mode {
+                                UploadMode::Monolithic => self.put_whole(repo, &location, digest, desc.size, stream).await,
+                                UploadMode::Chunked(size) => self.put_chunks(repo, location, digest, stream, size).await,
+                            }
+                        })
+                        .await;
                     if let Some(e) = outcome.lock().expect("outcome lock").take() {
                         return Err(e);
                     }

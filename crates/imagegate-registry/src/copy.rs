@@ -267,7 +267,13 @@ async fn copy_blob(src: Source<'_>, dst: &RegistryClient, dst_repo: &str, d: &De
     // Held while this blob moves into this registry; see BlobCache.
     let slot = cache.slot(dst.registry(), &d.digest);
     let mut known = slot.lock().await;
-    let earlier = known.clone().filter(|r| r != dst_repo);
+    if known.as_deref() == Some(dst_repo) {
+        // Another image of this run brought it here while we waited.
+        dst.stats().present();
+        log::info(&format!("  blob {short} already in {}/{dst_repo}", dst.registry()));
+        return Ok(());
+    }
+    let earlier = known.clone();
     for from in earlier.as_deref().into_iter().chain(src.mountable_repo(dst, dst_repo)) {
         if dst.mount_blob(dst_repo, &d.digest, from).await? {
             dst.stats().mounted();

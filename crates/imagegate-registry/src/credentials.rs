@@ -27,17 +27,25 @@ impl std::fmt::Debug for Credential {
 }
 
 impl Credential {
+    /// A credential; its password and the `base64(user:password)` form that
+    /// travels in a Basic header are both registered for masking.
     pub fn new(username: impl Into<String>, password: impl Into<String>) -> Self {
-        Self {
+        let c = Self {
             username: username.into(),
             password: Secret::new(password),
-        }
+        };
+        crate::secret::learn(&c.basic_value());
+        c
+    }
+
+    fn basic_value(&self) -> String {
+        let raw = format!("{}:{}", self.username, self.password.expose());
+        base64::engine::general_purpose::STANDARD.encode(raw)
     }
 
     /// The value of an `Authorization: Basic` header.
     pub(crate) fn basic_header(&self) -> String {
-        let raw = format!("{}:{}", self.username, self.password.expose());
-        format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(raw))
+        format!("Basic {}", self.basic_value())
     }
 }
 

@@ -9,6 +9,21 @@ use serde::Deserialize;
 
 /// How much of a registry's error body we keep.
 const MAX_BODY: usize = 512;
+/// Entries of a registry's `errors` list kept, and characters of each field:
+/// enough to act on, too little to flood a log.
+const MAX_ERROR_ENTRIES: usize = 5;
+const MAX_ERROR_FIELD: usize = 200;
+
+/// Text a registry sent, fit for a message: known secrets masked, control
+/// characters (terminal escapes, newlines) replaced, at most `max` characters.
+pub fn untrusted_text(text: &str, max: usize) -> String {
+    let masked = crate::secret::mask(text);
+    let mut out: String = masked.chars().take(max).map(|c| if c.is_control() { ' ' } else { c }).collect();
+    if masked.chars().nth(max).is_some() {
+        out.push('…');
+    }
+    out
+}
 
 /// One entry of the registry's `{"errors": [...]}` answer.
 #[derive(Debug, Clone, Deserialize)]
@@ -58,6 +73,27 @@ pub enum ErrorKind {
     Credentials(String),
     #[error("TLS with {registry} failed: {detail}")]
     Tls { registry: String, detail: String },
+    #[error("{registry} pointed a request at {url}, which is not its own origin {own}; refused, so that its credentials go nowhere else")]
+    ForeignUrl { registry: String, url: String, own: String },
+    #[error("refusing the token realm {realm} of {registry}: {reason}")]
+    RealmRefused {
+        registry: String,
+        realm: String,
+        reason: &'static str,
+    },
+    #[error(
+        "{what}: only {received} bytes moved in {window_secs} s, less than the {min_bytes} bytes per {window_secs} s a transfer must make"
+    )]
+    Stalled {
+        what: String,
+        received: u64,
+        window_secs: u64,
+        min_bytes: u64,
+    },
+    #[error("{url} asked to wait {asked_secs} s before trying again (Retry-After), longer than the {max_secs} s imagegate waits at most; try again later")]
+    WaitTooLong { url: String, asked_secs: u64, max_secs: u64 },
+    #[error("tag pages of {registry}: {detail}")]
+    Pagination { registry: String, detail: String },
     #[error("{path}: {source}")]
     Io {
         path: String,
@@ -133,7 +169,9 @@ impl Error {
     /// broken source stream, and the statuses registries use for overload.
     pub fn is_temporary(&self) -> bool {
         match &*self.kind {
-            ErrorKind::Connection { .. } | ErrorKind::Timeout { .. } | ErrorKind::SourceInterrupted { .. } => true,
+            ErrorKind::Connection { .. } | ErrorKind::Timeout { .. } | ErrorKind::SourceInterrupted { .. } | ErrorKind::Stalled { .. } => {
+                true
+            }
             ErrorKind::Registry { status, .. } => matches!(status, 408 | 429 | 500 | 502 | 503 | 504),
             _ => false,
         }
@@ -153,11 +191,20 @@ impl Error {
             #[serde(default)]
             errors: Vec<RegistryErrorDetail>,
         }
-        let errors = serde_json::from_str::<Body>(body).map(|b| b.errors).unwrap_or_default();
-        let mut capped: String = body.chars().take(MAX_BODY).collect();
-        if capped.len() < body.len() {
-            capped.push('…');
-        }
+        // Masked before anything is cut or parsed, so that a registry that
+        // echoes the request's Authorization cannot get part of it printed.
+        let body = crate::secret::mask(body);
+        let errors = serde_json::from_str::<Body>(&body)
+            .map(|b| b.errors)
+            .unwrap_or_default()
+            .into_iter()
+            .take(MAX_ERROR_ENTRIES)
+            .map(|e| RegistryErrorDetail {
+                code: untrusted_text(&e.code, MAX_ERROR_FIELD),
+                message: untrusted_text(&e.message, MAX_ERROR_FIELD),
+            })
+            .collect();
+        let mut capped = untrusted_text(&body, MAX_BODY);
         // HTML error pages say nothing useful in one line.
         if capped.trim_start().starts_with('<') {
             capped.clear();

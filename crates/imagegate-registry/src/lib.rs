@@ -34,12 +34,13 @@ pub use error::{Error, ErrorKind};
 pub use reference::Reference;
 pub use secret::Secret;
 pub use stats::{Stats, StatsSnapshot};
-pub use transport::{RegistryConfig, RetryPolicy, Transport};
+pub use transport::{Limits, RegistryConfig, RetryPolicy, Transport, TransportOptions};
 
 /// Engine-wide settings.
 #[derive(Debug, Clone)]
 pub struct EngineOptions {
     pub retry: RetryPolicy,
+    pub limits: Limits,
     pub upload: UploadMode,
 }
 
@@ -47,6 +48,7 @@ impl Default for EngineOptions {
     fn default() -> Self {
         Self {
             retry: RetryPolicy::default(),
+            limits: Limits::default(),
             upload: UploadMode::Monolithic,
         }
     }
@@ -58,6 +60,8 @@ impl Default for EngineOptions {
 #[derive(Debug)]
 pub struct Engine {
     options: EngineOptions,
+    /// Backoff per host, shared by all transports.
+    gates: transport::SharedGates,
     transports: Mutex<HashMap<(String, String), Arc<Transport>>>,
 }
 
@@ -65,6 +69,7 @@ impl Engine {
     pub fn new(options: EngineOptions) -> Self {
         Self {
             options,
+            gates: Arc::default(),
             transports: Mutex::default(),
         }
     }
@@ -77,7 +82,12 @@ impl Engine {
         let transport = match map.get(&key) {
             Some(t) => t.clone(),
             None => {
-                let t = Arc::new(Transport::new(registry, config, self.options.retry)?);
+                let options = TransportOptions {
+                    retry: self.options.retry,
+                    limits: self.options.limits,
+                    gates: self.gates.clone(),
+                };
+                let t = Arc::new(Transport::new(registry, config, &options)?);
                 map.insert(key, t.clone());
                 t
             }

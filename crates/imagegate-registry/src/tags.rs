@@ -14,6 +14,7 @@ use crate::digest::Digest;
 use crate::error::{Error, ErrorKind};
 use crate::log;
 use crate::manifest::{Manifest, Parsed, OCI_MANIFEST};
+use crate::reference::is_valid_tag;
 use crate::secret::Secret;
 
 /// The OCI empty config blob (`{}`), referenced by throw-away manifests.
@@ -21,6 +22,15 @@ const EMPTY_CONFIG: &[u8] = b"{}";
 const EMPTY_CONFIG_TYPE: &str = "application/vnd.oci.empty.v1+json";
 /// Web API pages asked for at once.
 const WEB_PAGE: usize = 100;
+/// Web API pages followed at most (a million tags at [`WEB_PAGE`] a page).
+const MAX_WEB_PAGES: usize = 10_000;
+
+fn web_paging(registry: &str, detail: &str) -> Error {
+    Error::new(ErrorKind::Pagination {
+        registry: registry.to_string(),
+        detail: detail.to_string(),
+    })
+}
 
 /// How to remove a tag.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
@@ -343,15 +353,25 @@ impl TagRemover {
         let mut out = Vec::new();
         if web.is_quay(&registry) && web.api_token.is_some() {
             let token = format!("Bearer {}", web.api_token.as_ref().map(Secret::expose).unwrap_or_default());
-            let mut page = 1;
-            loop {
+            let mut previous: Option<Vec<String>> = None;
+            for page in 1..=MAX_WEB_PAGES {
                 let url = format!(
                     "{}/api/v1/repository/{repo}/tag/?onlyActiveTags=true&limit={WEB_PAGE}&page={page}",
                     web.quay_base(&registry)
                 );
                 let answer = client.web_json(Method::GET, &url, Some(&token), None).await?;
+                let names: Vec<String> = answer["tags"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|t| t["name"].as_str().map(str::to_string))
+                    .collect();
+                if !names.is_empty() && previous.as_ref() == Some(&names) {
+                    return Err(web_paging(&registry, "Quay sent the same page twice (a pagination loop)"));
+                }
+                previous = Some(names);
                 for t in answer["tags"].as_array().into_iter().flatten() {
-                    if let (Some(name), Some(ts)) = (t["name"].as_str(), t["start_ts"].as_i64()) {
+                    if let (Some(name), Some(ts)) = (t["name"].as_str().filter(|n| is_valid_tag(n)), t["start_ts"].as_i64()) {
                         if pattern.is_match(name) {
                             out.push(TagAge {
                                 tag: name.to_string(),
@@ -364,17 +384,26 @@ impl TagRemover {
                 if answer["has_additional"].as_bool() != Some(true) {
                     return Ok(out);
                 }
-                page += 1;
             }
+            return Err(web_paging(&registry, &format!("Quay has more than {MAX_WEB_PAGES} pages of tags")));
         }
         if web.is_dockerhub(&registry) && web.password.is_some() {
             let token = self.hub_token(client, web).await?;
             let auth = format!("Bearer {}", token.expose());
-            let mut url = format!("{}/v2/repositories/{repo}/tags/?page_size={WEB_PAGE}", web.hub_base());
-            loop {
+            let base = web.hub_base();
+            let origin = url::Url::parse(&base).map(|u| u.origin());
+            let mut url = format!("{base}/v2/repositories/{repo}/tags/?page_size={WEB_PAGE}");
+            let mut seen = std::collections::HashSet::new();
+            for _ in 0..MAX_WEB_PAGES {
+                if !seen.insert(url.clone()) {
+                    return Err(web_paging(&registry, "Docker Hub named the same page twice (a pagination loop)"));
+                }
                 let answer = client.web_json(Method::GET, &url, Some(&auth), None).await?;
                 for t in answer["results"].as_array().into_iter().flatten() {
-                    if let (Some(name), Some(ts)) = (t["name"].as_str(), t["last_updated"].as_str().and_then(parse_rfc3339)) {
+                    if let (Some(name), Some(ts)) = (
+                        t["name"].as_str().filter(|n| is_valid_tag(n)),
+                        t["last_updated"].as_str().and_then(parse_rfc3339),
+                    ) {
                         if pattern.is_match(name) {
                             out.push(TagAge {
                                 tag: name.to_string(),
@@ -385,10 +414,27 @@ impl TagRemover {
                     }
                 }
                 match answer["next"].as_str() {
-                    Some(next) if !next.is_empty() => url = next.to_string(),
+                    Some(next) if !next.is_empty() => {
+                        // The API token goes with the next page, so the
+                        // page must be on the API's own origin.
+                        if url::Url::parse(next).map(|u| u.origin()).ok() != origin.clone().ok() {
+                            return Err(web_paging(
+                                &registry,
+                                &format!(
+                                    "Docker Hub named a next page off its origin ({}); refused",
+                                    crate::error::untrusted_text(&crate::error::redact_url(next), 200)
+                                ),
+                            ));
+                        }
+                        url = next.to_string();
+                    }
                     _ => return Ok(out),
                 }
             }
+            return Err(web_paging(
+                &registry,
+                &format!("Docker Hub has more than {MAX_WEB_PAGES} pages of tags"),
+            ));
         }
         for tag in client.list_tags(repo).await? {
             if !pattern.is_match(&tag) {

@@ -9,6 +9,7 @@ use futures_util::{Stream, StreamExt};
 
 use crate::digest::{Digest, Verifier};
 use crate::error::{Error, ErrorKind};
+use crate::transport::limits::Progress;
 
 /// Where the stream leaves the reason it failed, for the uploader to read
 /// after the HTTP layer has reported only "body error".
@@ -23,6 +24,7 @@ struct State<S> {
     size: u64,
     label: String,
     outcome: Outcome,
+    progress: Arc<Progress>,
 }
 
 impl<S> State<S> {
@@ -34,12 +36,14 @@ impl<S> State<S> {
     }
 }
 
-/// Wraps `inner` (the source blob's body). `label` names the blob in errors.
+/// Wraps `inner` (the source blob's body). `label` names the blob in errors;
+/// `progress` counts the bytes that pass and learns when the body is whole.
 pub(crate) fn verifying<S, E>(
     inner: S,
     expected: Digest,
     size: u64,
     label: String,
+    progress: Arc<Progress>,
 ) -> (impl Stream<Item = Result<Bytes, std::io::Error>> + Send + 'static, Outcome)
 where
     S: Stream<Item = Result<Bytes, E>> + Send + Unpin + 'static,
@@ -55,6 +59,7 @@ where
         size,
         label,
         outcome: outcome.clone(),
+        progress,
     };
     let stream = futures_util::stream::unfold(state, |mut st| async move {
         loop {
@@ -63,6 +68,7 @@ where
             }
             match st.inner.next().await {
                 Some(Ok(chunk)) => {
+                    st.progress.add(chunk.len() as u64);
                     st.verifier.update(&chunk);
                     if st.verifier.len() > st.size {
                         let e = Error::new(ErrorKind::SizeMismatch {
@@ -88,6 +94,7 @@ where
                 }
                 None => {
                     st.done = true;
+                    st.progress.finish();
                     let verifier = std::mem::take(&mut st.verifier);
                     let len = verifier.len();
                     if len != st.size {
@@ -150,7 +157,13 @@ mod tests {
 
     #[tokio::test]
     async fn passes_good_data() {
-        let (s, outcome) = verifying(chunks(&[b"hello ", b"wor", b"ld"]), Digest::of(b"hello world"), 11, "blob".into());
+        let (s, outcome) = verifying(
+            chunks(&[b"hello ", b"wor", b"ld"]),
+            Digest::of(b"hello world"),
+            11,
+            "blob".into(),
+            Arc::default(),
+        );
         let (data, ok) = collect(s).await;
         assert!(ok);
         assert_eq!(data, b"hello world");
@@ -159,7 +172,13 @@ mod tests {
 
     #[tokio::test]
     async fn holds_back_the_last_chunk_of_a_bad_blob() {
-        let (s, outcome) = verifying(chunks(&[b"hello ", b"wor", b"lD"]), Digest::of(b"hello world"), 11, "blob X".into());
+        let (s, outcome) = verifying(
+            chunks(&[b"hello ", b"wor", b"lD"]),
+            Digest::of(b"hello world"),
+            11,
+            "blob X".into(),
+            Arc::default(),
+        );
         let (data, ok) = collect(s).await;
         assert!(!ok);
         assert_eq!(data, b"hello wor", "the final chunk must not be released");
@@ -171,10 +190,16 @@ mod tests {
 
     #[tokio::test]
     async fn short_and_long_bodies() {
-        let (s, outcome) = verifying(chunks(&[b"hello"]), Digest::of(b"hello world"), 11, "b".into());
+        let (s, outcome) = verifying(chunks(&[b"hello"]), Digest::of(b"hello world"), 11, "b".into(), Arc::default());
         assert!(!collect(s).await.1);
         assert!(outcome.lock().unwrap().as_ref().unwrap().is_temporary(), "a short body is retried");
-        let (s, outcome) = verifying(chunks(&[b"hello world!"]), Digest::of(b"hello world"), 11, "b".into());
+        let (s, outcome) = verifying(
+            chunks(&[b"hello world!"]),
+            Digest::of(b"hello world"),
+            11,
+            "b".into(),
+            Arc::default(),
+        );
         assert!(!collect(s).await.1);
         assert!(matches!(
             outcome.lock().unwrap().as_ref().unwrap().kind(),

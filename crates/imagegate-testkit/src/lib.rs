@@ -4,6 +4,7 @@
 //! are injected by a proxy in front of a real registry.
 
 pub mod fixtures;
+pub mod hostile;
 pub mod module;
 pub mod proxy;
 pub mod registry;
@@ -12,6 +13,7 @@ pub mod tools;
 pub mod webapi;
 
 pub use fixtures::Fixtures;
+pub use hostile::{HostileRegistry, Hostility, Recorder};
 pub use module::{run_module, ModuleRun};
 pub use proxy::{FaultConfig, FaultProxy};
 pub use registry::{Kind, TestRegistry};

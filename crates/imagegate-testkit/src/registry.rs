@@ -250,7 +250,7 @@ impl Drop for TestRegistry {
 
 /// Makes a CA and a server certificate for 127.0.0.1 and localhost with
 /// openssl. Returns (ca.crt, dir holding only ca.crt, server.crt, server.key).
-fn make_certs(dir: &Path) -> (PathBuf, PathBuf, PathBuf, PathBuf) {
+pub(crate) fn make_certs(dir: &Path) -> (PathBuf, PathBuf, PathBuf, PathBuf) {
     let tls = dir.join("tls");
     let cert_dir = dir.join("certs.d");
     std::fs::create_dir_all(&tls).expect("tls dir");

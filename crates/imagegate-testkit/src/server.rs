@@ -1,13 +1,16 @@
 //! A small HTTP server on 127.0.0.1 in its own thread, for the kit's
-//! stand-ins (the web API fakes). Stopped when dropped.
+//! stand-ins (the web API fakes, the hostile registry), plain or with TLS.
+//! Stopped when dropped.
 
 use std::convert::Infallible;
 use std::future::Future;
+use std::path::Path;
 use std::sync::Arc;
 
 use bytes::Bytes;
 use hyper::body::Incoming;
 use hyper::{Request, Response};
+use tokio_rustls::rustls;
 
 pub type Body = http_body_util::combinators::BoxBody<Bytes, Infallible>;
 
@@ -25,13 +28,47 @@ impl Server {
         F: Fn(Request<Incoming>) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = Response<Body>> + Send + 'static,
     {
+        Self::serve(handler, None)
+    }
+
+    /// Serves HTTPS with the PEM certificate chain and key given.
+    pub fn start_tls<F, Fut>(handler: F, cert: &Path, key: &Path) -> Self
+    where
+        F: Fn(Request<Incoming>) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Response<Body>> + Send + 'static,
+    {
+        use rustls::pki_types::pem::PemObject;
+        use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+        let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(cert)
+            .expect("read certificate")
+            .collect::<Result<_, _>>()
+            .expect("parse certificate");
+        let key = PrivateKeyDer::from_pem_file(key).expect("read key");
+        let config = rustls::ServerConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+            .with_safe_default_protocol_versions()
+            .expect("protocol versions")
+            .with_no_client_auth()
+            .with_single_cert(certs, key)
+            .expect("server certificate");
+        Self::serve(handler, Some(tokio_rustls::TlsAcceptor::from(Arc::new(config))))
+    }
+
+    fn serve<F, Fut>(handler: F, tls: Option<tokio_rustls::TlsAcceptor>) -> Self
+    where
+        F: Fn(Request<Incoming>) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Response<Body>> + Send + 'static,
+    {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
         listener.set_nonblocking(true).expect("nonblocking");
         let addr = listener.local_addr().expect("addr").to_string();
         let handler = Arc::new(handler);
         let (tx, mut rx) = tokio::sync::oneshot::channel::<()>();
         let thread = std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+            let rt = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .enable_all()
+                .build()
+                .expect("runtime");
             rt.block_on(async move {
                 let listener = tokio::net::TcpListener::from_std(listener).expect("listener");
                 loop {
@@ -40,14 +77,23 @@ impl Server {
                         accepted = listener.accept() => {
                             let Ok((stream, _)) = accepted else { continue };
                             let handler = handler.clone();
+                            let tls = tls.clone();
                             tokio::spawn(async move {
                                 let svc = hyper::service::service_fn(move |req| {
                                     let answer = handler(req);
                                     async move { Ok::<_, Infallible>(answer.await) }
                                 });
-                                let _ = hyper::server::conn::http1::Builder::new()
-                                    .serve_connection(hyper_util::rt::TokioIo::new(stream), svc)
-                                    .await;
+                                let http = hyper::server::conn::http1::Builder::new();
+                                match tls {
+                                    Some(acceptor) => {
+                                        if let Ok(stream) = acceptor.accept(stream).await {
+                                            let _ = http.serve_connection(hyper_util::rt::TokioIo::new(stream), svc).await;
+                                        }
+                                    }
+                                    None => {
+                                        let _ = http.serve_connection(hyper_util::rt::TokioIo::new(stream), svc).await;
+                                    }
+                                }
                             });
                         }
                     }

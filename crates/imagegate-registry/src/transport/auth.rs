@@ -1,10 +1,32 @@
 //! Registry authentication: `WWW-Authenticate` challenges, bearer tokens
-//! cached by scope, and basic auth.
+//! cached by scope, basic auth, and the rules for where credentials may go.
+//!
+//! Credentials (Basic, bearer tokens) are attached only to requests whose
+//! origin is the registry's own (see [`super::Transport::send_once`]). A
+//! token realm is the one other place the password goes, under these rules:
+//! - the realm is an absolute `http` or `https` URL with a host and no user
+//!   information;
+//! - an `https` realm on any host gets the credentials (token services often
+//!   live on their own host, as Docker Hub's does);
+//! - an `http` realm of an `https` registry is refused outright: it would
+//!   downgrade the exchange to plain text;
+//! - an `http` realm of a registry configured as plain HTTP gets the
+//!   credentials only on the registry's own origin (scheme, host and port:
+//!   plain HTTP already carries them there); anywhere else the token is
+//!   asked for anonymously.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use reqwest::header::AUTHORIZATION;
+use reqwest::{Method, StatusCode};
 use serde::Deserialize;
+use url::Url;
+
+use super::{scope_key, Scope, Transport};
+use crate::error::{redact_url, Error, ErrorKind};
+use crate::secret::Secret;
 
 /// A token without `expires_in` is valid for 60 s (the distribution token
 /// specification's default).
@@ -12,6 +34,11 @@ const DEFAULT_TOKEN_LIFETIME: Duration = Duration::from_secs(60);
 /// Tokens are renewed this long before they expire, so a request never
 /// starts with a token that dies in flight.
 const TOKEN_RENEW_MARGIN: Duration = Duration::from_secs(10);
+/// Tokens are kept at most this long whatever `expires_in` says (a huge value
+/// must not overflow a clock, and a day outlives any module run).
+const MAX_TOKEN_LIFETIME: Duration = Duration::from_secs(86_400);
+/// A token answer is a small JSON object; more than this is refused.
+const MAX_TOKEN_ANSWER: usize = 64 * 1024;
 
 /// What a registry asked for in its 401 answer.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -99,9 +126,13 @@ pub(crate) struct TokenAnswer {
 impl TokenAnswer {
     pub(crate) fn into_token(self) -> Option<CachedToken> {
         let value = self.token.or(self.access_token).filter(|t| !t.is_empty())?;
-        let lifetime = self.expires_in.map(Duration::from_secs).unwrap_or(DEFAULT_TOKEN_LIFETIME);
+        let lifetime = self
+            .expires_in
+            .map(Duration::from_secs)
+            .unwrap_or(DEFAULT_TOKEN_LIFETIME)
+            .min(MAX_TOKEN_LIFETIME);
         Some(CachedToken {
-            value,
+            value: Secret::new(value),
             renew_at: Instant::now() + lifetime.saturating_sub(TOKEN_RENEW_MARGIN),
         })
     }
@@ -109,7 +140,7 @@ impl TokenAnswer {
 
 #[derive(Clone)]
 pub(crate) struct CachedToken {
-    pub(crate) value: String,
+    pub(crate) value: Secret,
     renew_at: Instant,
 }
 
@@ -119,13 +150,177 @@ impl CachedToken {
     }
 }
 
+/// One scope's token. Its async lock is held while the token is fetched, so
+/// concurrent requests for one scope fetch it once, and requests for other
+/// scopes are not held up.
+type TokenSlot = Arc<tokio::sync::Mutex<Option<CachedToken>>>;
+
 /// Per-registry authentication state.
 #[derive(Default)]
 pub(crate) struct AuthState {
     pub(crate) challenge: std::sync::Mutex<Option<Challenge>>,
-    /// Tokens by scope key; the async lock also keeps concurrent requests
-    /// from fetching the same token at once.
-    pub(crate) tokens: tokio::sync::Mutex<HashMap<String, CachedToken>>,
+    tokens: std::sync::Mutex<HashMap<String, TokenSlot>>,
+}
+
+impl AuthState {
+    fn slot(&self, key: &str) -> TokenSlot {
+        self.tokens.lock().expect("token slots").entry(key.to_string()).or_default().clone()
+    }
+}
+
+/// A scope a 401 challenge named, if it is a repository or registry scope
+/// (zuul-registry names a bare level such as `write`, which is no scope a
+/// token request may carry beside repository scopes).
+pub(crate) fn challenge_scope(challenge: &Challenge) -> Option<String> {
+    match challenge {
+        Challenge::Bearer { scope: Some(s), .. } if s.starts_with("repository:") || s.starts_with("registry:") => {
+            (s.len() <= 512 && !s.chars().any(char::is_control)).then(|| s.clone())
+        }
+        _ => None,
+    }
+}
+
+impl Transport {
+    /// Records how the registry wants to be authenticated.
+    pub(super) fn learn(&self, challenge: Challenge) {
+        *self.auth.challenge.lock().expect("auth lock") = Some(challenge);
+    }
+
+    pub(super) async fn forget_token(&self, scope: &[Scope], extra: Option<&str>) {
+        let slot = self.auth.slot(&token_key(scope, extra));
+        *slot.lock().await = None;
+    }
+
+    /// The Authorization value for a request with `scope` (and a scope the
+    /// registry's challenge named, `extra`), fetching a token if the
+    /// registry uses bearer tokens. `None` until the registry has asked for
+    /// authentication.
+    pub(super) async fn authorization(&self, scope: &[Scope], extra: Option<&str>) -> Result<Option<String>, Error> {
+        let challenge = self.auth.challenge.lock().expect("auth lock").clone();
+        match challenge {
+            None => Ok(None),
+            Some(Challenge::Basic) => Ok(self.credential.as_ref().map(|c| c.basic_header())),
+            Some(Challenge::Bearer {
+                realm,
+                service,
+                scope: asked,
+            }) => {
+                let slot = self.auth.slot(&token_key(scope, extra));
+                let mut token = slot.lock().await;
+                if let Some(t) = token.as_ref().filter(|t| t.fresh()) {
+                    return Ok(Some(format!("Bearer {}", t.value.expose())));
+                }
+                let fresh = self
+                    .limits
+                    .answer(
+                        &redact_url(&realm),
+                        self.fetch_token(&realm, service.as_deref(), scope, asked.as_deref(), extra),
+                    )
+                    .await?;
+                let header = format!("Bearer {}", fresh.value.expose());
+                *token = Some(fresh);
+                Ok(Some(header))
+            }
+        }
+    }
+
+    /// Where a realm may be asked, and whether with the credentials.
+    fn check_realm(&self, realm: &str) -> Result<(Url, bool), Error> {
+        let refuse = |reason| {
+            Error::new(ErrorKind::RealmRefused {
+                registry: self.registry.clone(),
+                realm: crate::error::untrusted_text(&redact_url(realm), 200),
+                reason,
+            })
+        };
+        let url = Url::parse(realm).map_err(|_| refuse("it is not an absolute URL"))?;
+        if url.host_str().is_none() {
+            return Err(refuse("it names no host"));
+        }
+        if !url.username().is_empty() || url.password().is_some() {
+            return Err(refuse("it carries user information"));
+        }
+        match (url.scheme(), self.base.scheme()) {
+            ("https", _) => Ok((url, true)),
+            ("http", "https") => Err(refuse(
+                "an https registry may not send its credentials to a plain-HTTP token service",
+            )),
+            ("http", _) => {
+                let own = url.origin() == self.base.origin();
+                Ok((url, own))
+            }
+            _ => Err(refuse("only http and https realms are supported")),
+        }
+    }
+
+    async fn fetch_token(
+        &self,
+        realm: &str,
+        service: Option<&str>,
+        scope: &[Scope],
+        asked: Option<&str>,
+        extra: Option<&str>,
+    ) -> Result<CachedToken, Error> {
+        let (mut url, with_credentials) = self.check_realm(realm)?;
+        {
+            let mut q = url.query_pairs_mut();
+            if let Some(s) = service {
+                q.append_pair("service", s);
+            }
+            if scope.is_empty() && extra.is_none() {
+                // Only a request without a repository uses the registry's own
+                // scope; zuul-registry's is a bare level that is no valid
+                // repository scope.
+                if let Some(a) = asked {
+                    q.append_pair("scope", a);
+                }
+            }
+            for s in scope {
+                q.append_pair("scope", &s.token_scope());
+            }
+            if let Some(e) = extra {
+                q.append_pair("scope", e);
+            }
+        }
+        let mut rb = self.client.get(url.clone());
+        if let (Some(c), true) = (&self.credential, with_credentials) {
+            rb = rb.header(AUTHORIZATION, c.basic_header());
+        }
+        let resp = rb.send().await.map_err(|e| self.transport_error(&url, e))?;
+        let status = resp.status();
+        if status == StatusCode::UNAUTHORIZED || status == StatusCode::FORBIDDEN {
+            return Err(self.unauthorized(resp).await);
+        }
+        if !status.is_success() {
+            return Err(self.status_error(&Method::GET, &url, resp).await);
+        }
+        let body = super::read_limited(resp, MAX_TOKEN_ANSWER).await.map_err(|e| match e {
+            Some(e) => self.transport_error(&url, e),
+            None => Error::new(ErrorKind::Protocol(format!(
+                "token answer from {} is larger than {MAX_TOKEN_ANSWER} bytes",
+                redact_url(url.as_str())
+            ))),
+        })?;
+        let answer: TokenAnswer = serde_json::from_slice(&body).map_err(|e| {
+            Error::new(ErrorKind::Protocol(format!(
+                "token answer from {} is not JSON: {e}",
+                redact_url(url.as_str())
+            )))
+        })?;
+        answer.into_token().ok_or_else(|| {
+            Error::new(ErrorKind::Protocol(format!(
+                "token answer from {} holds no token",
+                redact_url(url.as_str())
+            )))
+        })
+    }
+}
+
+fn token_key(scope: &[Scope], extra: Option<&str>) -> String {
+    match extra {
+        Some(e) => format!("{} {e}", scope_key(scope)),
+        None => scope_key(scope),
+    }
 }
 
 #[cfg(test)]
@@ -164,9 +359,13 @@ mod tests {
         assert!(t.into_token().unwrap().fresh());
         let t: TokenAnswer = serde_json::from_str(r#"{"token":"t","expires_in":5}"#).unwrap();
         let t = t.into_token().unwrap();
-        assert_eq!(t.value, "t");
+        assert_eq!(t.value.expose(), "t");
         assert!(!t.fresh(), "a token about to expire is renewed");
         let t: TokenAnswer = serde_json::from_str(r#"{"token":""}"#).unwrap();
         assert!(t.into_token().is_none());
+        // A lifetime that would overflow the clock is capped, not a panic.
+        let t: TokenAnswer = serde_json::from_str(r#"{"token":"big","expires_in":18446744073709551615}"#).unwrap();
+        assert!(t.into_token().unwrap().fresh());
+        assert_eq!(crate::secret::mask("x big y"), "x ******** y", "tokens are masked");
     }
 }

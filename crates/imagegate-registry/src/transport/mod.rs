@@ -3,13 +3,14 @@
 //! it here; it never loops on errors itself.
 
 pub(crate) mod auth;
+pub mod limits;
 pub mod retry;
 
 use std::future::Future;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use reqwest::header::{HeaderName, AUTHORIZATION, LOCATION, RETRY_AFTER, WWW_AUTHENTICATE};
 use reqwest::{Method, StatusCode};
 use url::Url;
@@ -19,14 +20,15 @@ use crate::error::{redact_url, Error, ErrorKind};
 use crate::log;
 use crate::reference::Reference;
 use crate::stats::Stats;
-use auth::{AuthState, Challenge, TokenAnswer};
+use auth::AuthState;
+pub use limits::{HostGates, Limits, SharedGates};
 pub use retry::RetryPolicy;
 
 /// Give up connecting after this long; a registry that does not accept a
 /// TCP connection in 30 s is down.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
-/// Give up when a response stalls (no bytes) for this long. Generous: large
-/// layers behind slow object storage can pause.
+/// Give up when a response stalls (no bytes at all) for this long; the
+/// deadlines and the minimum progress of [`limits`] usually decide first.
 const READ_TIMEOUT: Duration = Duration::from_secs(120);
 /// Redirects followed per request (object storage uses one).
 const MAX_REDIRECTS: usize = 5;
@@ -84,14 +86,15 @@ impl Scope {
 /// A request described by protocol code.
 pub(crate) struct Request {
     pub method: Method,
-    /// A path below the registry (`/v2/...`) or an absolute URL (upload
-    /// locations may be absolute).
+    /// A path below the registry (`/v2/...`) or an absolute URL on the
+    /// registry's own origin (upload locations may be absolute).
     pub target: String,
     pub headers: Vec<(HeaderName, String)>,
     pub body: Option<Bytes>,
     pub scope: Vec<Scope>,
     /// A request to a registry's web API (Quay, Docker Hub) that carries its
-    /// own Authorization header: no registry challenge handling for it.
+    /// own Authorization header: no registry challenge handling for it, and
+    /// that header goes only to the API's own origin.
     pub web_api: bool,
 }
 
@@ -124,6 +127,15 @@ impl Request {
     }
 }
 
+/// What a transport is given besides its registry's configuration.
+#[derive(Debug, Clone, Default)]
+pub struct TransportOptions {
+    pub retry: RetryPolicy,
+    pub limits: Limits,
+    /// Backoff per host, shared by every transport of an engine.
+    pub gates: SharedGates,
+}
+
 /// The HTTP side of one registry.
 pub struct Transport {
     registry: String,
@@ -131,6 +143,8 @@ pub struct Transport {
     client: reqwest::Client,
     credential: Option<Credential>,
     retry: RetryPolicy,
+    limits: Limits,
+    gates: SharedGates,
     auth: AuthState,
 }
 
@@ -142,7 +156,7 @@ impl std::fmt::Debug for Transport {
 
 impl Transport {
     /// A transport for `registry` (a normalised registry name).
-    pub fn new(registry: &str, config: &RegistryConfig, retry: RetryPolicy) -> Result<Self, Error> {
+    pub fn new(registry: &str, config: &RegistryConfig, options: &TransportOptions) -> Result<Self, Error> {
         let scheme = if config.plain_http { "http" } else { "https" };
         let host = Reference::api_host(registry);
         let base = Url::parse(&format!("{scheme}://{host}/")).map_err(|e| {
@@ -188,7 +202,9 @@ impl Transport {
             base,
             client,
             credential: config.credential.clone(),
-            retry,
+            retry: options.retry,
+            limits: options.limits,
+            gates: options.gates.clone(),
             auth: AuthState::default(),
         })
     }
@@ -198,70 +214,112 @@ impl Transport {
         &self.registry
     }
 
-    pub(crate) fn url_for(&self, target: &str) -> Result<Url, Error> {
-        let joined = if target.starts_with("http://") || target.starts_with("https://") {
-            Url::parse(target)
-        } else {
-            self.base.join(target)
-        };
-        joined.map_err(|e| {
+    pub(crate) fn limits(&self) -> &Limits {
+        &self.limits
+    }
+
+    /// `scheme://host:port` of the registry, the one origin its credentials go to.
+    pub(crate) fn origin(&self) -> String {
+        self.base.origin().ascii_serialization()
+    }
+
+    fn host_key(&self) -> &str {
+        Reference::api_host(&self.registry)
+    }
+
+    /// The URL of a request. Registry requests must stay on the registry's
+    /// own origin: an absolute URL elsewhere (a next page, an upload
+    /// location) is refused rather than followed.
+    pub(crate) fn url_for(&self, req: &Request) -> Result<Url, Error> {
+        let target = &req.target;
+        let absolute = target.starts_with("http://") || target.starts_with("https://");
+        let joined = if absolute { Url::parse(target) } else { self.base.join(target) };
+        let url = joined.map_err(|e| {
             Error::new(ErrorKind::Protocol(format!(
                 "bad URL '{}' from {}: {e}",
-                redact_url(target),
+                crate::error::untrusted_text(&redact_url(target), 200),
                 self.registry
             )))
-        })
+        })?;
+        if !req.web_api && url.origin() != self.base.origin() {
+            return Err(Error::new(ErrorKind::ForeignUrl {
+                registry: self.registry.clone(),
+                url: crate::error::untrusted_text(&redact_url(url.as_str()), 200),
+                own: self.origin(),
+            }));
+        }
+        Ok(url)
     }
 
     /// Runs `op` until it succeeds, fails for good, or runs out of attempts.
     /// This is the engine's only retry loop: a temporary error (see
     /// [`Error::is_temporary`]) is retried after the backoff delay or the
-    /// registry's `Retry-After`, whichever the registry asked for.
+    /// registry's `Retry-After`, and requests to the same host that start
+    /// meanwhile wait as well. A `Retry-After` longer than the policy's
+    /// longest wait fails at once.
     pub(crate) async fn retrying<T, F, Fut>(&self, what: &str, stats: &Stats, mut op: F) -> Result<T, Error>
     where
         F: FnMut() -> Fut,
         Fut: Future<Output = Result<T, Error>>,
     {
+        let host = self.host_key();
         let mut retries = 0u32;
         loop {
+            self.gates.wait(host).await;
             match op().await {
                 Ok(v) => return Ok(v),
                 Err(e) if e.is_temporary() && retries + 1 < self.retry.max_attempts => {
                     let delay = match e.retry_after() {
-                        Some(asked) => self.retry.retry_after(asked),
+                        Some(asked) if asked > self.retry.max_retry_after => {
+                            return Err(Error::new(ErrorKind::WaitTooLong {
+                                url: what.to_string(),
+                                asked_secs: asked.as_secs(),
+                                max_secs: self.retry.max_retry_after.as_secs(),
+                            })
+                            .with_retries(retries));
+                        }
+                        Some(asked) => asked,
                         None => self.retry.backoff(retries),
                     };
                     retries += 1;
                     stats.retried();
+                    self.gates.defer(host, delay);
                     log::info(&format!(
                         "{what}: retry {retries}/{} in {:.1}s after: {e}",
                         self.retry.max_attempts - 1,
                         delay.as_secs_f64()
                     ));
-                    tokio::time::sleep(delay).await;
                 }
                 Err(e) => return Err(e.with_retries(retries)),
             }
         }
     }
 
-    /// Sends a request with retries; a non-2xx answer is an error.
+    /// Sends a request whose answer is small (everything but blob bodies),
+    /// with retries and the answer deadline; a non-2xx answer is an error.
     pub(crate) async fn send(&self, req: &Request, stats: &Stats) -> Result<reqwest::Response, Error> {
         let what = format!("{} {}", req.method, redact_url(&req.target));
-        self.retrying(&what, stats, || self.send_once(req, None)).await
+        self.retrying(&what, stats, || self.limits.answer(&what, self.send_once(req, None)))
+            .await
     }
 
     /// Sends a request once, authenticating as the registry asks and
     /// following redirects for GET and HEAD. `stream` replaces the body; a
     /// streamed body cannot be re-sent, so the caller must have authenticated
-    /// with the same scope before (any earlier request does that).
+    /// with the same scope before (any earlier request does that). Bounded
+    /// by the caller: an answer deadline or a transfer's progress rule.
     pub(crate) async fn send_once(&self, req: &Request, stream: Option<reqwest::Body>) -> Result<reqwest::Response, Error> {
-        let url = self.url_for(&req.target)?;
+        let url = self.url_for(req)?;
         let mut stream = stream;
         let streamed = stream.is_some();
+        let mut extra_scope: Option<String> = None;
         let mut retried_auth = false;
         loop {
-            let authorization = if req.web_api { None } else { self.authorization(&req.scope).await? };
+            let authorization = if req.web_api {
+                None
+            } else {
+                self.authorization(&req.scope, extra_scope.as_deref()).await?
+            };
             let mut rb = self.client.request(req.method.clone(), url.clone());
             for (name, value) in &req.headers {
                 rb = rb.header(name, value);
@@ -282,16 +340,19 @@ impl Transport {
                     .get(WWW_AUTHENTICATE)
                     .and_then(|v| v.to_str().ok())
                     .and_then(auth::parse_challenge);
-                if challenge.is_some() && !retried_auth && !streamed {
+                if let (Some(challenge), false, false) = (challenge, retried_auth, streamed) {
+                    // A scope the registry names (`delete`, say) is asked for
+                    // beside the request's own.
+                    extra_scope = auth::challenge_scope(&challenge).filter(|s| !req.scope.iter().any(|r| r.token_scope() == *s));
                     self.learn(challenge);
                     retried_auth = true;
-                    self.forget_token(&req.scope).await;
+                    self.forget_token(&req.scope, extra_scope.as_deref()).await;
                     continue;
                 }
                 return Err(self.unauthorized(resp).await);
             }
             if status.is_redirection() && (req.method == Method::GET || req.method == Method::HEAD) {
-                return self.follow_redirects(req, &url, resp).await;
+                return self.follow_redirects(req, &url, resp, extra_scope.as_deref()).await;
             }
             if !status.is_success() {
                 return Err(self.status_error(&req.method, &url, resp).await);
@@ -300,9 +361,16 @@ impl Transport {
         }
     }
 
-    /// Follows a redirect chain. The registry's Authorization header goes
-    /// only to the registry's own origin, never to another host.
-    async fn follow_redirects(&self, req: &Request, from: &Url, mut resp: reqwest::Response) -> Result<reqwest::Response, Error> {
+    /// Follows a redirect chain. Credentials go only to the origin they
+    /// belong to: the registry's Authorization only to the registry's
+    /// origin, a web API's Authorization header only to the API's origin.
+    async fn follow_redirects(
+        &self,
+        req: &Request,
+        from: &Url,
+        mut resp: reqwest::Response,
+        extra: Option<&str>,
+    ) -> Result<reqwest::Response, Error> {
         let mut url = from.clone();
         for _ in 0..MAX_REDIRECTS {
             let Some(location) = resp.headers().get(LOCATION).and_then(|v| v.to_str().ok()) else {
@@ -311,12 +379,27 @@ impl Transport {
             url = url
                 .join(location)
                 .map_err(|e| Error::new(ErrorKind::Protocol(format!("bad redirect from {}: {e}", redact_url(url.as_str())))))?;
+            if !matches!(url.scheme(), "http" | "https") {
+                return Err(Error::new(ErrorKind::Protocol(format!(
+                    "{} redirected to a {} URL",
+                    self.registry,
+                    crate::error::untrusted_text(url.scheme(), 20)
+                ))));
+            }
+            let same_origin = if req.web_api {
+                url.origin() == from.origin()
+            } else {
+                url.origin() == self.base.origin()
+            };
             let mut rb = self.client.request(req.method.clone(), url.clone());
             for (name, value) in &req.headers {
+                if *name == AUTHORIZATION && !same_origin {
+                    continue;
+                }
                 rb = rb.header(name, value);
             }
-            if url.origin() == self.base.origin() && !req.web_api {
-                if let Some(a) = self.authorization(&req.scope).await? {
+            if same_origin && !req.web_api {
+                if let Some(a) = self.authorization(&req.scope, extra).await? {
                     rb = rb.header(AUTHORIZATION, a);
                 }
             }
@@ -333,96 +416,6 @@ impl Transport {
             "too many redirects from {}",
             redact_url(from.as_str())
         ))))
-    }
-
-    /// Records how the registry wants to be authenticated.
-    fn learn(&self, challenge: Option<Challenge>) {
-        if let Some(challenge) = challenge {
-            *self.auth.challenge.lock().expect("auth lock") = Some(challenge);
-        }
-    }
-
-    async fn forget_token(&self, scope: &[Scope]) {
-        self.auth.tokens.lock().await.remove(&scope_key(scope));
-    }
-
-    /// The Authorization value for a request with `scope`, fetching a token
-    /// if the registry uses bearer tokens. `None` until the registry has
-    /// asked for authentication.
-    async fn authorization(&self, scope: &[Scope]) -> Result<Option<String>, Error> {
-        let challenge = self.auth.challenge.lock().expect("auth lock").clone();
-        match challenge {
-            None => Ok(None),
-            Some(Challenge::Basic) => Ok(self.credential.as_ref().map(Credential::basic_header)),
-            Some(Challenge::Bearer {
-                realm,
-                service,
-                scope: asked,
-            }) => {
-                let key = scope_key(scope);
-                let mut tokens = self.auth.tokens.lock().await;
-                if let Some(t) = tokens.get(&key).filter(|t| t.fresh()) {
-                    return Ok(Some(format!("Bearer {}", t.value)));
-                }
-                let token = self.fetch_token(&realm, service.as_deref(), scope, asked.as_deref()).await?;
-                let header = format!("Bearer {}", token.value);
-                tokens.insert(key, token);
-                Ok(Some(header))
-            }
-        }
-    }
-
-    async fn fetch_token(
-        &self,
-        realm: &str,
-        service: Option<&str>,
-        scope: &[Scope],
-        asked: Option<&str>,
-    ) -> Result<auth::CachedToken, Error> {
-        let mut url =
-            Url::parse(realm).map_err(|e| Error::new(ErrorKind::Protocol(format!("{} sent a bad token realm: {e}", self.registry))))?;
-        {
-            let mut q = url.query_pairs_mut();
-            if let Some(s) = service {
-                q.append_pair("service", s);
-            }
-            if scope.is_empty() {
-                // Only a request without a repository uses the registry's own
-                // scope; zuul-registry's is a bare level that is no valid
-                // repository scope.
-                if let Some(a) = asked {
-                    q.append_pair("scope", a);
-                }
-            }
-            for s in scope {
-                q.append_pair("scope", &s.token_scope());
-            }
-        }
-        let mut rb = self.client.get(url.clone());
-        if let Some(c) = &self.credential {
-            rb = rb.header(AUTHORIZATION, c.basic_header());
-        }
-        let resp = rb.send().await.map_err(|e| self.transport_error(&url, e))?;
-        let status = resp.status();
-        if status == StatusCode::UNAUTHORIZED || status == StatusCode::FORBIDDEN {
-            return Err(self.unauthorized(resp).await);
-        }
-        if !status.is_success() {
-            return Err(self.status_error(&Method::GET, &url, resp).await);
-        }
-        let body = resp.bytes().await.map_err(|e| self.transport_error(&url, e))?;
-        let answer: TokenAnswer = serde_json::from_slice(&body).map_err(|e| {
-            Error::new(ErrorKind::Protocol(format!(
-                "token answer from {} is not JSON: {e}",
-                redact_url(url.as_str())
-            )))
-        })?;
-        answer.into_token().ok_or_else(|| {
-            Error::new(ErrorKind::Protocol(format!(
-                "token answer from {} holds no token",
-                redact_url(url.as_str())
-            )))
-        })
     }
 
     async fn unauthorized(&self, resp: reqwest::Response) -> Error {
@@ -498,6 +491,24 @@ impl Transport {
             None => Error::new(ErrorKind::Connection { url, detail }),
         }
     }
+}
+
+/// Reads a whole body of at most `limit` bytes: `Err(None)` when it is
+/// larger, `Err(Some(e))` when the connection fails.
+pub(crate) async fn read_limited(resp: reqwest::Response, limit: usize) -> Result<Bytes, Option<reqwest::Error>> {
+    use futures_util::StreamExt;
+    if resp.content_length().is_some_and(|n| n > limit as u64) {
+        return Err(None);
+    }
+    let mut body = BytesMut::new();
+    let mut stream = resp.bytes_stream();
+    while let Some(chunk) = stream.next().await {
+        body.extend_from_slice(&chunk.map_err(Some)?);
+        if body.len() > limit {
+            return Err(None);
+        }
+    }
+    Ok(body.freeze())
 }
 
 /// A reqwest error with its causes, which carry the useful part ("connection

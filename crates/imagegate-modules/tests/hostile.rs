@@ -1,0 +1,354 @@
+//! The modules against a registry that misbehaves on purpose (the test
+//! kit's HostileRegistry) and a Recorder standing for another host: where
+//! credentials may go, and that no registry can hold a module for long.
+
+use std::path::Path;
+use std::time::Duration;
+
+use imagegate_testkit::hostile::Auth;
+use imagegate_testkit::{run_module, HostileRegistry, Hostility, ModuleRun, Recorder};
+use serde_json::{json, Value};
+
+fn mirror(args: &Value) -> ModuleRun {
+    run_module(Path::new(env!("CARGO_BIN_EXE_registry_mirror")), args)
+}
+
+fn retag(args: &Value) -> ModuleRun {
+    run_module(Path::new(env!("CARGO_BIN_EXE_container_retag")), args)
+}
+
+fn entry(h: &HostileRegistry) -> Value {
+    json!({"plain_http": h.ca_cert.is_none(), "ca_cert": h.ca_cert, "username": h.user, "password": h.password})
+}
+
+/// Mirrors the hostile registry's image to `dest` (another hostile one).
+fn mirror_args(src: &HostileRegistry, dest: &HostileRegistry, extra: Value) -> Value {
+    let mut args = json!({
+        "images": [{"src": format!("{}/hostile/app:v1", src.host), "dest": format!("{}/copy/app", dest.host)}],
+        "registries": {src.host.clone(): entry(src), dest.host.clone(): entry(dest)},
+        "retry_delay": 0,
+    });
+    if let (Value::Object(a), Value::Object(e)) = (&mut args, extra) {
+        a.extend(e);
+    }
+    args
+}
+
+/// No form of the registry's password, and none of the bearer tokens it
+/// handed out, appears in anything the module printed.
+fn assert_nothing_secret(run: &ModuleRun, h: &HostileRegistry) {
+    let out = run.all_output();
+    assert!(!out.contains(&h.password), "password printed:\n{out}");
+    assert!(!out.contains(&h.basic_value()), "base64(user:password) printed:\n{out}");
+    for s in h.seen() {
+        if let Some(token) = s.authorization.as_deref().and_then(|a| a.strip_prefix("Bearer ")) {
+            assert!(!out.contains(token), "a bearer token was printed:\n{out}");
+        }
+    }
+}
+
+#[test]
+fn a_tag_page_on_another_origin_is_refused() {
+    let elsewhere = Recorder::start();
+    let src = HostileRegistry::start(Hostility {
+        auth: Auth::Basic,
+        tags_next: Some(format!("{}/v2/hostile/app/tags/list?last=v1", elsewhere.url)),
+        ..Default::default()
+    });
+    let dest = HostileRegistry::start(Hostility::default());
+    let mut args = mirror_args(&src, &dest, json!({}));
+    args["images"] = json!([{"src": format!("{}/hostile/app", src.host), "dest": format!("{}/copy/app", dest.host), "all_tags": true}]);
+    let run = mirror(&args);
+    assert!(run.failed(), "{}", run.stdout);
+    assert!(run.msg().contains("not its own origin"), "{}", run.msg());
+    assert!(elsewhere.seen().is_empty(), "the other host was asked: {:?}", elsewhere.seen());
+    assert_nothing_secret(&run, &src);
+}
+
+#[test]
+fn a_tag_page_loop_and_an_invalid_tag_name_end_quickly() {
+    let src = HostileRegistry::start(Hostility {
+        tags_next: Some("/v2/hostile/app/tags/list?n=1000".into()),
+        ..Default::default()
+    });
+    let dest = HostileRegistry::start(Hostility::default());
+    let mut args = mirror_args(&src, &dest, json!({}));
+    args["images"] = json!([{"src": format!("{}/hostile/app", src.host), "dest": format!("{}/copy/app", dest.host), "all_tags": true}]);
+    let run = mirror(&args);
+    assert!(run.failed() && run.msg().contains("pagination loop"), "{}", run.stdout);
+    assert!(run.msg().contains(&src.host), "the error names the registry: {}", run.msg());
+    assert_eq!(src.count("GET", "/tags/list"), 1, "the repeated page is not fetched again");
+
+    let src = HostileRegistry::start(Hostility {
+        extra_tags: vec!["../../../v2/other/manifests/x".into()],
+        ..Default::default()
+    });
+    let mut args = mirror_args(&src, &dest, json!({}));
+    args["images"] = json!([{"src": format!("{}/hostile/app", src.host), "dest": format!("{}/copy/app", dest.host), "all_tags": true}]);
+    let run = mirror(&args);
+    assert!(run.failed() && run.msg().contains("invalid tag name"), "{}", run.stdout);
+    assert_eq!(dest.count("PUT", "/manifests/"), 0, "nothing was written");
+}
+
+#[test]
+fn an_upload_location_on_another_origin_is_refused() {
+    let elsewhere = Recorder::start();
+    let src = HostileRegistry::start(Hostility::default());
+    let dest = HostileRegistry::start(Hostility {
+        auth: Auth::Basic,
+        upload_location: Some(format!("{}/v2/copy/app/blobs/uploads/stolen", elsewhere.url)),
+        ..Default::default()
+    });
+    let run = mirror(&mirror_args(&src, &dest, json!({"retries": 0})));
+    assert!(run.failed(), "{}", run.stdout);
+    assert!(run.msg().contains("not its own origin"), "{}", run.msg());
+    assert!(elsewhere.seen().is_empty(), "the other host was sent: {:?}", elsewhere.seen());
+    assert_nothing_secret(&run, &dest);
+}
+
+#[test]
+fn an_https_registry_cannot_send_credentials_to_a_plain_http_realm() {
+    let elsewhere = Recorder::start();
+    let src = HostileRegistry::start_tls(Hostility {
+        auth: Auth::Bearer {
+            realm: Some(format!("{}/token", elsewhere.url)),
+        },
+        ..Default::default()
+    });
+    let dest = HostileRegistry::start(Hostility::default());
+    let run = mirror(&mirror_args(&src, &dest, json!({})));
+    assert!(run.failed(), "{}", run.stdout);
+    assert!(run.msg().contains("refusing the token realm"), "{}", run.msg());
+    assert!(run.msg().contains(&elsewhere.url), "the message names the realm: {}", run.msg());
+    assert!(elsewhere.seen().is_empty(), "the realm was asked: {:?}", elsewhere.seen());
+    assert_nothing_secret(&run, &src);
+}
+
+#[test]
+fn a_plain_http_realm_on_another_host_is_asked_without_credentials() {
+    let elsewhere = Recorder::start();
+    let src = HostileRegistry::start(Hostility {
+        auth: Auth::Bearer {
+            realm: Some(format!("{}/token", elsewhere.url)),
+        },
+        ..Default::default()
+    });
+    let dest = HostileRegistry::start(Hostility::default());
+    let run = mirror(&mirror_args(&src, &dest, json!({})));
+    run.assert_ok();
+    assert!(!elsewhere.seen().is_empty(), "the token was asked for");
+    assert!(elsewhere.with_authorization().is_empty(), "{:?}", elsewhere.with_authorization());
+    assert_nothing_secret(&run, &src);
+}
+
+#[test]
+fn the_registrys_own_realm_gets_credentials_and_a_huge_lifetime_is_harmless() {
+    let src = HostileRegistry::start(Hostility {
+        auth: Auth::Bearer { realm: None },
+        token_expires_in: Some(u64::MAX),
+        ..Default::default()
+    });
+    let dest = HostileRegistry::start(Hostility::default());
+    let run = mirror(&mirror_args(&src, &dest, json!({})));
+    run.assert_ok();
+    assert!(src.count("GET", "/token") >= 1);
+    assert_eq!(dest.count("PUT", "/manifests/v1"), 1);
+    assert_nothing_secret(&run, &src);
+}
+
+#[test]
+fn an_error_body_that_echoes_authorization_is_masked() {
+    let dest = HostileRegistry::start(Hostility::default());
+    for auth in [Auth::Basic, Auth::Bearer { realm: None }] {
+        let src = HostileRegistry::start(Hostility {
+            auth,
+            echo_authorization: true,
+            ..Default::default()
+        });
+        let run = mirror(&mirror_args(&src, &dest, json!({})));
+        assert!(run.failed(), "{}", run.stdout);
+        assert!(run.msg().contains("request had Authorization"), "{}", run.msg());
+        assert!(run.msg().contains("********"), "{}", run.msg());
+        assert_nothing_secret(&run, &src);
+    }
+}
+
+#[test]
+fn a_trickled_manifest_fails_within_the_deadline() {
+    let src = HostileRegistry::start(Hostility {
+        trickle_manifests: Some(Duration::from_millis(500)),
+        ..Default::default()
+    });
+    let dest = HostileRegistry::start(Hostility::default());
+    let run = mirror(&mirror_args(&src, &dest, json!({"timeout": 1, "retries": 1})));
+    assert!(run.failed(), "{}", run.stdout);
+    assert!(run.msg().contains("no answer within 1 seconds"), "{}", run.msg());
+    assert!(run.msg().contains("(after 1 retries)"), "{}", run.msg());
+    assert_eq!(src.count("GET", "/manifests/v1"), 2, "one attempt and one retry");
+}
+
+#[test]
+fn a_retry_after_longer_than_the_longest_wait_fails_at_once() {
+    let src = HostileRegistry::start(Hostility {
+        retry_after: Some(100_000),
+        ..Default::default()
+    });
+    let dest = HostileRegistry::start(Hostility::default());
+    let run = mirror(&mirror_args(&src, &dest, json!({})));
+    assert!(run.failed(), "{}", run.stdout);
+    assert!(run.msg().contains("asked to wait 100000 s"), "{}", run.msg());
+    assert_eq!(src.count("GET", "/manifests/v1"), 1, "no retry was waited out");
+}
+
+#[test]
+fn retries_happen_in_one_loop_and_are_counted_truly() {
+    let src = HostileRegistry::start(Hostility::default());
+    let dest = HostileRegistry::start(Hostility {
+        upload_status: Some(503),
+        ..Default::default()
+    });
+    let run = mirror(&mirror_args(&src, &dest, json!({"retries": 2, "blob_concurrency": 1})));
+    assert!(run.failed(), "{}", run.stdout);
+    assert!(run.msg().contains("(after 2 retries)"), "{}", run.msg());
+    assert_eq!(dest.count("POST", "/blobs/uploads/"), 3, "attempts must not multiply");
+}
+
+#[test]
+fn a_scope_named_by_the_challenge_is_asked_for() {
+    let reg = HostileRegistry::start(Hostility {
+        auth: Auth::Bearer { realm: None },
+        delete_needs_scope: true,
+        ..Default::default()
+    });
+    let run = retag(&json!({
+        "images": [{"repository": format!("{}/hostile/app", reg.host), "remove_tags": ["v1"]}],
+        "method": "oci",
+        "registries": {reg.host.clone(): entry(&reg)},
+        "retry_delay": 0,
+    }));
+    run.assert_ok();
+    assert!(run.changed());
+    assert!(
+        reg.seen()
+            .iter()
+            .any(|s| s.target.starts_with("/token") && s.target.contains("delete")),
+        "{:?}",
+        reg.seen()
+    );
+    assert_eq!(
+        reg.count("DELETE", "/manifests/v1"),
+        2,
+        "refused once, then allowed with the delete scope"
+    );
+    assert_nothing_secret(&run, &reg);
+}
+
+fn cleanup_args(reg: &HostileRegistry, entry: Value) -> Value {
+    json!({
+        "cleanup": [{"repository": format!("{}/hostile/app", reg.host), "regex": "^change_", "age": 0}],
+        "registries": {reg.host.clone(): entry},
+        "retry_delay": 0,
+        "_ansible_check_mode": true,
+    })
+}
+
+#[test]
+fn a_web_api_redirect_to_another_host_carries_no_token() {
+    let elsewhere = Recorder::start();
+    let reg = HostileRegistry::start(Hostility {
+        api_redirect: Some(format!("{}/api/v1/repository/hostile/app/tag/", elsewhere.url)),
+        ..Default::default()
+    });
+    let token = "quay-api-token-7d1f";
+    let run = retag(&cleanup_args(
+        &reg,
+        json!({"plain_http": true, "type": "quay", "api_token": token, "api_url": format!("http://{}", reg.host)}),
+    ));
+    run.assert_ok();
+    assert!(!elsewhere.seen().is_empty(), "the redirect was followed");
+    assert!(elsewhere.with_authorization().is_empty(), "{:?}", elsewhere.with_authorization());
+    assert!(!run.all_output().contains(token));
+}
+
+#[test]
+fn web_api_pages_cannot_loop_or_leave_their_origin() {
+    let reg = HostileRegistry::start(Hostility {
+        quay_pages_forever: true,
+        ..Default::default()
+    });
+    let quay = json!({"plain_http": true, "type": "quay", "api_token": "qt-1", "api_url": format!("http://{}", reg.host)});
+    let run = retag(&cleanup_args(&reg, quay));
+    assert!(run.failed() && run.msg().contains("pagination loop"), "{}", run.stdout);
+
+    let elsewhere = Recorder::start();
+    let off_origin = format!("{}/v2/repositories/hostile/app/tags/?page=2", elsewhere.url);
+    let itself = "{self}/v2/repositories/hostile/app/tags/?page_size=100".to_string();
+    for (next, expect) in [(off_origin, "off its origin"), (itself, "pagination loop")] {
+        let reg = HostileRegistry::start(Hostility {
+            hub_next: Some(next),
+            ..Default::default()
+        });
+        let hub = json!({
+            "plain_http": true, "type": "docker", "username": "hub-user", "password": "hub-pass-93",
+            "api_url": format!("http://{}", reg.host),
+        });
+        let run = retag(&cleanup_args(&reg, hub));
+        assert!(run.failed() && run.msg().contains(expect), "{}", run.stdout);
+        let out = run.all_output();
+        assert!(!out.contains("hub-pass-93") && !out.contains("hub-session-token"), "{out}");
+    }
+    assert!(elsewhere.seen().is_empty(), "{:?}", elsewhere.seen());
+}
+
+/// Blob bodies have no deadline but must keep moving: a trickle fails, a
+/// slow steady transfer does not. Driven through the engine with a short
+/// window, which the modules fix at 30 s.
+#[test]
+fn a_trickled_blob_fails_and_a_slow_one_does_not() {
+    use imagegate_registry::{
+        copy_image, BlobCache, CopyRequest, Engine, EngineOptions, ErrorKind, Limits, Reference, RegistryConfig, RetryPolicy, Stats,
+    };
+    use std::sync::Arc;
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let dest = HostileRegistry::start(Hostility::default());
+    let engine = Engine::new(EngineOptions {
+        retry: RetryPolicy {
+            max_attempts: 1,
+            ..RetryPolicy::default()
+        },
+        limits: Limits {
+            stall_window: Duration::from_secs(1),
+            min_progress: 200,
+            ..Limits::default()
+        },
+        ..EngineOptions::default()
+    });
+    let plain = RegistryConfig {
+        plain_http: true,
+        ..RegistryConfig::default()
+    };
+    for (every, should_pass) in [(Duration::from_millis(50), false), (Duration::from_micros(500), true)] {
+        let src = HostileRegistry::start(Hostility {
+            trickle_blobs: Some(every),
+            ..Default::default()
+        });
+        let stats = Arc::new(Stats::default());
+        let s = engine.client(&src.host, "src", &plain, stats.clone()).unwrap();
+        let d = engine.client(&dest.host, "dst", &plain, stats).unwrap();
+        let tag = if should_pass { "slow" } else { "trickle" };
+        let req = CopyRequest {
+            src: Reference::parse(&format!("{}/hostile/app:v1", src.host)).unwrap(),
+            dest: Reference::parse(&format!("{}/copy/{tag}", dest.host)).unwrap(),
+            dest_tags: vec!["v1".into()],
+            platforms: vec![],
+        };
+        let result = rt.block_on(copy_image(&s, &d, &req, false, 1, &BlobCache::default()));
+        if should_pass {
+            result.unwrap();
+        } else {
+            let e = result.unwrap_err();
+            assert!(matches!(e.kind(), ErrorKind::Stalled { .. }), "{e}");
+            assert_eq!(dest.count("PUT", &format!("copy/{tag}/manifests")), 0);
+        }
+    }
+}
