@@ -7,6 +7,7 @@
 //! fails naming the option), check mode and diff flags, secret masking in
 //! everything printed, panics turned into `failed`, and the exit code.
 
+mod convert;
 pub mod mask;
 
 use std::io::Write as _;
@@ -144,7 +145,17 @@ pub fn parse_args<P: DeserializeOwned>(text: &str, spec: &ModuleSpec) -> (Masker
             _ => {}
         }
     }
-    let result = serde_path_to_error::deserialize::<_, P>(Value::Object(map)).map_err(|e| option_error(&e));
+    let mut value = Value::Object(map);
+    let mut conversions = 0;
+    let result = loop {
+        match serde_path_to_error::deserialize::<_, P>(value.clone()) {
+            Ok(p) => break Ok(p),
+            // A value Ansible would have converted (see `convert`) is
+            // converted, and the options read again.
+            Err(e) if conversions < convert::MAX_CONVERSIONS && convert::mend(&mut value, &e) => conversions += 1,
+            Err(e) => break Err(option_error(&e)),
+        }
+    };
     (masker, result.map(|p| (p, ctx)))
 }
 
@@ -340,6 +351,16 @@ mod tests {
     }
 
     #[test]
+    fn converts_templated_strings_as_ansible_does() {
+        let (a, _) = parse(r#"{"images":[{"src":"a"}],"retries":"3"}"#).unwrap();
+        assert_eq!(a.retries, Some(3));
+        let e = parse(r#"{"images":[{"src":"a"}],"retries":"three"}"#).unwrap_err();
+        assert!(e.starts_with("option 'retries': invalid type"), "{e}");
+        let e = parse(r#"{"images":"a,b"}"#).unwrap_err();
+        assert!(e.contains("'images[0]'"), "a comma list converts, its items still type-check: {e}");
+    }
+
+    #[test]
     fn reads_flags_and_ignores_internal_keys() {
         let (a, ctx) = parse(
             r#"{"images":[{"src":"a"}],"_ansible_check_mode":true,"_ansible_diff":true,"_ansible_verbosity":3,"_ansible_new_key":{"x":1}}"#,
@@ -356,7 +377,7 @@ mod tests {
         assert!(e.contains("'images[0].bogus'") && e.contains("unsupported option"), "{e}");
         let e = parse(r#"{"images":[{"src":"a"}],"colour":1}"#).unwrap_err();
         assert!(e.starts_with("option 'colour': unsupported option"), "{e}");
-        let e = parse(r#"{"images":[{"src":5}]}"#).unwrap_err();
+        let e = parse(r#"{"images":[{"src":{"a":5}}]}"#).unwrap_err();
         assert!(e.contains("'images[0].src'") && e.contains("invalid type"), "{e}");
         let e = parse(r#"{}"#).unwrap_err();
         assert_eq!(e, "option 'images': missing required option");

@@ -168,3 +168,39 @@ fn registry_failures_are_clear() {
         &[&real_pw],
     );
 }
+
+/// Older ansible-cores pass templated values as strings ("{{ n | int }}"
+/// arrives as "86400"): options convert them as Ansible's argument spec
+/// does, and still refuse what Ansible would refuse.
+#[test]
+fn templated_strings_convert_as_ansible_does() {
+    use imagegate_testkit::{HostileRegistry, Hostility};
+    let src = HostileRegistry::start(Hostility::default());
+    let dest = HostileRegistry::start(Hostility::default());
+    let plain = json!({"plain_http": "yes", "tls_verify": "True"});
+    let regs = json!({src.host.clone(): plain.clone(), dest.host.clone(): plain});
+    let run = module(&json!({
+        "images": [{"src": format!("{}/hostile/app", src.host), "dest": format!("{}/copy/app", dest.host), "all_tags": "yes", "platforms": ""}],
+        "registries": regs,
+        "concurrency": "2",
+        "retries": "1",
+        "retry_delay": "0",
+        "timeout": "5",
+    }));
+    run.assert_ok();
+    assert_eq!(dest.count("PUT", "/copy/app/manifests/v1"), 1);
+    must_fail(
+        json!({"images": [{"src": "a.io/a:b", "dest": "b.io/c"}], "retries": "several"}),
+        &["option 'retries'", "invalid type"],
+        &[],
+    );
+
+    let retag = run_module(
+        Path::new(env!("CARGO_BIN_EXE_container_retag")),
+        &json!({
+            "cleanup": [{"repository": format!("{}/hostile/app", src.host), "regex": "^change_", "age": "86400"}],
+            "registries": regs,
+        }),
+    );
+    retag.assert_ok();
+}
