@@ -352,3 +352,53 @@ fn a_trickled_blob_fails_and_a_slow_one_does_not() {
         }
     }
 }
+
+#[test]
+fn a_layer_two_images_share_is_uploaded_once_per_repository() {
+    let src = HostileRegistry::start(Hostility {
+        second_image: true,
+        ..Default::default()
+    });
+    let dest = HostileRegistry::start(Hostility::default());
+    let mut args = mirror_args(&src, &dest, json!({"concurrency": 2}));
+    args["images"] = json!([
+        {"src": format!("{}/hostile/app:v1", src.host), "dest": format!("{}/copy/app", dest.host)},
+        {"src": format!("{}/hostile/app:v2", src.host), "dest": format!("{}/copy/app", dest.host)},
+    ]);
+    let run = mirror(&args);
+    run.assert_ok();
+    // Two configs and one shared layer.
+    assert_eq!(dest.count("POST", "/copy/app/blobs/uploads/"), 3, "{}", run.stdout);
+    assert_eq!(run.result["totals"]["blobs_copied"], 3, "{}", run.stdout);
+}
+
+#[test]
+fn tokens_of_different_scopes_are_fetched_at_once_and_each_only_once() {
+    let src = HostileRegistry::start(Hostility::default());
+    let dest = HostileRegistry::start(Hostility {
+        auth: Auth::Bearer { realm: None },
+        token_delay: Some(Duration::from_millis(300)),
+        ..Default::default()
+    });
+    let mut args = mirror_args(&src, &dest, json!({"concurrency": 4}));
+    args["images"] = (0..4)
+        .map(|n| json!({"src": format!("{}/hostile/app:v1", src.host), "dest": format!("{}/copy/app{n}", dest.host)}))
+        .collect();
+    let run = mirror(&args);
+    run.assert_ok();
+    assert!(
+        dest.max_tokens_in_flight() >= 2,
+        "tokens of different scopes were fetched one at a time"
+    );
+    let mut scopes: Vec<String> = dest
+        .seen()
+        .into_iter()
+        .filter(|s| s.target.starts_with("/token"))
+        .map(|s| s.target)
+        .collect();
+    let all = scopes.len();
+    scopes.sort();
+    scopes.dedup();
+    assert_eq!(scopes.len(), all, "a scope's token was fetched twice: {scopes:?}");
+    assert_nothing_secret(&run, &dest);
+}

@@ -66,6 +66,10 @@ pub struct Hostility {
     pub hub_next: Option<String>,
     /// Web API GETs answered with a redirect here.
     pub api_redirect: Option<String>,
+    /// Its own token endpoint answers after this long.
+    pub token_delay: Option<Duration>,
+    /// Also serve `hostile/app:v2`, another image that shares `v1`'s layer.
+    pub second_image: bool,
 }
 
 /// One request as the server saw it.
@@ -82,6 +86,9 @@ struct Store {
     blobs: HashMap<String, Bytes>,
     manifests: HashMap<String, (String, Bytes)>,
     uploads: u64,
+    /// Token requests being answered now, and the most at once.
+    tokens_in_flight: u64,
+    max_tokens_in_flight: u64,
 }
 
 struct Shared {
@@ -102,6 +109,7 @@ pub struct HostileRegistry {
     pub repository: &'static str,
     pub manifest_digest: String,
     seen: Arc<Mutex<Vec<Seen>>>,
+    shared: Arc<Shared>,
     _dir: Option<tempfile::TempDir>,
     /// The CA of its certificate, when it speaks TLS.
     pub ca_cert: Option<std::path::PathBuf>,
@@ -131,25 +139,34 @@ impl HostileRegistry {
     fn launch(hostility: Hostility, tls: bool) -> Self {
         let user = "hostile-user".to_string();
         let password = format!("pw-{}", crate::random_hex(12));
-        let config = Bytes::from_static(br#"{"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":[]}}"#);
         let layer = Bytes::from((0..4096u32).map(|i| (i % 251) as u8).collect::<Vec<u8>>());
-        let manifest = serde_json::json!({
-            "schemaVersion": 2,
-            "mediaType": OCI_MANIFEST,
-            "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": sha256(&config), "size": config.len()},
-            "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar", "digest": sha256(&layer), "size": layer.len()}],
-        });
-        let manifest = Bytes::from(serde_json::to_vec(&manifest).expect("manifest"));
-        let manifest_digest = sha256(&manifest);
         let mut store = Store::default();
-        store.blobs.insert(format!("hostile/app@{}", sha256(&config)), config);
-        store.blobs.insert(format!("hostile/app@{}", sha256(&layer)), layer);
-        store
-            .manifests
-            .insert("hostile/app:v1".into(), (OCI_MANIFEST.into(), manifest.clone()));
-        store
-            .manifests
-            .insert(format!("hostile/app:{manifest_digest}"), (OCI_MANIFEST.into(), manifest));
+        let mut image = |tag: &str, os_version: &str| {
+            let config = Bytes::from(format!(
+                r#"{{"architecture":"amd64","os":"linux","os.version":"{os_version}","rootfs":{{"type":"layers","diff_ids":[]}}}}"#
+            ));
+            let manifest = serde_json::json!({
+                "schemaVersion": 2,
+                "mediaType": OCI_MANIFEST,
+                "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": sha256(&config), "size": config.len()},
+                "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar", "digest": sha256(&layer), "size": layer.len()}],
+            });
+            let manifest = Bytes::from(serde_json::to_vec(&manifest).expect("manifest"));
+            let digest = sha256(&manifest);
+            store.blobs.insert(format!("hostile/app@{}", sha256(&config)), config);
+            store.blobs.insert(format!("hostile/app@{}", sha256(&layer)), layer.clone());
+            store
+                .manifests
+                .insert(format!("hostile/app:{tag}"), (OCI_MANIFEST.into(), manifest.clone()));
+            store
+                .manifests
+                .insert(format!("hostile/app:{digest}"), (OCI_MANIFEST.into(), manifest));
+            digest
+        };
+        let manifest_digest = image("v1", "1");
+        if hostility.second_image {
+            image("v2", "2");
+        }
         let seen = Arc::new(Mutex::new(Vec::new()));
         let shared = Arc::new(Shared {
             hostility,
@@ -177,6 +194,7 @@ impl HostileRegistry {
             repository: "hostile/app",
             manifest_digest,
             seen,
+            shared,
             _dir: dir,
             ca_cert,
             _server: server,
@@ -191,6 +209,11 @@ impl HostileRegistry {
     /// Requests whose method is `method` and whose target contains `part`.
     pub fn count(&self, method: &str, part: &str) -> usize {
         self.seen().iter().filter(|s| s.method == method && s.target.contains(part)).count()
+    }
+
+    /// The most token requests it was answering at once.
+    pub fn max_tokens_in_flight(&self) -> u64 {
+        self.shared.store.lock().unwrap().max_tokens_in_flight
     }
 
     /// `base64(user:password)`, the form the password travels in.
@@ -232,12 +255,24 @@ fn refusal(shared: &Shared, req: &Request<Incoming>, delete: bool) -> Option<Res
             (given != format!("Basic {want}")).then(|| full(401, &[("www-authenticate", r#"Basic realm="hostile""#.into())], "{}"))
         }
         Auth::Bearer { realm } => {
+            let delete = delete && shared.hostility.delete_needs_scope;
             let ok = given.starts_with("Bearer tok-") && (!delete || given.contains("delete"));
             if ok {
                 return None;
             }
             let realm = realm.clone().unwrap_or_else(|| format!("{}/token", shared.own.lock().unwrap()));
-            let scope = if delete { r#",scope="repository:hostile/app:delete""# } else { "" };
+            let repo = req
+                .uri()
+                .path()
+                .trim_start_matches("/v2/")
+                .split("/manifests/")
+                .next()
+                .unwrap_or("");
+            let scope = if delete {
+                format!(r#",scope="repository:{repo}:delete""#)
+            } else {
+                String::new()
+            };
             Some(full(
                 401,
                 &[("www-authenticate", format!(r#"Bearer realm="{realm}",service="hostile"{scope}"#))],
@@ -265,6 +300,15 @@ async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Response<Body> {
         let want = base64::engine::general_purpose::STANDARD.encode(format!("{}:{}", shared.user, shared.password));
         if authorization.as_deref() != Some(&format!("Basic {want}")) {
             return full(401, &[], r#"{"errors":[{"code":"UNAUTHORIZED","message":"bad credentials"}]}"#);
+        }
+        if let Some(delay) = h.token_delay {
+            {
+                let mut store = shared.store.lock().unwrap();
+                store.tokens_in_flight += 1;
+                store.max_tokens_in_flight = store.max_tokens_in_flight.max(store.tokens_in_flight);
+            }
+            tokio::time::sleep(delay).await;
+            shared.store.lock().unwrap().tokens_in_flight -= 1;
         }
         let delete = if target.contains("delete") { "-delete" } else { "" };
         let token = format!("tok-{}{delete}", crate::random_hex(8));
@@ -312,6 +356,9 @@ async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Response<Body> {
     };
     if let Some(repo) = rest.strip_suffix("/tags/list") {
         let mut tags = vec!["v1".to_string()];
+        if h.second_image {
+            tags.push("v2".into());
+        }
         tags.extend(h.extra_tags.iter().cloned());
         let body = serde_json::json!({"name": repo, "tags": tags}).to_string();
         let headers: Vec<(&str, String)> = h.tags_next.iter().map(|n| ("link", format!(r#"<{n}>; rel="next""#))).collect();

@@ -186,9 +186,15 @@ impl Transport {
         *self.auth.challenge.lock().expect("auth lock") = Some(challenge);
     }
 
-    pub(super) async fn forget_token(&self, scope: &[Scope], extra: Option<&str>) {
+    /// Drops the cached token of a scope after the registry refused it
+    /// (`used`, the header sent). A token another request has fetched since
+    /// is kept, so concurrent refusals do not fetch the same scope twice.
+    pub(super) async fn forget_token(&self, scope: &[Scope], extra: Option<&str>, used: &str) {
         let slot = self.auth.slot(&token_key(scope, extra));
-        *slot.lock().await = None;
+        let mut token = slot.lock().await;
+        if token.as_ref().is_some_and(|t| format!("Bearer {}", t.value.expose()) == used) {
+            *token = None;
+        }
     }
 
     /// The Authorization value for a request with `scope` (and a scope the

@@ -343,10 +343,13 @@ impl Transport {
                 if let (Some(challenge), false, false) = (challenge, retried_auth, streamed) {
                     // A scope the registry names (`delete`, say) is asked for
                     // beside the request's own.
-                    extra_scope = auth::challenge_scope(&challenge).filter(|s| !req.scope.iter().any(|r| r.token_scope() == *s));
+                    let named = auth::challenge_scope(&challenge).filter(|s| !req.scope.iter().any(|r| r.token_scope() == *s));
                     self.learn(challenge);
                     retried_auth = true;
-                    self.forget_token(&req.scope, extra_scope.as_deref()).await;
+                    if let (Some(used), None) = (&authorization, &named) {
+                        self.forget_token(&req.scope, extra_scope.as_deref(), used).await;
+                    }
+                    extra_scope = named;
                     continue;
                 }
                 return Err(self.unauthorized(resp).await);
