@@ -402,3 +402,36 @@ fn tokens_of_different_scopes_are_fetched_at_once_and_each_only_once() {
     assert_eq!(scopes.len(), all, "a scope's token was fetched twice: {scopes:?}");
     assert_nothing_secret(&run, &dest);
 }
+
+/// Removes a per-registry CA directory when dropped.
+struct CertDir(std::path::PathBuf);
+
+impl Drop for CertDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// A registry's CA is trusted where podman and docker users keep it, under
+/// /etc/containers/certs.d/<host:port>/ and /etc/docker/certs.d/<host:port>/
+/// (these tests write there, so they run as root, as CI does).
+#[test]
+fn the_cas_of_container_tools_cert_dirs_are_trusted() {
+    for base in imagegate_registry::transport::tls::CERT_DIRS {
+        let src = HostileRegistry::start_tls(Hostility::default());
+        let dest = HostileRegistry::start(Hostility::default());
+        let args = json!({
+            "images": [{"src": format!("{}/hostile/app:v1", src.host), "dest": format!("{}/copy/app", dest.host)}],
+            "registries": {dest.host.clone(): {"plain_http": true}},
+            "retries": 0,
+        });
+        let untrusted = mirror(&args);
+        assert!(untrusted.failed() && untrusted.msg().contains("ca_cert"), "{}", untrusted.stdout);
+        let dir = CertDir(Path::new(base).join(&src.host));
+        std::fs::create_dir_all(&dir.0).expect("create the cert dir (the test runs as root)");
+        std::fs::copy(src.ca_cert.as_ref().unwrap(), dir.0.join("ca.crt")).unwrap();
+        let trusted = mirror(&args);
+        trusted.assert_ok();
+        assert_eq!(dest.count("PUT", "/copy/app/manifests/v1"), 1, "{base}");
+    }
+}

@@ -5,6 +5,7 @@
 pub(crate) mod auth;
 pub mod limits;
 pub mod retry;
+pub mod tls;
 
 use std::future::Future;
 use std::path::PathBuf;
@@ -42,7 +43,8 @@ pub struct RegistryConfig {
     pub plain_http: bool,
     /// Verify the server certificate (on unless explicitly turned off).
     pub tls_verify: bool,
-    /// Extra CA certificates (PEM) trusted besides the system store.
+    /// Extra CA certificates (PEM) trusted besides the system store and the
+    /// registry's directories under [`tls::CERT_DIRS`].
     pub ca_cert: Option<PathBuf>,
     pub credential: Option<Credential>,
 }
@@ -169,34 +171,14 @@ impl Transport {
                 },
             })
         })?;
-        let tls_err = |detail: String| {
-            Error::new(ErrorKind::Tls {
-                registry: registry.to_string(),
-                detail,
-            })
-        };
-        let mut builder = reqwest::Client::builder()
-            .use_rustls_tls()
-            .tls_built_in_native_certs(true)
-            .redirect(reqwest::redirect::Policy::none())
-            .connect_timeout(CONNECT_TIMEOUT)
-            .read_timeout(READ_TIMEOUT)
-            .user_agent(concat!("imagegate/", env!("CARGO_PKG_VERSION")));
-        if let Some(path) = &config.ca_cert {
-            let pem = std::fs::read(path).map_err(|e| tls_err(format!("cannot read CA file {}: {e}", path.display())))?;
-            let certs = reqwest::Certificate::from_pem_bundle(&pem)
-                .map_err(|e| tls_err(format!("{} is not a PEM CA bundle: {e}", path.display())))?;
-            if certs.is_empty() {
-                return Err(tls_err(format!("{} holds no PEM certificate", path.display())));
-            }
-            for cert in certs {
-                builder = builder.add_root_certificate(cert);
-            }
-        }
-        if !config.tls_verify {
-            builder = builder.danger_accept_invalid_certs(true);
-        }
-        let client = builder.build().map_err(|e| tls_err(e.to_string()))?;
+        let client = tls::build_client(
+            registry,
+            host,
+            config.ca_cert.as_deref(),
+            config.tls_verify,
+            CONNECT_TIMEOUT,
+            READ_TIMEOUT,
+        )?;
         Ok(Self {
             registry: registry.to_string(),
             base,
