@@ -17,9 +17,11 @@ use serde::Deserialize;
 pub const SECRET_OPTIONS: &[&str] = &["password", "src_password", "dest_password", "api_token", "token"];
 
 /// One entry of `registries` (keyed by registry host[:port] or, as in
-/// zuul-jobs, by a registry name that `dest_registry` refers to).
+/// zuul-jobs, by a registry name that `dest_registry` refers to). Keys it
+/// does not know are ignored, as zuul-jobs ignores them, so that
+/// `container_registry_credentials` entries written for other tools pass
+/// unchanged.
 #[derive(Deserialize, Debug, Clone)]
-#[serde(deny_unknown_fields)]
 pub struct RegistryEntry {
     #[serde(default)]
     pub username: Option<String>,
@@ -225,19 +227,31 @@ impl Registries {
         .or_else(|| self.entries.get(registry))
     }
 
-    /// Checks a destination repository against the entry's `repository` regex.
+    /// Checks a destination repository against the entry's `repository`
+    /// regex as zuul-jobs does (`repository | regex_search(pattern)`): a
+    /// search, unanchored unless the pattern anchors it, in the whole
+    /// repository name with its registry (`quay.io/org/app`). Docker Hub
+    /// repositories may also be written short (`org/app`, `app`), so those
+    /// forms are tried as well.
     pub fn check_repository(&self, registry: &str, name: Option<&str>, repository: &str, option: &str) -> Result<(), ModuleError> {
         let Some(re) = self.entry(registry, name).and_then(|e| e.repository.as_deref()) else {
             return Ok(());
         };
         let re = regex::Regex::new(re).map_err(|e| ModuleError::option(option, e.to_string()))?;
         let full = format!("{registry}/{repository}");
-        if re.is_match(repository) || re.is_match(&full) {
+        let mut forms = vec![full.clone()];
+        if registry == imagegate_registry::reference::DOCKER_HUB {
+            forms.push(repository.to_string());
+            if let Some(short) = repository.strip_prefix("library/") {
+                forms.push(short.to_string());
+            }
+        }
+        if forms.iter().any(|f| re.is_match(f)) {
             Ok(())
         } else {
             Err(ModuleError::option(
                 option,
-                format!("{full} does not match the repository pattern '{re}' allowed for the credentials of {registry}"),
+                format!("{full} is not permitted by the repository pattern '{re}' of the credentials for {registry}"),
             ))
         }
     }

@@ -62,7 +62,13 @@ fn bad_options_name_the_option() {
         &["option 'concurrency'", "invalid type"],
         &[&secret],
     );
-    must_fail(base(json!({"images": "a.io/x"})), &["option 'images'", "invalid type"], &[&secret]);
+    // A string for a list is split on commas, as Ansible does; its items
+    // must still be image dicts.
+    must_fail(
+        base(json!({"images": "a.io/x"})),
+        &["option 'images[0]'", "invalid type"],
+        &[&secret],
+    );
     must_fail(
         base(json!({"images": [{"dest": "b.io/c"}]})),
         &["option 'images[0].src'", "missing"],
@@ -70,11 +76,14 @@ fn bad_options_name_the_option() {
     );
     must_fail(base(json!({"retries": 1000})), &["option 'retries'"], &[&secret]);
     must_fail(base(json!({"src_password": "x"})), &["option 'src_username'"], &[&secret]);
-    must_fail(
-        base(json!({"registries": {"a.io": {"username": "u", "password": "long-password", "colour": 1}}})),
-        &["option 'registries.a.io.colour'"],
-        &[&secret],
-    );
+    // Keys of a credentials entry that imagegate does not use are ignored,
+    // as zuul-jobs ignores them: the run fails on the unreachable registry,
+    // not on the key.
+    let run = module(&base(
+        json!({"registries": {"127.0.0.1:1": {"username": "u", "password": "long-password", "colour": 1}}, "retries": 0}),
+    ));
+    assert!(run.failed() && !run.msg().contains("colour"), "{}", run.stdout);
+    assert!(!run.all_output().contains("long-password"));
     must_fail(base(json!({"images": []})), &["option 'images'", "empty"], &[&secret]);
 }
 
@@ -203,4 +212,39 @@ fn templated_strings_convert_as_ansible_does() {
         }),
     );
     retag.assert_ok();
+}
+
+/// A credentials entry's `repository` pattern is searched for in the whole
+/// repository name, registry included, as zuul-jobs' `regex_search` does.
+#[test]
+fn repository_patterns_match_as_zuul_jobs_does() {
+    use imagegate_testkit::{HostileRegistry, Hostility};
+    let src = HostileRegistry::start(Hostility::default());
+    let dest = HostileRegistry::start(Hostility::default());
+    let run_with = |pattern: &str| {
+        module(&json!({
+            "images": [{"src": format!("{}/hostile/app:v1", src.host), "dest": format!("{}/team/app", dest.host)}],
+            "registries": {
+                src.host.clone(): {"plain_http": true},
+                dest.host.clone(): {"plain_http": true, "repository": pattern},
+            },
+        }))
+    };
+    for allowed in ["team/app", "^127\\.0\\.0\\.1:[0-9]+/team/", "^(.*/)?team/"] {
+        run_with(allowed).assert_ok();
+    }
+    for refused in ["^team/", "^other/", "team/app$x"] {
+        let run = run_with(refused);
+        assert!(run.failed(), "{refused}: {}", run.stdout);
+        assert!(
+            run.msg().contains("option 'images[0].dest'") && run.msg().contains("not permitted"),
+            "{}",
+            run.msg()
+        );
+    }
+    assert_eq!(
+        dest.count("PUT", "/manifests/"),
+        1,
+        "only the permitted runs wrote (the first; the others were up to date)"
+    );
 }
