@@ -10,6 +10,7 @@ pub mod client;
 pub mod copy;
 pub mod credentials;
 pub mod digest;
+pub mod docker_archive;
 pub mod error;
 pub mod layout;
 pub mod log;
