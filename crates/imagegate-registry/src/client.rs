@@ -279,7 +279,11 @@ impl RegistryClient {
                 // 202: the registry opened an ordinary upload instead; close it.
                 if let Some(loc) = resp.headers().get(LOCATION).and_then(|v| v.to_str().ok()) {
                     let cancel = Request::new(Method::DELETE, loc.to_string(), vec![Scope::push(repo)]);
-                    let _ = self.transport.send_once(&cancel, None).await;
+                    let _ = self
+                        .transport
+                        .limits()
+                        .answer("cancel an upload", self.transport.send_once(&cancel, None))
+                        .await;
                 }
                 Ok(false)
             }
@@ -449,7 +453,7 @@ impl RegistryClient {
                             let location = self.start_upload(repo).await?;
                             match mode {
                                 UploadMode::Monolithic => self.put_whole(repo, &location, digest, desc.size, stream).await,
-                                UploadMode::Chunked(size) => self.put_chunks(repo, location, digest, stream, size).await,
+                                UploadMode::Chunked(size) => self.put_chunks(repo, location, digest, stream, size, &progress).await,
                             }
                         })
                         .await;
@@ -492,6 +496,7 @@ impl RegistryClient {
         digest: &Digest,
         stream: impl futures_util::Stream<Item = Result<Bytes, std::io::Error>> + Send + 'static,
         chunk_size: usize,
+        progress: &std::sync::Arc<Progress>,
     ) -> Result<(), Error> {
         let mut stream = std::pin::pin!(stream);
         let mut offset = 0u64;
@@ -516,9 +521,11 @@ impl RegistryClient {
             let req = Request::new(Method::PATCH, location.clone(), vec![Scope::push(repo)])
                 .header(CONTENT_TYPE, "application/octet-stream")
                 .header(HeaderName::from_static("content-range"), format!("{offset}-{end}"))
-                .header(CONTENT_LENGTH, chunk.len().to_string())
-                .body(chunk);
-            let resp = self.transport.send_once(&req, None).await?;
+                .header(CONTENT_LENGTH, chunk.len().to_string());
+            // Sent in slices that count as progress, so a chunk crossing a
+            // slow link is not taken for a stall.
+            let slices = counted_slices(chunk, progress.clone());
+            let resp = self.transport.send_once(&req, Some(reqwest::Body::wrap_stream(slices))).await?;
             offset = end + 1;
             if let Some(loc) = resp.headers().get(LOCATION).and_then(|v| v.to_str().ok()) {
                 location = loc.to_string();
@@ -527,6 +534,27 @@ impl RegistryClient {
         let req = Request::new(Method::PUT, with_digest(&location, digest), vec![Scope::push(repo)]).header(CONTENT_LENGTH, "0");
         self.transport.send_once(&req, None).await.map(|_| ())
     }
+}
+
+/// A chunk as a stream of slices, each counted in `progress` as it is sent.
+fn counted_slices(
+    chunk: Bytes,
+    progress: std::sync::Arc<Progress>,
+) -> impl futures_util::Stream<Item = Result<Bytes, std::io::Error>> + Send + 'static {
+    /// Slice size: small enough that progress shows on a slow link.
+    const SLICE: usize = 64 * 1024;
+    futures_util::stream::unfold(0usize, move |at| {
+        let chunk = chunk.clone();
+        let progress = progress.clone();
+        async move {
+            if at >= chunk.len() {
+                return None;
+            }
+            let end = (at + SLICE).min(chunk.len());
+            progress.add((end - at) as u64);
+            Some((Ok(chunk.slice(at..end)), end))
+        }
+    })
 }
 
 /// Reads a file as a stream of chunks.
