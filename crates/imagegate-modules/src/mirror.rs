@@ -6,6 +6,7 @@ use futures_util::StreamExt;
 use imagegate_ansible::{Context, Diff, ModuleError, ModuleSpec, Outcome};
 use imagegate_registry::copy::human_bytes;
 use imagegate_registry::reference::is_valid_tag;
+use imagegate_registry::referrers::Carried;
 use imagegate_registry::{copy_image, BlobCache, CopyReport, CopyRequest, Reference, Stats, StatsSnapshot};
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
@@ -37,7 +38,14 @@ pub struct Args {
     pub concurrency: Option<usize>,
     #[serde(default)]
     pub blob_concurrency: Option<usize>,
+    /// Carry referrers and cosign signature tags with each image.
+    #[serde(default = "yes")]
+    pub referrers: bool,
 }
+}
+
+fn yes() -> bool {
+    true
 }
 
 /// One item of `images`. Either the imagegate shape (`src`, `dest`) or the
@@ -207,7 +215,7 @@ struct ImageResult {
     index: usize,
     src: String,
     dest: String,
-    result: Result<Vec<CopyReport>, imagegate_registry::Error>,
+    result: Result<Vec<(CopyReport, Carried)>, imagegate_registry::Error>,
 }
 
 pub fn run(mut args: Args, ctx: &Context) -> Result<Outcome, ModuleError> {
@@ -239,15 +247,19 @@ pub fn run(mut args: Args, ctx: &Context) -> Result<Outcome, ModuleError> {
     let rt = runtime()?;
     let cache = BlobCache::default();
     let results: Vec<ImageResult> = rt.block_on(async {
-        futures_util::stream::iter(images.iter().map(|img| mirror_one(&regs, img, ctx.check_mode, blob_conc, &cache)))
-            .buffer_unordered(conc)
-            .collect()
-            .await
+        futures_util::stream::iter(
+            images
+                .iter()
+                .map(|img| mirror_one(&regs, img, ctx.check_mode, blob_conc, args.referrers, &cache)),
+        )
+        .buffer_unordered(conc)
+        .collect()
+        .await
     });
     summarize(results, ctx)
 }
 
-async fn mirror_one(regs: &Registries, img: &Image, check_mode: bool, blob_conc: usize, cache: &BlobCache) -> ImageResult {
+async fn mirror_one(regs: &Registries, img: &Image, check_mode: bool, blob_conc: usize, referrers: bool, cache: &BlobCache) -> ImageResult {
     let result = async {
         let stats = Arc::new(Stats::default());
         let src = regs.client(&img.src.registry, &img.src.repository, None, Side::Source, stats.clone())?;
@@ -284,7 +296,20 @@ async fn mirror_one(regs: &Registries, img: &Image, check_mode: bool, blob_conc:
                 dest_tags: vec![tag],
                 platforms: img.platforms.clone(),
             };
-            reports.push(copy_image(&src, &dst, &req, check_mode, blob_conc, cache).await?);
+            let report = copy_image(&src, &dst, &req, check_mode, blob_conc, cache).await?;
+            let carried = if referrers {
+                // The copied manifest: with a platform filter, a new index
+                // whose kept children still carry their referrers.
+                let mut subject = src.get_manifest(&img.src.repository, &report.src_digest).await?;
+                if subject.is_index() && !img.platforms.is_empty() {
+                    subject = subject.filter_platforms(&report.src, &img.platforms)?;
+                }
+                imagegate_registry::referrers::carry(&src, &img.src.repository, &dst, &img.dest.repository, &subject, check_mode, cache)
+                    .await?
+            } else {
+                Carried::default()
+            };
+            reports.push((report, carried));
         }
         Ok(reports)
     }
@@ -305,10 +330,11 @@ fn summarize(mut results: Vec<ImageResult>, ctx: &Context) -> Result<Outcome, Mo
     let (mut before, mut after) = (String::new(), String::new());
     let mut tags_changed = 0usize;
     let mut copies = 0usize;
+    let (mut referrers, mut signature_tags, mut extras_changed) = (0usize, 0usize, false);
     for r in results {
         match r.result {
             Ok(reports) => {
-                for rep in reports {
+                for (rep, carried) in reports {
                     totals += rep.stats;
                     copies += 1;
                     for t in &rep.tags {
@@ -317,7 +343,19 @@ fn summarize(mut results: Vec<ImageResult>, ctx: &Context) -> Result<Outcome, Mo
                         after.push_str(&format!("{name} {}\n", t.after));
                         tags_changed += usize::from(t.changed);
                     }
-                    out_images.push(serde_json::to_value(&rep).unwrap_or(Value::Null));
+                    for tag in &carried.signature_tags {
+                        after.push_str(&format!("{}:{tag} (signature)\n", rep.dest));
+                    }
+                    referrers += carried.referrers;
+                    signature_tags += carried.signature_tags.len();
+                    extras_changed |= carried.changed;
+                    let mut value = serde_json::to_value(&rep).unwrap_or(Value::Null);
+                    if let Value::Object(m) = &mut value {
+                        m.insert("referrers".into(), json!(carried.referrers));
+                        m.insert("signature_tags".into(), json!(carried.signature_tags));
+                        m.insert("changed".into(), json!(rep.changed || carried.changed));
+                    }
+                    out_images.push(value);
                 }
             }
             Err(e) => {
@@ -333,6 +371,8 @@ fn summarize(mut results: Vec<ImageResult>, ctx: &Context) -> Result<Outcome, Mo
     if let Value::Object(m) = &mut t {
         m.insert("images".into(), json!(copies));
         m.insert("tags_changed".into(), json!(tags_changed));
+        m.insert("referrers".into(), json!(referrers));
+        m.insert("signature_tags".into(), json!(signature_tags));
     }
     values.insert("totals".into(), t);
     if !failures.is_empty() {
@@ -344,8 +384,15 @@ fn summarize(mut results: Vec<ImageResult>, ctx: &Context) -> Result<Outcome, Mo
         return Err(ModuleError::Failed { msg, values });
     }
     let verb = if ctx.check_mode { "would change" } else { "changed" };
-    let msg = if tags_changed == 0 {
+    let carried = if referrers + signature_tags > 0 {
+        format!("; {referrers} referrers and {signature_tags} signature tags carried")
+    } else {
+        String::new()
+    };
+    let msg = if tags_changed == 0 && !extras_changed {
         format!("all {copies} image tags already up to date")
+    } else if tags_changed == 0 {
+        format!("all {copies} image tags already up to date{carried}")
     } else {
         format!(
             "{verb} {tags_changed} of {copies} image tags; {} blobs copied ({}), {} mounted, {} already present, {} retries",
@@ -354,10 +401,10 @@ fn summarize(mut results: Vec<ImageResult>, ctx: &Context) -> Result<Outcome, Mo
             totals.blobs_mounted,
             totals.blobs_present,
             totals.retries
-        )
+        ) + &carried
     };
     Ok(Outcome {
-        changed: tags_changed > 0,
+        changed: tags_changed > 0 || extras_changed,
         msg,
         diff: Some(Diff { before, after }),
         values,

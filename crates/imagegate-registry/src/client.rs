@@ -292,6 +292,27 @@ impl RegistryClient {
         }
     }
 
+    /// The referrers of `digest` through the OCI 1.1 referrers API: the
+    /// descriptors of its index, or `None` when the registry has no such API
+    /// (it answers 404, 400, 405 or 501).
+    pub async fn referrers(&self, repo: &str, digest: &Digest) -> Result<Option<Vec<serde_json::Value>>, Error> {
+        let req = Request::new(Method::GET, format!("/v2/{repo}/referrers/{digest}"), vec![Scope::pull(repo)])
+            .header(ACCEPT, manifest::OCI_INDEX);
+        match self.fetch(&req, MAX_MANIFEST).await {
+            Ok((_, body)) => {
+                let index: serde_json::Value = serde_json::from_slice(&body).map_err(|e| {
+                    Error::new(ErrorKind::Protocol(format!(
+                        "the referrers of {} are not JSON: {e}",
+                        self.name(repo, digest.as_str())
+                    )))
+                })?;
+                Ok(Some(index["manifests"].as_array().cloned().unwrap_or_default()))
+            }
+            Err(e) if matches!(e.status(), Some(400 | 404 | 405 | 501)) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
     /// All tags of a repository, following `Link` pagination.
     pub async fn list_tags(&self, repo: &str) -> Result<Vec<String>, Error> {
         self.list_tags_paged(repo, TAG_PAGE).await

@@ -18,6 +18,7 @@ pub mod manifest;
 pub mod promote;
 pub mod push;
 pub mod reference;
+pub mod referrers;
 pub mod secret;
 pub mod stats;
 pub mod tags;

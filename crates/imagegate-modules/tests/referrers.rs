@@ -1,0 +1,134 @@
+//! Signatures and referrers travel with mirrored images: an OCI referrer
+//! (listed in the referrers tag schema, since distribution 2.8 has no
+//! referrers API) and a cosign-style `.sig` tag, pushed with the plain
+//! registry API, arrive at the destination with the same digests.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use imagegate_registry::manifest::{OCI_INDEX, OCI_MANIFEST};
+use imagegate_registry::referrers::fallback_tag;
+use imagegate_registry::{Digest, Engine, EngineOptions, RegistryClient, RegistryConfig, Stats};
+use imagegate_testkit::{run_module, Kind, ModuleRun, TestRegistry};
+use serde_json::{json, Value};
+
+fn mirror(args: &Value) -> ModuleRun {
+    run_module(Path::new(env!("CARGO_BIN_EXE_registry_mirror")), args)
+}
+
+fn client(engine: &Engine, host: &str) -> RegistryClient {
+    let plain = RegistryConfig {
+        plain_http: true,
+        ..RegistryConfig::default()
+    };
+    engine.client(host, "seed", &plain, Arc::new(Stats::default())).unwrap()
+}
+
+/// Pushes an OCI manifest (empty config, one layer of `payload`) under the
+/// tag `reference` (by its own digest if `None`), with `extra` fields
+/// merged in; returns its digest and size.
+async fn push_manifest(c: &RegistryClient, repo: &str, reference: Option<&str>, payload: &[u8], extra: Value) -> (Digest, usize) {
+    let config = c.put_blob_bytes(repo, Bytes::from_static(b"{}")).await.unwrap();
+    let layer = c.put_blob_bytes(repo, Bytes::copy_from_slice(payload)).await.unwrap();
+    let mut m = json!({
+        "schemaVersion": 2,
+        "mediaType": OCI_MANIFEST,
+        "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": config.as_str(), "size": 2},
+        "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar", "digest": layer.as_str(), "size": payload.len()}],
+    });
+    if let (Value::Object(m), Value::Object(e)) = (&mut m, extra) {
+        m.extend(e);
+    }
+    let bytes = Bytes::from(m.to_string());
+    let size = bytes.len();
+    let manifest = imagegate_registry::manifest::Manifest::from_bytes("seed", bytes, Some(OCI_MANIFEST)).unwrap();
+    let reference = reference.map(str::to_string).unwrap_or_else(|| manifest.digest.to_string());
+    c.put_manifest(repo, &reference, &manifest).await.unwrap();
+    (manifest.digest, size)
+}
+
+#[test]
+fn a_referrer_and_a_signature_tag_travel_with_the_image() {
+    let src = TestRegistry::start(Kind::Distribution);
+    let dest = TestRegistry::start(Kind::Distribution);
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let engine = Engine::new(EngineOptions::default());
+    let c = client(&engine, &src.host);
+    let (image, image_size, artifact) = rt.block_on(async {
+        let (image, image_size) = push_manifest(&c, "signed/app", Some("v1"), b"the image layer", json!({})).await;
+        let subject = json!({"mediaType": OCI_MANIFEST, "digest": image.as_str(), "size": image_size});
+        let (artifact, artifact_size) = push_manifest(
+            &c,
+            "signed/app",
+            None,
+            b"an attestation",
+            json!({"artifactType": "application/vnd.example.sbom", "subject": subject}),
+        )
+        .await;
+        // The referrers tag schema: an index of the image's referrers.
+        let index = json!({"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": [
+            {"mediaType": OCI_MANIFEST, "digest": artifact.as_str(), "size": artifact_size, "artifactType": "application/vnd.example.sbom"}
+        ]});
+        let index = imagegate_registry::manifest::Manifest::from_bytes("seed", Bytes::from(index.to_string()), Some(OCI_INDEX)).unwrap();
+        c.put_manifest("signed/app", &fallback_tag(&image), &index).await.unwrap();
+        // cosign's tag scheme.
+        push_manifest(
+            &c,
+            "signed/app",
+            Some(&format!("{}.sig", fallback_tag(&image))),
+            b"a signature",
+            json!({}),
+        )
+        .await;
+        (image, image_size, artifact)
+    });
+    let _ = image_size;
+    let sig_tag = format!("{}.sig", fallback_tag(&image));
+    let args = |check: bool, dest_repo: &str, referrers: bool| {
+        json!({
+            "images": [{"src": format!("{}/signed/app:v1", src.host), "dest": format!("{}/{dest_repo}", dest.host)}],
+            "registries": {src.host.clone(): src.module_entry(), dest.host.clone(): dest.module_entry()},
+            "referrers": referrers,
+            "_ansible_check_mode": check,
+        })
+    };
+    let check = mirror(&args(true, "mirror/app", true));
+    check.assert_ok();
+    assert!(check.changed());
+    assert_eq!(check.result["totals"]["referrers"], 1, "{}", check.stdout);
+    assert_eq!(check.result["totals"]["signature_tags"], 1, "{}", check.stdout);
+    assert_eq!(dest.digest(&format!("mirror/app:{sig_tag}")), None, "check mode wrote nothing");
+
+    let real = mirror(&args(false, "mirror/app", true));
+    real.assert_ok();
+    assert_eq!(dest.digest("mirror/app:v1").as_deref(), Some(image.as_str()));
+    assert_eq!(
+        dest.digest(&format!("mirror/app@{artifact}")).as_deref(),
+        Some(artifact.as_str()),
+        "the referrer arrived with its digest"
+    );
+    assert_eq!(
+        dest.digest(&format!("mirror/app:{sig_tag}")),
+        src.digest(&format!("signed/app:{sig_tag}"))
+    );
+    let index: Value = serde_json::from_slice(&dest.raw_manifest(&format!("mirror/app:{}", fallback_tag(&image)))).unwrap();
+    assert_eq!(
+        index["manifests"][0]["digest"],
+        artifact.as_str(),
+        "the referrers tag index lists it"
+    );
+
+    let again = mirror(&args(false, "mirror/app", true));
+    again.assert_ok();
+    assert!(!again.changed(), "nothing left to carry: {}", again.stdout);
+
+    let without = mirror(&args(false, "bare/app", false));
+    without.assert_ok();
+    assert_eq!(dest.digest("bare/app:v1").as_deref(), Some(image.as_str()));
+    assert_eq!(
+        dest.digest(&format!("bare/app:{sig_tag}")),
+        None,
+        "referrers: false carries nothing"
+    );
+}

@@ -1,0 +1,205 @@
+//! Signatures and attestations that travel with an image.
+//!
+//! A copied image stays verifiable only if what refers to it is copied too:
+//! - OCI 1.1 referrers: manifests whose `subject` is the image, found through
+//!   the referrers API (`GET /v2/<name>/referrers/<digest>`) or, on a
+//!   registry without it, the referrers tag schema (an index under the tag
+//!   `sha256-<hex>`); on a destination without the API the same tag index
+//!   is kept up to date (merged, never shrunk);
+//! - cosign's tag scheme: `sha256-<hex>.sig`, `.att` and `.sbom`.
+//!
+//! Each is copied byte for byte, with its blobs, so its digest (and any
+//! signature over it) is unchanged. An index's children are looked at too,
+//! one level down.
+
+use serde::Serialize;
+
+use crate::client::RegistryClient;
+use crate::copy::{copy_tree, BlobCache, Source};
+use crate::digest::Digest;
+use crate::error::{Error, ErrorKind};
+use crate::log;
+use crate::manifest::{Manifest, Parsed, OCI_INDEX};
+
+/// cosign's tag suffixes: signatures, attestations, SBOMs.
+const COSIGN_SUFFIXES: [&str; 3] = ["sig", "att", "sbom"];
+/// Referrers of one manifest carried at most; more is no signature set.
+const MAX_REFERRERS: usize = 1000;
+/// Blobs of one referrer moved at once (they are small).
+const BLOB_CONCURRENCY: usize = 4;
+
+/// What travelled (or would) with one image.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Carried {
+    /// Referrer manifests copied (or that would be).
+    pub referrers: usize,
+    /// cosign tags copied or moved (or that would be).
+    pub signature_tags: Vec<String>,
+    /// Whether anything was written (or would be).
+    pub changed: bool,
+}
+
+/// The tag of the referrers tag schema for `digest`.
+pub fn fallback_tag(digest: &Digest) -> String {
+    format!("sha256-{}", &digest.as_str()[7..])
+}
+
+/// Carries the referrers and cosign tags of `subject` (and of its children,
+/// for an index) from `src_repo` to `dst_repo`. In check mode only reads.
+pub async fn carry(
+    src: &RegistryClient,
+    src_repo: &str,
+    dst: &RegistryClient,
+    dst_repo: &str,
+    subject: &Manifest,
+    check_mode: bool,
+    cache: &BlobCache,
+) -> Result<Carried, Error> {
+    let mut subjects = vec![subject.digest.clone()];
+    if let Parsed::Index { manifests } = subject.parse(&format!("{}/{src_repo}@{}", src.registry(), subject.digest))? {
+        for child in manifests {
+            subjects.push(Digest::parse(&child.digest)?);
+        }
+    }
+    let ctx = Ctx {
+        src,
+        src_repo,
+        dst,
+        dst_repo,
+        check_mode,
+        cache,
+    };
+    let mut carried = Carried::default();
+    for digest in &subjects {
+        ctx.referrers_of(digest, &mut carried).await?;
+        ctx.cosign_tags_of(digest, &mut carried).await?;
+    }
+    Ok(carried)
+}
+
+struct Ctx<'a> {
+    src: &'a RegistryClient,
+    src_repo: &'a str,
+    dst: &'a RegistryClient,
+    dst_repo: &'a str,
+    check_mode: bool,
+    cache: &'a BlobCache,
+}
+
+impl Ctx<'_> {
+    /// The referrer descriptors of `digest` in `repo`: the API's answer or
+    /// the fallback tag's index (empty if neither has any).
+    async fn list(client: &RegistryClient, repo: &str, digest: &Digest) -> Result<(bool, Vec<serde_json::Value>), Error> {
+        if let Some(list) = client.referrers(repo, digest).await? {
+            return Ok((true, list));
+        }
+        let tag = fallback_tag(digest);
+        match client.get_manifest(repo, &tag).await {
+            Ok(m) => {
+                let value: serde_json::Value = serde_json::from_slice(&m.bytes).unwrap_or_default();
+                Ok((false, value["manifests"].as_array().cloned().unwrap_or_default()))
+            }
+            Err(e) if matches!(e.kind(), ErrorKind::NotFound { .. }) => Ok((false, Vec::new())),
+            Err(e) => Err(e),
+        }
+    }
+
+    async fn referrers_of(&self, digest: &Digest, carried: &mut Carried) -> Result<(), Error> {
+        let (_, found) = Self::list(self.src, self.src_repo, digest).await?;
+        if found.is_empty() {
+            return Ok(());
+        }
+        if found.len() > MAX_REFERRERS {
+            return Err(Error::new(ErrorKind::Protocol(format!(
+                "{}/{} lists {} referrers of {digest}, more than the {MAX_REFERRERS} carried",
+                self.src.registry(),
+                self.src_repo,
+                found.len()
+            ))));
+        }
+        let mut copied = Vec::new();
+        for d in &found {
+            let r = Digest::parse(d["digest"].as_str().unwrap_or_default())?;
+            if self.dst.manifest_digest(self.dst_repo, r.as_str()).await?.is_some() {
+                continue;
+            }
+            carried.referrers += 1;
+            carried.changed = true;
+            if self.check_mode {
+                continue;
+            }
+            let m = self.src.get_manifest(self.src_repo, r.as_str()).await?;
+            copy_tree(
+                Source::Registry(self.src, self.src_repo),
+                self.dst,
+                self.dst_repo,
+                &m,
+                BLOB_CONCURRENCY,
+                self.cache,
+            )
+            .await?;
+            self.dst.put_manifest(self.dst_repo, r.as_str(), &m).await?;
+            log::info(&format!("  referrer {} of {} copied", r.short(), digest.short()));
+            copied.push(r);
+        }
+        // A destination without the referrers API learns of them through
+        // the tag schema: its index gains every referrer it lacks.
+        let (has_api, existing) = Self::list(self.dst, self.dst_repo, digest).await?;
+        if has_api {
+            return Ok(());
+        }
+        let mut merged = existing.clone();
+        for d in &found {
+            if !merged.iter().any(|e| e["digest"] == d["digest"]) {
+                merged.push(d.clone());
+            }
+        }
+        if merged.len() == existing.len() {
+            return Ok(());
+        }
+        carried.changed = true;
+        if self.check_mode {
+            return Ok(());
+        }
+        let index = serde_json::json!({"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": merged});
+        let bytes = bytes::Bytes::from(index.to_string());
+        let m = Manifest::from_bytes("referrers index", bytes, Some(OCI_INDEX))?;
+        self.dst.put_manifest(self.dst_repo, &fallback_tag(digest), &m).await?;
+        log::info(&format!(
+            "  referrers index of {} updated ({} entries)",
+            digest.short(),
+            merged.len()
+        ));
+        Ok(())
+    }
+
+    async fn cosign_tags_of(&self, digest: &Digest, carried: &mut Carried) -> Result<(), Error> {
+        for suffix in COSIGN_SUFFIXES {
+            let tag = format!("{}.{suffix}", fallback_tag(digest));
+            let Some(at) = self.src.manifest_digest(self.src_repo, &tag).await? else {
+                continue;
+            };
+            if self.dst.manifest_digest(self.dst_repo, &tag).await?.as_ref() == Some(&at) {
+                continue;
+            }
+            carried.signature_tags.push(tag.clone());
+            carried.changed = true;
+            if self.check_mode {
+                continue;
+            }
+            let m = self.src.get_manifest(self.src_repo, at.as_str()).await?;
+            copy_tree(
+                Source::Registry(self.src, self.src_repo),
+                self.dst,
+                self.dst_repo,
+                &m,
+                BLOB_CONCURRENCY,
+                self.cache,
+            )
+            .await?;
+            self.dst.put_manifest(self.dst_repo, &tag, &m).await?;
+            log::info(&format!("  {tag} copied"));
+        }
+        Ok(())
+    }
+}
