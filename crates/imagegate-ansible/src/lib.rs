@@ -53,6 +53,66 @@ pub struct ModuleSpec {
     pub name: &'static str,
     /// Option names (at any depth) whose values are secrets.
     pub secret_options: &'static [&'static str],
+    /// Options (list items written `images[]`) whose unknown keys are
+    /// dropped with a warning instead of refused: where zuul-jobs users
+    /// carry keys of their own in the same dicts.
+    pub lenient: &'static [&'static str],
+}
+
+/// `images[3]` as `images[]`: an option path with its indexes left out.
+fn path_pattern(path: &str) -> String {
+    let mut out = String::new();
+    let mut in_index = false;
+    for c in path.chars() {
+        match c {
+            '[' => {
+                in_index = true;
+                out.push('[');
+            }
+            ']' => {
+                in_index = false;
+                out.push(']');
+            }
+            _ if in_index => {}
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// Drops the unknown key `error` names if its place is lenient; returns the
+/// warning to give.
+fn drop_lenient(value: &mut Value, error: &serde_path_to_error::Error<serde_json::Error>, lenient: &[&str]) -> Option<String> {
+    let inner = error.inner().to_string();
+    let name = inner.strip_prefix("unknown field `")?.split('`').next()?.to_string();
+    // The path may name the unknown key itself, or the dict holding it.
+    let mut segments: Vec<&serde_path_to_error::Segment> = error.path().iter().collect();
+    if matches!(segments.last(), Some(serde_path_to_error::Segment::Map { key }) if *key == name) {
+        segments.pop();
+    }
+    let path = segments
+        .iter()
+        .map(|s| match s {
+            serde_path_to_error::Segment::Seq { index } => format!("[{index}]"),
+            serde_path_to_error::Segment::Map { key } => format!(".{key}"),
+            _ => "?".into(),
+        })
+        .collect::<String>()
+        .trim_start_matches('.')
+        .to_string();
+    if !lenient.contains(&path_pattern(&path).as_str()) {
+        return None;
+    }
+    let mut cur = &mut *value;
+    for seg in segments {
+        cur = match seg {
+            serde_path_to_error::Segment::Seq { index } => cur.as_array_mut()?.get_mut(*index)?,
+            serde_path_to_error::Segment::Map { key } => cur.as_object_mut()?.get_mut(key)?,
+            _ => return None,
+        };
+    }
+    cur.as_object_mut()?.remove(&name)?;
+    Some(format!("option '{path}.{name}' is not used by {{module}} and was ignored"))
 }
 
 /// The internal flags of the run, and a place for warnings.
@@ -153,6 +213,13 @@ pub fn parse_args<P: DeserializeOwned>(text: &str, spec: &ModuleSpec) -> (Masker
             // A value Ansible would have converted (see `convert`) is
             // converted, and the options read again.
             Err(e) if conversions < convert::MAX_CONVERSIONS && convert::mend(&mut value, &e) => conversions += 1,
+            Err(e) if conversions < convert::MAX_CONVERSIONS => match drop_lenient(&mut value, &e, spec.lenient) {
+                Some(warning) => {
+                    conversions += 1;
+                    ctx.warn(warning.replace("{module}", spec.name));
+                }
+                None => break Err(option_error(&e)),
+            },
             Err(e) => break Err(option_error(&e)),
         }
     };
@@ -344,7 +411,28 @@ mod tests {
     const SPEC: ModuleSpec = ModuleSpec {
         name: "t",
         secret_options: &["password"],
+        lenient: &[],
     };
+
+    #[test]
+    fn lenient_places_drop_unknown_keys_with_a_warning() {
+        const LENIENT: ModuleSpec = ModuleSpec {
+            name: "t",
+            secret_options: &[],
+            lenient: &["images[]"],
+        };
+        let (_, parsed) = parse_args::<Args>(r#"{"images":[{"src":"a"},{"src":"b","note":"mine","extra":1}]}"#, &LENIENT);
+        let (a, ctx) = parsed.unwrap();
+        assert_eq!(a.images.len(), 2);
+        let warnings = ctx.warnings.lock().unwrap().clone();
+        assert_eq!(warnings.len(), 2, "{warnings:?}");
+        assert!(
+            warnings[0].contains("'images[1].") && warnings[0].contains("not used by t"),
+            "{warnings:?}"
+        );
+        let (_, parsed) = parse_args::<Args>(r#"{"images":[{"src":"a"}],"colour":1}"#, &LENIENT);
+        assert!(parsed.is_err(), "other places stay strict");
+    }
 
     fn parse(text: &str) -> Result<(Args, Context), String> {
         parse_args::<Args>(text, &SPEC).1.map_err(|e| e.message())

@@ -16,6 +16,7 @@ use serde_json::{json, Map, Value};
 pub const SPEC: ModuleSpec = ModuleSpec {
     name: "container_build",
     secret_options: crate::registries::SECRET_OPTIONS,
+    lenient: &[],
 };
 
 /// Lines of builder output kept in `msg` when a build fails (all of it is in

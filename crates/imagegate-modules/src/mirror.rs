@@ -16,6 +16,7 @@ use crate::registries::{concurrency, credential_pair, runtime, Registries, Side,
 pub const SPEC: ModuleSpec = ModuleSpec {
     name: "registry_mirror",
     secret_options: SECRET_OPTIONS,
+    lenient: &["images[]"],
 };
 
 /// Images copied at once by default.

@@ -18,6 +18,7 @@ use crate::registries::{runtime, Registries, Side, SECRET_OPTIONS};
 pub const SPEC: ModuleSpec = ModuleSpec {
     name: "container_retag",
     secret_options: SECRET_OPTIONS,
+    lenient: &[],
 };
 
 /// zuul-jobs' default age for stale tags: one day.

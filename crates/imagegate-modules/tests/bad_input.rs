@@ -52,11 +52,9 @@ fn bad_options_name_the_option() {
         &["option 'colour'", "unsupported option"],
         &[&secret],
     );
-    must_fail(
-        base(json!({"images": [{"src": "a.io/a:b", "dest": "b.io/c", "sauce": 1}]})),
-        &["option 'images[0].sauce'", "unsupported option"],
-        &[&secret],
-    );
+    // Unknown keys of an image item are ignored with a warning (see
+    // extra_keys_of_mirror_items_warn); anywhere else they are refused.
+    must_fail(base(json!({"sauce": 1})), &["option 'sauce'", "unsupported option"], &[&secret]);
     must_fail(
         base(json!({"concurrency": "many"})),
         &["option 'concurrency'", "invalid type"],
@@ -246,5 +244,31 @@ fn repository_patterns_match_as_zuul_jobs_does() {
         dest.count("PUT", "/manifests/"),
         1,
         "only the permitted runs wrote (the first; the others were up to date)"
+    );
+}
+
+/// Items of mirror_container_images_images may carry keys of the user's
+/// own, as zuul-jobs allows: they are ignored with a warning.
+#[test]
+fn extra_keys_of_mirror_items_warn() {
+    use imagegate_testkit::{HostileRegistry, Hostility};
+    let src = HostileRegistry::start(Hostility::default());
+    let dest = HostileRegistry::start(Hostility::default());
+    let run = module(&json!({
+        "images": [{
+            "src_repository": format!("{}/hostile/app", src.host), "src_tag": "v1",
+            "dest_repository": format!("{}/copy/app", dest.host), "dest_tag": "v1",
+            "description": "kept in our own inventory",
+        }],
+        "registries": {src.host.clone(): {"plain_http": true}, dest.host.clone(): {"plain_http": true}},
+    }));
+    run.assert_ok();
+    assert!(run.changed());
+    let warnings = run.result["warnings"].to_string();
+    assert!(warnings.contains("images[0].description"), "{}", run.stdout);
+    must_fail(
+        json!({"images": [{"src": "a.io/a:b", "dest": "b.io/c"}], "colour": 1}),
+        &["option 'colour'", "unsupported option"],
+        &[],
     );
 }
