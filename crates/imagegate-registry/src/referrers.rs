@@ -87,6 +87,15 @@ struct Ctx<'a> {
 }
 
 impl Ctx<'_> {
+    /// Copies the source manifest `digest`, with its blobs, to `reference`
+    /// (a tag, or the digest itself) of the destination.
+    async fn copy_manifest(&self, digest: &Digest, reference: &str) -> Result<(), Error> {
+        let m = self.src.get_manifest(self.src_repo, digest.as_str()).await?;
+        let source = Source::Registry(self.src, self.src_repo);
+        copy_tree(source, self.dst, self.dst_repo, &m, BLOB_CONCURRENCY, self.cache).await?;
+        self.dst.put_manifest(self.dst_repo, reference, &m).await
+    }
+
     /// The referrer descriptors of `digest` in `repo`: the API's answer or
     /// the fallback tag's index (empty if neither has any).
     async fn list(client: &RegistryClient, repo: &str, digest: &Digest) -> Result<(bool, Vec<serde_json::Value>), Error> {
@@ -117,7 +126,6 @@ impl Ctx<'_> {
                 found.len()
             ))));
         }
-        let mut copied = Vec::new();
         for d in &found {
             let r = Digest::parse(d["digest"].as_str().unwrap_or_default())?;
             if self.dst.manifest_digest(self.dst_repo, r.as_str()).await?.is_some() {
@@ -128,19 +136,8 @@ impl Ctx<'_> {
             if self.check_mode {
                 continue;
             }
-            let m = self.src.get_manifest(self.src_repo, r.as_str()).await?;
-            copy_tree(
-                Source::Registry(self.src, self.src_repo),
-                self.dst,
-                self.dst_repo,
-                &m,
-                BLOB_CONCURRENCY,
-                self.cache,
-            )
-            .await?;
-            self.dst.put_manifest(self.dst_repo, r.as_str(), &m).await?;
+            self.copy_manifest(&r, r.as_str()).await?;
             log::info(&format!("  referrer {} of {} copied", r.short(), digest.short()));
-            copied.push(r);
         }
         // A destination without the referrers API learns of them through
         // the tag schema: its index gains every referrer it lacks.
@@ -187,17 +184,7 @@ impl Ctx<'_> {
             if self.check_mode {
                 continue;
             }
-            let m = self.src.get_manifest(self.src_repo, at.as_str()).await?;
-            copy_tree(
-                Source::Registry(self.src, self.src_repo),
-                self.dst,
-                self.dst_repo,
-                &m,
-                BLOB_CONCURRENCY,
-                self.cache,
-            )
-            .await?;
-            self.dst.put_manifest(self.dst_repo, &tag, &m).await?;
+            self.copy_manifest(&at, &tag).await?;
             log::info(&format!("  {tag} copied"));
         }
         Ok(())
