@@ -605,6 +605,11 @@ fn docker_image_jobs_gate_cycle(core: Core) {
             "container_build_extra_env": {"DOCKER_HOST": daemon.host, "PATH": "/usr/bin:/bin:/usr/sbin:/sbin"},
         })
     };
+    // check: build only, nothing reaches the registry.
+    let (ok, out) = playbook(core, coll.path(), "playbooks/docker-image/build.yaml", &vars("check"));
+    assert!(ok, "{out}");
+    assert_eq!(reg.digest("team/app:check_latest"), None);
+    assert_eq!(reg.digest("team/app:latest"), None);
     let (ok, out) = playbook(core, coll.path(), "playbooks/docker-image/upload.yaml", &vars("gate"));
     assert!(ok, "{out}");
     assert!(!out.contains(&rw.password), "the password appears in the output");
