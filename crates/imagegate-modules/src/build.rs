@@ -469,7 +469,7 @@ fn docker_has_buildx(env: &BTreeMap<String, String>) -> bool {
 /// Streams `docker save <image>` into an OCI layout (layers compressed as
 /// they pass and checked against the config's diff_ids), so a plain
 /// `docker build` is pushed by the engine without buildx.
-fn docker_save(image: &str, layout: &Path, ref_name: &str, env: &BTreeMap<String, String>) -> Result<(), ModuleError> {
+pub(crate) fn docker_save(image: &str, layout: &Path, ref_name: &str, env: &BTreeMap<String, String>) -> Result<(), ModuleError> {
     use std::io::Read;
     let mut cmd = Command::new("docker");
     cmd.args(["save", image]).envs(env);

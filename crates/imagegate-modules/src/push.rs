@@ -1,6 +1,7 @@
 //! `container_push`: upload an image from an OCI image layout (or from a
 //! builder's storage, exported through the builder) to a registry.
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::process::Command;
 use std::sync::Arc;
@@ -37,6 +38,16 @@ pub struct Args {
     pub image: Option<String>,
     #[serde(default = "podman")]
     pub container_command: String,
+    /// Builder storage for `image` (podman and buildah).
+    #[serde(default)]
+    pub storage_driver: Option<String>,
+    #[serde(default)]
+    pub storage_root: Option<PathBuf>,
+    #[serde(default)]
+    pub storage_runroot: Option<PathBuf>,
+    /// Extra environment for the builder that exports `image`.
+    #[serde(default)]
+    pub env: BTreeMap<String, String>,
     pub repository: String,
     #[serde(default = "latest")]
     pub tags: Vec<String>,
@@ -50,6 +61,46 @@ pub struct Args {
     #[serde(default)]
     pub blob_concurrency: Option<usize>,
 }
+}
+
+/// Exports an image from the builder's storage into an OCI layout, its
+/// image named `image`: `push oci:` for podman and buildah, `docker save`
+/// read by the engine for docker.
+fn export_image(args: &Args, image: &str, target: &std::path::Path) -> Result<(), ModuleError> {
+    let program = args.container_command.as_str();
+    if program == "docker" {
+        return crate::build::docker_save(image, target, "image", &args.env);
+    }
+    if !matches!(program, "podman" | "buildah") {
+        return Err(ModuleError::option(
+            "container_command",
+            format!("'{program}' is not podman, buildah or docker"),
+        ));
+    }
+    let mut cmd = Command::new(program);
+    if let Some(r) = &args.storage_root {
+        cmd.arg("--root").arg(r);
+    }
+    if let Some(r) = &args.storage_runroot {
+        cmd.arg("--runroot").arg(r);
+    }
+    if let Some(d) = &args.storage_driver {
+        cmd.args(["--storage-driver", d]);
+    }
+    let out = cmd
+        .arg("push")
+        .arg(image)
+        .arg(format!("oci:{}:image", target.display()))
+        .envs(&args.env)
+        .output()
+        .map_err(|e| ModuleError::option("container_command", format!("cannot run {program}: {e}")))?;
+    if !out.status.success() {
+        return Err(ModuleError::failed(format!(
+            "{program} push {image} to an OCI layout failed: {}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        )));
+    }
+    Ok(())
 }
 
 fn podman() -> String {
@@ -75,27 +126,19 @@ pub fn run(mut args: Args, ctx: &Context) -> Result<Outcome, ModuleError> {
         (Some(_), Some(_)) => return Err(ModuleError::option("layout", "give layout or image, not both")),
         (Some(l), None) => (l.clone(), args.name.clone()),
         (None, Some(image)) => {
-            if !matches!(args.container_command.as_str(), "podman" | "buildah") {
-                return Err(ModuleError::option(
-                    "container_command",
-                    "exporting an image works with podman or buildah; give a layout for docker",
-                ));
-            }
+            // The name the builder stored it under: registry and all
+            // (`team/app` is `docker.io/team/app`), as container_build tags.
+            let image = match Reference::parse(image) {
+                Ok(r) => match &r.tag {
+                    Some(t) => format!("{}:{t}", r.repository_name()),
+                    None => r.repository_name(),
+                },
+                Err(_) => image.clone(),
+            };
+            let image = &image;
             let dir = crate::build::tempdir()?;
             let target = dir.path().join("layout");
-            let out = Command::new(&args.container_command)
-                .arg("push")
-                .arg(image)
-                .arg(format!("oci:{}:image", target.display()))
-                .output()
-                .map_err(|e| ModuleError::option("container_command", format!("cannot run {}: {e}", args.container_command)))?;
-            if !out.status.success() {
-                return Err(ModuleError::failed(format!(
-                    "{} push {image} to an OCI layout failed: {}",
-                    args.container_command,
-                    String::from_utf8_lossy(&out.stderr).trim()
-                )));
-            }
+            export_image(&args, image, &target)?;
             _export_dir = dir;
             (target, Some("image".to_string()))
         }

@@ -430,7 +430,12 @@ fn upload_role_pushes_speculative_then_final_tags(core: Core) {
     assert_eq!(reg.digest("team/app:change_42_2.0").as_ref(), Some(&spec));
     // The second run builds again (a new image), then pushes the final tags.
     let fin = reg.digest("team/app:latest").expect("final tag pushed in the second run");
-    assert_eq!(reg.digest("team/app:2.0"), Some(fin));
+    assert_eq!(reg.digest("team/app:2.0"), Some(fin.clone()));
+    assert_ne!(fin, spec, "the second build is another image");
+    // An image the role did not build is pushed from the builder's storage.
+    assert_eq!(reg.digest("team/other:1"), Some(fin));
+    // With intermediate-registry promotion, no change tag goes upstream.
+    assert_eq!(reg.digest("team/app:change_42_skipped"), None);
 }
 
 /// The job playbooks run as the executor would run them, against a real
@@ -480,7 +485,7 @@ fn job_playbooks_gate_cycle(core: Core) {
     job(&["pre", "build"], &vars("check", Some("42"), "42\n"));
     assert_eq!(reg.digest("team/app:change_42_latest"), None);
     // gate: build and upload the change tag only.
-    job(&["pre", "upload"], &vars("gate", Some("42"), "42\n"));
+    job(&["pre", "build", "upload"], &vars("gate", Some("42"), "42\n"));
     let gated = reg.digest("team/app:change_42_latest").expect("gate uploaded the change tag");
     assert_eq!(reg.digest("team/app:latest"), None);
     // promote: the final tag takes the gated image; the change tag goes.
@@ -488,7 +493,7 @@ fn job_playbooks_gate_cycle(core: Core) {
     assert_eq!(reg.digest("team/app:latest"), Some(gated.clone()));
     assert_eq!(reg.digest("team/app:change_42_latest"), None);
     // A change that is gated but never merges leaves its tag...
-    job(&["pre", "upload"], &vars("gate", Some("43"), "43\n"));
+    job(&["pre", "build", "upload"], &vars("gate", Some("43"), "43\n"));
     assert!(reg.digest("team/app:change_43_latest").is_some());
     // ...until the periodic cleanup removes it; the promoted image stays.
     job(&["remove-tags"], &vars("periodic", None, "43\n"));
@@ -610,8 +615,11 @@ fn docker_image_jobs_gate_cycle(core: Core) {
     assert!(ok, "{out}");
     assert_eq!(reg.digest("team/app:check_latest"), None);
     assert_eq!(reg.digest("team/app:latest"), None);
-    let (ok, out) = playbook(core, coll.path(), "playbooks/docker-image/upload.yaml", &vars("gate"));
-    assert!(ok, "{out}");
+    // gate: the run playbook builds, post-run uploads the change tags.
+    for p in ["build", "upload"] {
+        let (ok, out) = playbook(core, coll.path(), &format!("playbooks/docker-image/{p}.yaml"), &vars("gate"));
+        assert!(ok, "{p}: {out}");
+    }
     assert!(!out.contains(&rw.password), "the password appears in the output");
     let gated = reg.digest("team/app:change_42_latest").expect("the change tag was uploaded");
     assert_eq!(reg.digest("team/app:change_42_1").as_ref(), Some(&gated));
