@@ -50,11 +50,17 @@ fn roles_path(collections: &Path) -> PathBuf {
 }
 
 fn playbook(core: Core, collections: &Path, playbook: &str, vars: &Value) -> (bool, String) {
+    playbook_on(core, collections, playbook, vars, "localhost,")
+}
+
+/// Runs a playbook with the given inventory (`localhost,` is one node;
+/// `,` is none: a nodeless job, only the implicit localhost).
+fn playbook_on(core: Core, collections: &Path, playbook: &str, vars: &Value, inventory: &str) -> (bool, String) {
     let vars_file = collections.join("vars.json");
     std::fs::write(&vars_file, vars.to_string()).unwrap();
     let home: PathBuf = collections.join("ansible-home");
     let out = Command::new(core.tool("ansible-playbook"))
-        .args(["-i", "localhost,", "-c", "local", "-vvv"])
+        .args(["-i", inventory, "-c", "local", "-vvv"])
         .arg("-e")
         .arg(format!("@{}", vars_file.display()))
         .arg(repo_root().join(playbook))
@@ -535,6 +541,51 @@ fn buildset_registry_job_playbooks(core: Core) {
         "the job pauses: {returned}"
     );
     assert!(std::net::TcpStream::connect(("127.0.0.1", port)).is_ok(), "the registry is up");
+
+    // A later playbook of the same job finds the registry in the job's
+    // returned data (Zuul's result data file), as zuul-jobs reads it, and
+    // the build pushes its image there.
+    let results = work.path().join("results.json");
+    std::fs::write(
+        &results,
+        json!({"data": {}, "secret_data": {"buildset_registry": registry}}).to_string(),
+    )
+    .unwrap();
+    let src = work.path().join("src/app");
+    std::fs::create_dir_all(&src).unwrap();
+    std::fs::write(src.join("Containerfile"), "FROM scratch\nCOPY Containerfile /c\n").unwrap();
+    let mut zuul = zuul_var("check");
+    zuul["executor"] = json!({"result_data_file": results});
+    let (ok, out) = playbook(
+        core,
+        coll.path(),
+        "playbooks/container-image/build.yaml",
+        &json!({
+            "zuul": zuul,
+            "zuul_work_dir": work.path().join("src"),
+            "container_command": "buildah",
+            "container_images": [{"context": "app", "repository": "quay.io/example/fromresults"}],
+            "build_container_image_layout_dir": work.path().join("layouts"),
+            "build_container_image_builder_options": {
+                "storage_driver": "vfs", "storage_root": work.path().join("storage"),
+                "storage_runroot": work.path().join("run"), "isolation": "chroot",
+            },
+        }),
+    );
+    assert!(ok, "{out}");
+    let password = registry["password"].as_str().unwrap();
+    assert!(!out.contains(password), "the buildset registry password is printed");
+    let ca = work.path().join("ca-only");
+    std::fs::create_dir_all(&ca).unwrap();
+    std::fs::copy(work.path().join("bs/tls/ca.crt"), ca.join("ca.crt")).unwrap();
+    let inspect = Command::new("skopeo")
+        .args(["inspect", "--raw", "--cert-dir"])
+        .arg(&ca)
+        .arg(format!("--creds=zuul:{password}"))
+        .arg(format!("docker://127.0.0.1:{port}/quay.io/example/fromresults:change_42_latest"))
+        .output()
+        .unwrap();
+    assert!(inspect.status.success(), "{}", String::from_utf8_lossy(&inspect.stderr));
 }
 
 /// Roles from a checkout of another version than the installed modules
@@ -610,17 +661,20 @@ fn docker_image_jobs_gate_cycle(core: Core) {
             "container_build_extra_env": {"DOCKER_HOST": daemon.host, "PATH": "/usr/bin:/bin:/usr/sbin:/sbin"},
         })
     };
-    // check: build only, nothing reaches the registry.
-    let (ok, out) = playbook(core, coll.path(), "playbooks/docker-image/build.yaml", &vars("check"));
-    assert!(ok, "{out}");
+    // check: pre-run (docker is there: nothing installed), then build only;
+    // nothing reaches the registry.
+    for p in ["pre", "build"] {
+        let (ok, out) = playbook(core, coll.path(), &format!("playbooks/docker-image/{p}.yaml"), &vars("check"));
+        assert!(ok, "{p}: {out}");
+    }
     assert_eq!(reg.digest("team/app:check_latest"), None);
     assert_eq!(reg.digest("team/app:latest"), None);
     // gate: the run playbook builds, post-run uploads the change tags.
     for p in ["build", "upload"] {
         let (ok, out) = playbook(core, coll.path(), &format!("playbooks/docker-image/{p}.yaml"), &vars("gate"));
         assert!(ok, "{p}: {out}");
+        assert!(!out.contains(&rw.password), "the password appears in the output");
     }
-    assert!(!out.contains(&rw.password), "the password appears in the output");
     let gated = reg.digest("team/app:change_42_latest").expect("the change tag was uploaded");
     assert_eq!(reg.digest("team/app:change_42_1").as_ref(), Some(&gated));
     assert_eq!(reg.digest("team/app:latest"), None, "final tags wait for promotion");
@@ -706,7 +760,41 @@ fn docker_consumer_pulls_through_the_buildset_registry(core: Core) {
     );
 }
 
+/// The mirror job's playbook as zuul-jobs shapes it: on the job's first
+/// node, or from the executor when a child's nodeset has no nodes.
+fn mirror_job_playbook_with_and_without_nodes(core: Core) {
+    let fx = Fixtures::get();
+    let src = TestRegistry::start(Kind::Distribution);
+    let dst = TestRegistry::start(Kind::Distribution);
+    src.seed(&fx.single(8), "it/app:v1");
+    let coll = collection();
+    let vars = |tag: &str| {
+        json!({
+            "zuul": zuul_var("periodic"),
+            "mirror_container_images_images": [{
+                "src_repository": format!("{}/it/app", src.host), "src_tag": "v1",
+                "dest_repository": format!("{}/copy/app", dst.host), "dest_tag": tag,
+            }],
+            "mirror_container_images_registries": {src.host.clone(): {"plain_http": true}, dst.host.clone(): {"plain_http": true}},
+        })
+    };
+    let (ok, out) = playbook_on(
+        core,
+        coll.path(),
+        "playbooks/container-image/mirror.yaml",
+        &vars("on-node"),
+        "localhost,",
+    );
+    assert!(ok, "{out}");
+    let (ok, out) = playbook_on(core, coll.path(), "playbooks/container-image/mirror.yaml", &vars("nodeless"), ",");
+    assert!(ok, "{out}");
+    let digest = src.digest("it/app:v1");
+    assert_eq!(dst.digest("copy/app:on-node"), digest);
+    assert_eq!(dst.digest("copy/app:nodeless"), digest);
+}
+
 imagegate_testkit::under_each_core!(
+    mirror_job_playbook_with_and_without_nodes,
     docker_consumer_pulls_through_the_buildset_registry,
     docker_image_jobs_gate_cycle,
     roles_check_the_installed_modules_version,
