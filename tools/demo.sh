@@ -15,16 +15,12 @@ source tools/env.sh
 DEMO="$ROOT/.work/demo"
 rm -rf "$DEMO"
 mkdir -p "$DEMO"
-pids=()
-cleanup() {
-  # Stop only the registries this script started, by process id.
-  for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
-}
-trap cleanup EXIT
+# The registries are stopped on every exit path, by their process ids.
+source tools/servers.sh
 
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
 
-start_registry() { # name -> prints host:port
+start_registry() { # NAME -> sets REG (host:port); not in $(...): its pid must be kept here
   local name=$1 port
   port=$(free_port)
   mkdir -p "$DEMO/$name"
@@ -34,17 +30,18 @@ log: {level: warn, accesslog: {disabled: true}}
 storage: {filesystem: {rootdirectory: $DEMO/$name/data}, delete: {enabled: true}}
 http: {addr: 127.0.0.1:$port}
 YAML
-  docker-registry serve "$DEMO/$name/config.yml" >"$DEMO/$name/log" 2>&1 &
-  pids+=($!)
+  server_start "$DEMO/$name/log" docker-registry serve "$DEMO/$name/config.yml"
   for _ in $(seq 100); do
     (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && break
     sleep 0.1
   done
-  echo "127.0.0.1:$port"
+  REG="127.0.0.1:$port"
 }
 
-SRC=$(start_registry source)
-DST=$(start_registry mirror)
+start_registry source
+SRC=$REG
+start_registry mirror
+DST=$REG
 echo "==> registries: $SRC (images are gated there), $DST (the mirror)"
 
 echo "==> 1/2 mirror: images built with buildah, mirrored with registry_mirror"
