@@ -1,13 +1,22 @@
 //! Reading an OCI image layout directory (what `podman push oci:` and
 //! `buildah push oci:` write): `oci-layout`, `index.json`, `blobs/sha256/`.
+//!
+//! A layout is input from disk: a symlink in it could make a push read (and
+//! upload) any file of the machine, and a FIFO or a device would block the
+//! reader for ever. Every file of a layout is therefore resolved first and
+//! must lie inside the layout, then opened without following a symlink and
+//! without blocking, and the opened descriptor must be a regular file; only
+//! then are its bytes read. See [`open_regular`].
 
+use std::io::Read;
+use std::os::unix::fs::{FileTypeExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
 use bytes::Bytes;
 
 use crate::digest::Digest;
 use crate::error::{Error, ErrorKind};
-use crate::manifest::Manifest;
+use crate::manifest::{Manifest, Parsed};
 
 /// The annotation naming an image in a layout's index.
 const REF_NAME: &str = "org.opencontainers.image.ref.name";
@@ -16,7 +25,55 @@ const MAX_MANIFEST: u64 = 4 * 1024 * 1024;
 
 pub struct OciLayout {
     root: PathBuf,
+    /// `root` with every symlink resolved: what layout files must lie under.
+    real_root: PathBuf,
     index: serde_json::Value,
+}
+
+/// Why a file is refused, or `None` for a regular file.
+fn not_regular(kind: std::fs::FileType) -> Option<&'static str> {
+    if kind.is_file() {
+        None
+    } else if kind.is_dir() {
+        Some("a directory")
+    } else if kind.is_fifo() {
+        Some("a FIFO")
+    } else if kind.is_block_device() || kind.is_char_device() {
+        Some("a device")
+    } else if kind.is_socket() {
+        Some("a socket")
+    } else if kind.is_symlink() {
+        Some("a symbolic link")
+    } else {
+        Some("not a regular file")
+    }
+}
+
+fn unsafe_file(path: &Path, reason: impl Into<String>) -> Error {
+    Error::new(ErrorKind::UnsafeFile {
+        path: path.display().to_string(),
+        reason: reason.into(),
+    })
+}
+
+/// Opens `path` for reading only if it is a regular file: never through a
+/// symlink in its last component (`O_NOFOLLOW`), without blocking on a FIFO
+/// or a device (`O_NONBLOCK`), and checked with `fstat` on the opened
+/// descriptor, so what is checked is what is read.
+pub fn open_regular(path: &Path) -> Result<std::fs::File, Error> {
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
+        .open(path)
+        .map_err(|e| match e.raw_os_error() {
+            Some(libc::ELOOP) => unsafe_file(path, "is a symbolic link"),
+            _ => Error::io(path.display(), e),
+        })?;
+    let meta = file.metadata().map_err(|e| Error::io(path.display(), e))?;
+    if let Some(what) = not_regular(meta.file_type()) {
+        return Err(unsafe_file(path, format!("is {what}, not a regular file")));
+    }
+    Ok(file)
 }
 
 impl OciLayout {
@@ -27,15 +84,58 @@ impl OciLayout {
                 reason,
             })
         };
-        if !root.join("oci-layout").is_file() {
-            return Err(bad("not an OCI image layout (no oci-layout file)".into()));
-        }
-        let text = std::fs::read(root.join("index.json")).map_err(|e| Error::io(root.join("index.json").display(), e))?;
-        let index = serde_json::from_slice(&text).map_err(|e| bad(format!("index.json is not JSON: {e}")))?;
-        Ok(Self {
+        let real_root = std::fs::canonicalize(root).map_err(|e| Error::io(root.display(), e))?;
+        let mut layout = Self {
             root: root.to_path_buf(),
-            index,
+            real_root,
+            index: serde_json::Value::Null,
+        };
+        match std::fs::symlink_metadata(root.join("oci-layout")) {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err(bad("not an OCI image layout (no oci-layout file)".into())),
+            _ => drop(layout.open_file(&root.join("oci-layout"))?),
+        }
+        let text = layout.read_file(&root.join("index.json"), MAX_MANIFEST)?;
+        layout.index = serde_json::from_slice(&text).map_err(|e| bad(format!("index.json is not JSON: {e}")))?;
+        Ok(layout)
+    }
+
+    /// Resolves `path` (a file of this layout) and checks that it lies
+    /// inside the layout; returns the resolved path, which holds no symlink.
+    fn resolve_inside(&self, path: &Path) -> Result<PathBuf, Error> {
+        let real = std::fs::canonicalize(path).map_err(|e| Error::io(path.display(), e))?;
+        if !real.starts_with(&self.real_root) {
+            return Err(unsafe_file(
+                path,
+                format!("leads outside the layout {} (to {})", self.root.display(), real.display()),
+            ));
+        }
+        Ok(real)
+    }
+
+    /// Opens a file of the layout: inside it, and a regular file.
+    fn open_file(&self, path: &Path) -> Result<std::fs::File, Error> {
+        let real = self.resolve_inside(path)?;
+        open_regular(&real).map_err(|e| match e.kind() {
+            // Name the file as the layout names it, not its resolved path.
+            ErrorKind::UnsafeFile { reason, .. } => unsafe_file(path, reason.clone()),
+            _ => e,
         })
+    }
+
+    /// Reads a (small) file of the layout, refusing one larger than `max`.
+    fn read_file(&self, path: &Path, max: u64) -> Result<Vec<u8>, Error> {
+        let file = self.open_file(path)?;
+        let mut bytes = Vec::new();
+        file.take(max + 1)
+            .read_to_end(&mut bytes)
+            .map_err(|e| Error::io(path.display(), e))?;
+        if bytes.len() as u64 > max {
+            return Err(Error::new(ErrorKind::InvalidManifest {
+                reference: path.display().to_string(),
+                reason: format!("larger than {max} bytes"),
+            }));
+        }
+        Ok(bytes)
     }
 
     /// The names (`ref.name` annotations) of the images in the layout.
@@ -80,14 +180,7 @@ impl OciLayout {
     /// A manifest stored in the layout, checked against its digest.
     pub fn manifest(&self, digest: &str, media_type: Option<&str>) -> Result<Manifest, Error> {
         let path = self.blob_path(digest)?;
-        let size = std::fs::metadata(&path).map_err(|e| Error::io(path.display(), e))?.len();
-        if size > MAX_MANIFEST {
-            return Err(Error::new(ErrorKind::InvalidManifest {
-                reference: digest.to_string(),
-                reason: format!("{size} bytes is too large for a manifest"),
-            }));
-        }
-        let bytes = Bytes::from(std::fs::read(&path).map_err(|e| Error::io(path.display(), e))?);
+        let bytes = Bytes::from(self.read_file(&path, MAX_MANIFEST)?);
         let m = Manifest::from_bytes(&format!("{}@{digest}", self.root.display()), bytes, media_type)?;
         if m.digest.as_str() != digest {
             return Err(Error::new(ErrorKind::DigestMismatch {
@@ -103,6 +196,43 @@ impl OciLayout {
     pub fn blob_path(&self, digest: &str) -> Result<PathBuf, Error> {
         let d = Digest::parse(digest)?;
         Ok(self.root.join("blobs/sha256").join(&d.as_str()[7..]))
+    }
+
+    /// The path to read the blob `digest` from, after checking that it lies
+    /// inside the layout and is a regular file. The path returned holds no
+    /// symlink; the reader opens it with [`open_regular`] again.
+    pub fn checked_blob(&self, digest: &str) -> Result<PathBuf, Error> {
+        let path = self.blob_path(digest)?;
+        drop(self.open_file(&path)?);
+        self.resolve_inside(&path)
+    }
+
+    /// Checks every file the image `manifest` needs from the layout (child
+    /// manifests, configs, layers) before anything is read for a push, so a
+    /// bad layout fails before the first upload. A blob that is missing is
+    /// left to the push, which may find it in the registry already.
+    pub fn check_files(&self, manifest: &Manifest) -> Result<(), Error> {
+        let reference = format!("{}@{}", self.root.display(), manifest.digest);
+        let present = |d: &str| -> Result<bool, Error> {
+            let path = self.blob_path(d)?;
+            Ok(std::fs::symlink_metadata(path).is_ok())
+        };
+        match manifest.parse(&reference)? {
+            Parsed::Index { manifests } => {
+                for child in manifests.iter().filter(|c| present(&c.digest).unwrap_or(true)) {
+                    let m = self.manifest(&child.digest, Some(child.media_type.as_str()).filter(|t| !t.is_empty()))?;
+                    self.check_files(&m)?;
+                }
+            }
+            Parsed::Image { config, layers } => {
+                for d in std::iter::once(&config).chain(layers.iter().filter(|l| !l.is_foreign())) {
+                    if present(&d.digest)? {
+                        self.checked_blob(&d.digest)?;
+                    }
+                }
+            }
+        }
+        Ok(())
     }
 
     pub fn root(&self) -> &Path {
