@@ -489,3 +489,16 @@ pub fn tempdir() -> Result<tempfile::TempDir, ModuleError> {
             ))
         })
 }
+
+#[cfg(test)]
+mod tests {
+    use std::os::unix::fs::PermissionsExt;
+
+    #[test]
+    fn tempdir_is_private_whatever_the_umask() {
+        let dir = super::tempdir().unwrap();
+        let mode = std::fs::metadata(dir.path()).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o700);
+        assert!(dir.path().file_name().unwrap().to_str().unwrap().starts_with("imagegate-"));
+    }
+}

@@ -291,3 +291,29 @@ fn layout_blob_symlinked_inside_is_pushed() {
     run.assert_ok();
     assert!(reg.digest("example/files:latest").is_some());
 }
+
+/// Without a layout option, the export goes to a private temporary
+/// directory (never a fixed shared name), which is gone when the module
+/// ends; nothing is left in the temporary directory.
+#[test]
+fn default_build_output_is_private_and_removed() {
+    let tree = Tree::new();
+    std::fs::write(tree.path("src/example.org/app/Containerfile"), "FROM scratch\nCOPY hello /hello\n").unwrap();
+    std::fs::write(tree.path("src/example.org/app/hello"), "hello\n").unwrap();
+    let tmp = tree.path("tmp");
+    std::fs::create_dir(&tmp).unwrap();
+    let args_file = tree.path("args.json");
+    std::fs::write(&args_file, tree.args(&[]).to_string()).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_container_build"))
+        .arg(&args_file)
+        .env("TMPDIR", &tmp)
+        .output()
+        .unwrap();
+    let result: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(result["failed"], json!(false), "{result}\n{}", String::from_utf8_lossy(&out.stderr));
+    assert!(result["digest"].as_str().unwrap().starts_with("sha256:"), "{result}");
+    assert_eq!(result["layout"], Value::Null, "{result}");
+    let left: Vec<PathBuf> = std::fs::read_dir(&tmp).unwrap().map(|e| e.unwrap().path()).collect();
+    assert!(left.is_empty(), "left in TMPDIR: {left:?}");
+    assert!(!std::env::temp_dir().join("imagegate-layouts/localhost_example_app").exists());
+}
