@@ -7,14 +7,23 @@
 #    (check), uploads it under its change tags (gate), promotes it (final
 #    tags moved, change tags removed) and mirrors the release to the second
 #    registry, printing a summary of digests and what happened at each step.
+#
+# IMAGEGATE_SKIP_SETUP=1 skips tools/setup.sh (already run); DEMO_DIR moves
+# the work directory (default .work/demo), which is wiped first.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-bash tools/setup.sh
+[ -n "${IMAGEGATE_SKIP_SETUP:-}" ] || bash tools/setup.sh
 source tools/env.sh
 
-DEMO="$ROOT/.work/demo"
+DEMO=${DEMO_DIR:-"$ROOT/.work/demo"}
+# A directory someone named is wiped only if an earlier demo made it.
+if [ -n "${DEMO_DIR:-}" ] && [ ! -e "$DEMO/.imagegate-demo" ] && [ -n "$(ls -A "$DEMO" 2>/dev/null)" ]; then
+  echo "demo: $DEMO is not empty and not a demo directory; refusing to wipe it" >&2
+  exit 1
+fi
 rm -rf "$DEMO"
 mkdir -p "$DEMO"
+touch "$DEMO/.imagegate-demo"
 # The registries are stopped on every exit path, by their process ids.
 source tools/servers.sh
 

@@ -49,8 +49,8 @@ fn wait_with_deadline(child: &mut Child) -> std::process::ExitStatus {
 }
 
 /// Runs `body` (bash, from the repository root, in its own process group),
-/// collects the pids it prints as `pid N` until it prints `ready`, then
-/// applies `how` and checks that each pid is gone once the script ended.
+/// collects the pids it prints as `pid N` until it prints `ready`, checks
+/// they run, lets it go on (it reads a line first), applies `how` and checks that each pid is gone once the script ended.
 fn assert_servers_stopped(body: &str, how: &str) {
     let dir = tempfile::tempdir().unwrap();
     let script = dir.path().join("script.sh");
@@ -59,10 +59,12 @@ fn assert_servers_stopped(body: &str, how: &str) {
         .arg(&script)
         .current_dir(repo_root())
         .env("BENCH_RESULTS", dir.path().join("results"))
+        .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .process_group(0)
         .spawn()
         .unwrap();
+    let mut go = child.stdin.take().unwrap();
     let mut pids = Vec::new();
     let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
     for line in lines.by_ref() {
@@ -75,6 +77,9 @@ fn assert_servers_stopped(body: &str, how: &str) {
     }
     assert!(!pids.is_empty(), "{how}: the script started no server");
     assert!(pids.iter().all(|&p| running(p)), "{how}: the servers are not running");
+    // The script waits for this line before it goes on to its ending.
+    std::io::Write::write_all(&mut go, b"go\n").unwrap();
+    drop(go);
     let group = format!("-{}", child.id());
     match how {
         "sigterm" => signal(&child.id().to_string(), "TERM"),
@@ -122,7 +127,7 @@ fn servers_helper_stops_servers_on_every_exit_path() {
             "source tools/servers.sh\n\
              server_start \"$W.a.log\" sleep 600\necho \"pid $SERVER_PID\"\n\
              server_start \"$W.b.log\" sleep 600\necho \"pid $SERVER_PID\"\n\
-             echo ready\n{}",
+             echo ready\nread -r _\n{}",
             ending(how)
         );
         assert_servers_stopped(&body, how);
@@ -138,7 +143,7 @@ fn bench_lib_stops_its_registries_on_every_exit_path() {
             "LATENCY_MS=0\nsource bench/lib.sh\n\
              start_registry \"$W/a\"\necho \"pid $REG_PID\"\n\
              start_registry \"$W/b\"\necho \"pid $REG_PID\"\n\
-             echo ready\n{}",
+             echo ready\nread -r _\n{}",
             ending(how)
         );
         assert_servers_stopped(&body, how);
@@ -206,5 +211,85 @@ fn scripts_start_servers_only_through_the_helper() {
                 "{name} starts servers without tools/servers.sh"
             );
         }
+    }
+}
+
+/// Processes whose command line mentions `needle` (a unique temporary
+/// path of this test, so only what the script under test started).
+fn processes_mentioning(needle: &str) -> Vec<u32> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(pid) = e.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        let Ok(cmdline) = std::fs::read(e.path().join("cmdline")) else {
+            continue;
+        };
+        if String::from_utf8_lossy(&cmdline).contains(needle) && running(pid) {
+            out.push(pid);
+        }
+    }
+    out
+}
+
+/// tools/demo.sh itself: its registries used to outlive it (their pids were
+/// recorded inside `$(...)`). Here it fails mid-way (a buildah that fails)
+/// and, in a second run, gets SIGTERM while buildah runs; both times its
+/// registries must be gone when it has ended.
+#[test]
+fn demo_stops_its_registries_when_it_fails_or_is_killed() {
+    for how in ["fails", "sigterm"] {
+        let dir = tempfile::Builder::new().prefix("imagegate-demo-test-").tempdir().unwrap();
+        let demo = dir.path().join("demo");
+        let stubs = dir.path().join("bin");
+        std::fs::create_dir(&stubs).unwrap();
+        // buildah that takes a moment, then fails: the demo is mid-way.
+        let stub = stubs.join("buildah");
+        std::fs::write(&stub, "#!/bin/sh\nsleep 2\nexit 1\n").unwrap();
+        std::fs::set_permissions(&stub, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+        let path = format!("{}:{}", stubs.display(), std::env::var("PATH").unwrap_or_default());
+        let mut child = Command::new("bash")
+            .arg(repo_root().join("tools/demo.sh"))
+            .env("IMAGEGATE_SKIP_SETUP", "1")
+            .env("DEMO_DIR", &demo)
+            .env("PATH", path)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .process_group(0)
+            .spawn()
+            .unwrap();
+        let needle = demo.display().to_string();
+        // Wait until both registries run (the demo is then at buildah).
+        let start = Instant::now();
+        let mut servers = Vec::new();
+        while start.elapsed() < DEADLINE && child.try_wait().unwrap().is_none() {
+            servers = processes_mentioning(&format!("{needle}/"))
+                .into_iter()
+                .filter(|&p| std::fs::read_to_string(format!("/proc/{p}/comm")).is_ok_and(|c| c.trim() == "docker-registry"))
+                .collect();
+            if servers.len() == 2 {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        assert_eq!(servers.len(), 2, "{how}: the demo did not start its two registries");
+        if how == "sigterm" {
+            signal(&child.id().to_string(), "TERM");
+        }
+        let status = wait_with_deadline(&mut child);
+        assert!(!status.success(), "{how}: {status:?}");
+        let start = Instant::now();
+        while servers.iter().any(|&p| running(p)) && start.elapsed() < Duration::from_secs(2) {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let alive: Vec<u32> = servers.iter().copied().filter(|&p| running(p)).collect();
+        for p in &alive {
+            let _ = Command::new("kill").args(["-KILL", &p.to_string()]).status();
+        }
+        assert!(alive.is_empty(), "{how}: the demo's registries {alive:?} outlived it");
+        assert!(
+            processes_mentioning(&needle).is_empty(),
+            "{how}: something the demo started still runs"
+        );
     }
 }
