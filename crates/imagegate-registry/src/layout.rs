@@ -239,3 +239,123 @@ impl OciLayout {
         &self.root
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::symlink;
+
+    /// A layout of one image manifest (config and one layer); returns the
+    /// layout and the layer's path.
+    fn layout(dir: &Path) -> (PathBuf, PathBuf) {
+        let root = dir.join("layout");
+        let blobs = root.join("blobs/sha256");
+        std::fs::create_dir_all(&blobs).unwrap();
+        let put = |bytes: &[u8]| {
+            let d = Digest::of(bytes);
+            std::fs::write(blobs.join(&d.as_str()[7..]), bytes).unwrap();
+            (d.to_string(), bytes.len())
+        };
+        let (config, config_len) = put(b"{}");
+        let (layer, layer_len) = put(b"layer bytes");
+        let manifest = serde_json::json!({
+            "schemaVersion": 2,
+            "mediaType": crate::manifest::OCI_MANIFEST,
+            "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": config, "size": config_len},
+            "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar", "digest": layer, "size": layer_len}],
+        })
+        .to_string();
+        let (m, m_len) = put(manifest.as_bytes());
+        let index = serde_json::json!({
+            "schemaVersion": 2,
+            "manifests": [{"mediaType": crate::manifest::OCI_MANIFEST, "digest": m, "size": m_len}],
+        });
+        std::fs::write(root.join("index.json"), index.to_string()).unwrap();
+        std::fs::write(root.join("oci-layout"), r#"{"imageLayoutVersion":"1.0.0"}"#).unwrap();
+        let layer_path = blobs.join(&layer[7..]);
+        (root, layer_path)
+    }
+
+    fn check(root: &Path) -> Result<(), Error> {
+        let l = OciLayout::open(root)?;
+        let m = l.resolve(None)?;
+        l.check_files(&m)
+    }
+
+    #[test]
+    fn a_plain_layout_passes() {
+        let dir = tempfile::tempdir().unwrap();
+        let (root, _) = layout(dir.path());
+        check(&root).unwrap();
+    }
+
+    #[test]
+    fn files_leading_outside_or_not_regular_are_refused() {
+        let cases: [(&str, fn(&Path, &Path), &str); 4] = [
+            ("symlink out", |p, outside| symlink(outside, p).unwrap(), "leads outside the layout"),
+            (
+                "fifo",
+                |p, _| assert!(std::process::Command::new("mkfifo").arg(p).status().unwrap().success()),
+                "is a FIFO",
+            ),
+            ("directory", |p, _| std::fs::create_dir(p).unwrap(), "is a directory"),
+            (
+                "device",
+                |p, _| {
+                    // A character device inside the layout (mknod needs root;
+                    // elsewhere a symlink to one, refused as leading outside).
+                    let made = std::process::Command::new("mknod")
+                        .arg(p)
+                        .args(["c", "1", "3"])
+                        .status()
+                        .is_ok_and(|s| s.success());
+                    if !made {
+                        symlink("/dev/null", p).unwrap();
+                    }
+                },
+                "is a device, not a regular file|leads outside the layout",
+            ),
+        ];
+        for (what, make, expected) in cases {
+            let dir = tempfile::tempdir().unwrap();
+            let outside = dir.path().join("outside");
+            std::fs::write(&outside, "not the layout's").unwrap();
+            let (root, layer) = layout(dir.path());
+            std::fs::remove_file(&layer).unwrap();
+            make(&layer, &outside);
+            let e = check(&root).unwrap_err().to_string();
+            assert!(
+                e.contains(&layer.display().to_string()) && expected.split('|').any(|x| e.contains(x)),
+                "{what}: {e}"
+            );
+            assert_eq!(std::fs::read_to_string(&outside).unwrap(), "not the layout's");
+        }
+    }
+
+    #[test]
+    fn index_and_marker_leading_outside_are_refused() {
+        for name in ["index.json", "oci-layout"] {
+            let dir = tempfile::tempdir().unwrap();
+            let (root, _) = layout(dir.path());
+            let outside = dir.path().join(name);
+            std::fs::rename(root.join(name), &outside).unwrap();
+            symlink(&outside, root.join(name)).unwrap();
+            let e = OciLayout::open(&root).err().expect("refused").to_string();
+            assert!(e.contains(name) && e.contains("leads outside the layout"), "{e}");
+        }
+    }
+
+    #[test]
+    fn open_regular_refuses_a_symlink_and_a_fifo_without_blocking() {
+        let dir = tempfile::tempdir().unwrap();
+        let fifo = dir.path().join("fifo");
+        assert!(std::process::Command::new("mkfifo").arg(&fifo).status().unwrap().success());
+        assert!(open_regular(&fifo).unwrap_err().to_string().contains("is a FIFO"));
+        let file = dir.path().join("file");
+        std::fs::write(&file, "x").unwrap();
+        let link = dir.path().join("link");
+        symlink(&file, &link).unwrap();
+        assert!(open_regular(&link).unwrap_err().to_string().contains("is a symbolic link"));
+        open_regular(&file).unwrap();
+    }
+}
