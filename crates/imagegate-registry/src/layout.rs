@@ -276,6 +276,9 @@ mod tests {
         (root, layer_path)
     }
 
+    /// Puts something at a blob's path (given the path and an outside file).
+    type MakeFile = fn(&Path, &Path);
+
     fn check(root: &Path) -> Result<(), Error> {
         let l = OciLayout::open(root)?;
         let m = l.resolve(None)?;
@@ -291,7 +294,7 @@ mod tests {
 
     #[test]
     fn files_leading_outside_or_not_regular_are_refused() {
-        let cases: [(&str, fn(&Path, &Path), &str); 4] = [
+        let cases: [(&str, MakeFile, &str); 4] = [
             ("symlink out", |p, outside| symlink(outside, p).unwrap(), "leads outside the layout"),
             (
                 "fifo",
