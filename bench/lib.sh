@@ -1,10 +1,12 @@
 # Shared by the benchmarks (sourced): registries on loopback, optional
 # delaying proxies, and timing. Expects W (work dir) and LATENCY_MS set.
+# Results go to bench/results (committed: docs/benchmarks.md quotes only
+# what a file there shows); BENCH_RESULTS elsewhere for a trial run.
+BENCH_RESULTS=${BENCH_RESULTS:-bench/results}
 rm -rf "$W"
-mkdir -p "$W" bench/results
-pids=()
-cleanup() { for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done; }
-trap cleanup EXIT
+mkdir -p "$W" "$BENCH_RESULTS"
+# Registries and proxies are stopped on every exit path, by their pids.
+source tools/servers.sh
 
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
 REG_PID=""
@@ -13,9 +15,8 @@ start_registry() { # dir -> sets REG (host:port) and REG_PID
   port=$(free_port)
   mkdir -p "$dir"
   printf 'version: 0.1\nlog: {level: error, accesslog: {disabled: true}}\nstorage: {filesystem: {rootdirectory: %s/data}}\nhttp: {addr: 127.0.0.1:%s}\n' "$dir" "$port" >"$dir/config.yml"
-  docker-registry serve "$dir/config.yml" >"$dir/log" 2>&1 &
-  REG_PID=$!
-  pids+=("$REG_PID")
+  server_start "$dir/log" docker-registry serve "$dir/config.yml"
+  REG_PID=$SERVER_PID
   for _ in $(seq 100); do (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && break; sleep 0.1; done
   REG="127.0.0.1:$port"
 }
@@ -24,12 +25,11 @@ start_registry() { # dir -> sets REG (host:port) and REG_PID
 via() {
   if [ "$LATENCY_MS" = 0 ]; then printf -v "$1" '%s' "$2"; return; fi
   local out="$W/proxy.$2"
-  target/release/imagegate-faultproxy "http://$2" --delay-ms "$LATENCY_MS" >"$out" &
-  pids+=($!)
+  server_start "$out" target/release/imagegate-faultproxy "http://$2" --delay-ms "$LATENCY_MS"
   for _ in $(seq 100); do [ -s "$out" ] && break; sleep 0.05; done
   printf -v "$1" '%s' "$(head -1 "$out")"
 }
-stop_registry() { kill "$1" 2>/dev/null || true; wait "$1" 2>/dev/null || true; }
+stop_registry() { server_stop "$1"; }
 
 # measure NAME CMD...: wall seconds and peak RSS (KiB) of CMD into $W/NAME.m
 measure() {
@@ -41,3 +41,21 @@ measure() {
   echo "$(echo "$t1 - $t0" | bc) $(tail -1 "$W/$name.rss")" >"$W/$name.m"
 }
 
+
+# machine_facts: the machine and tools a result was measured with, as
+# "key: value" lines for the head of a result file.
+machine_facts() {
+  echo "date: $(date -u +%Y-%m-%dT%H:%M:%SZ)"
+  echo "command: $BENCH_COMMAND"
+  echo "imagegate commit: $(git rev-parse --short HEAD 2>/dev/null || echo unknown)$(git diff --quiet HEAD 2>/dev/null || echo ' (with uncommitted changes)')"
+  echo "nproc: $(nproc)"
+  echo "cpu: $(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -1)"
+  echo "memory: $(awk '/^MemTotal/ {printf "%.1f GiB", $2 / 1048576}' /proc/meminfo)"
+  echo "kernel: $(uname -sr)"
+  echo "os: $(. /etc/os-release 2>/dev/null && echo "$PRETTY_NAME")"
+  echo "skopeo: $(skopeo --version 2>/dev/null | head -1)"
+  echo "docker-registry: $(docker-registry --version 2>/dev/null | head -1)"
+  echo "rustc: $(rustc --version 2>/dev/null)"
+  echo "python: $(python3 --version 2>&1)"
+  echo "latency added per request: ${LATENCY_MS} ms"
+}

@@ -8,7 +8,12 @@
 #   LATENCY_MS=20 bash bench/mirror.sh          every registry request delayed
 #                                               20 ms by a proxy, as over a WAN
 #
-# Prints a table and the ratios; writes bench/results/mirror-<date>.txt.
+#   BENCH_RESULTS=/tmp/x bash bench/mirror.sh 2 8   a trial run, kept out of
+#                                               bench/results
+#
+# Prints a table and the ratios; writes them, after the machine's facts
+# (cores, CPU, memory, kernel, tool versions), to
+# $BENCH_RESULTS/mirror-<date>.txt (default bench/results, committed).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash tools/setup.sh
@@ -22,6 +27,7 @@ if [ "$LATENCY_MS" != 0 ]; then
   cargo build --quiet --release -p imagegate-testkit --bin imagegate-faultproxy
 fi
 W="$ROOT/.work/bench"
+BENCH_COMMAND="$0 $*"
 source bench/lib.sh
 
 echo "==> making $IMAGES synthetic images (8 MiB shared base + 4, 2, 1 MiB layers)"
@@ -85,8 +91,10 @@ start_registry "$W/d5"; D=$REG; P=$REG_PID
 measure skopeo_big skopeo copy --all --quiet --src-tls-verify=false --dest-tls-verify=false "docker://$SRC/bench/big:v1" "docker://$D/mirror/big:v1"
 stop_registry "$P"
 
-OUT="bench/results/mirror-$(date +%Y%m%d-%H%M%S).txt"
-python3 - "$W" "$IMAGES" "$BIG_MIB" "$LATENCY_MS" <<'PY' | tee "$OUT"
+OUT="$BENCH_RESULTS/mirror-$(date +%Y%m%d-%H%M%S).txt"
+machine_facts >"$OUT"
+echo >>"$OUT"
+python3 - "$W" "$IMAGES" "$BIG_MIB" "$LATENCY_MS" <<'PY' | tee -a "$OUT"
 import sys, os
 w, images, big, latency = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4]
 def m(name):

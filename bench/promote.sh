@@ -7,6 +7,11 @@
 #
 #   bash bench/promote.sh [IMAGES]            (default 50)
 #   LATENCY_MS=20 bash bench/promote.sh       every request delayed 20 ms
+#   BENCH_RESULTS=/tmp/x bash bench/promote.sh 2   a trial run, kept out of
+#                                             bench/results
+#
+# Writes the table, after the machine's facts, to
+# $BENCH_RESULTS/promote-<date>.txt (default bench/results, committed).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash tools/setup.sh
@@ -19,6 +24,7 @@ if [ "$LATENCY_MS" != 0 ]; then
   cargo build --quiet --release -p imagegate-testkit --bin imagegate-faultproxy
 fi
 W="$ROOT/.work/bench-promote"
+BENCH_COMMAND="$0 $*"
 source bench/lib.sh
 
 echo "==> making $IMAGES synthetic images (2 MiB shared base + 2, 1 MiB layers)"
@@ -51,8 +57,10 @@ echo "==> skopeo copy --all per image and tag (the zuul-jobs method)"
 measure skopeo bash "$W/skopeo.sh"
 measure skopeo_again bash "$W/skopeo.sh"
 
-OUT="bench/results/promote-$(date +%Y%m%d-%H%M%S).txt"
-python3 - "$W" "$IMAGES" "$LATENCY_MS" <<'PY' | tee "$OUT"
+OUT="$BENCH_RESULTS/promote-$(date +%Y%m%d-%H%M%S).txt"
+machine_facts >"$OUT"
+echo >>"$OUT"
+python3 - "$W" "$IMAGES" "$LATENCY_MS" <<'PY' | tee -a "$OUT"
 import os, sys
 w, images, latency = sys.argv[1], sys.argv[2], sys.argv[3]
 def m(name):

@@ -7,24 +7,29 @@
 #    (check), uploads it under its change tags (gate), promotes it (final
 #    tags moved, change tags removed) and mirrors the release to the second
 #    registry, printing a summary of digests and what happened at each step.
+#
+# IMAGEGATE_SKIP_SETUP=1 skips tools/setup.sh (already run); DEMO_DIR moves
+# the work directory (default .work/demo), which is wiped first.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-bash tools/setup.sh
+[ -n "${IMAGEGATE_SKIP_SETUP:-}" ] || bash tools/setup.sh
 source tools/env.sh
 
-DEMO="$ROOT/.work/demo"
+DEMO=${DEMO_DIR:-"$ROOT/.work/demo"}
+# A directory someone named is wiped only if an earlier demo made it.
+if [ -n "${DEMO_DIR:-}" ] && [ ! -e "$DEMO/.imagegate-demo" ] && [ -n "$(ls -A "$DEMO" 2>/dev/null)" ]; then
+  echo "demo: $DEMO is not empty and not a demo directory; refusing to wipe it" >&2
+  exit 1
+fi
 rm -rf "$DEMO"
 mkdir -p "$DEMO"
-pids=()
-cleanup() {
-  # Stop only the registries this script started, by process id.
-  for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
-}
-trap cleanup EXIT
+touch "$DEMO/.imagegate-demo"
+# The registries are stopped on every exit path, by their process ids.
+source tools/servers.sh
 
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
 
-start_registry() { # name -> prints host:port
+start_registry() { # NAME -> sets REG (host:port); not in $(...): its pid must be kept here
   local name=$1 port
   port=$(free_port)
   mkdir -p "$DEMO/$name"
@@ -34,17 +39,18 @@ log: {level: warn, accesslog: {disabled: true}}
 storage: {filesystem: {rootdirectory: $DEMO/$name/data}, delete: {enabled: true}}
 http: {addr: 127.0.0.1:$port}
 YAML
-  docker-registry serve "$DEMO/$name/config.yml" >"$DEMO/$name/log" 2>&1 &
-  pids+=($!)
+  server_start "$DEMO/$name/log" docker-registry serve "$DEMO/$name/config.yml"
   for _ in $(seq 100); do
     (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && break
     sleep 0.1
   done
-  echo "127.0.0.1:$port"
+  REG="127.0.0.1:$port"
 }
 
-SRC=$(start_registry source)
-DST=$(start_registry mirror)
+start_registry source
+SRC=$REG
+start_registry mirror
+DST=$REG
 echo "==> registries: $SRC (images are gated there), $DST (the mirror)"
 
 echo "==> 1/2 mirror: images built with buildah, mirrored with registry_mirror"

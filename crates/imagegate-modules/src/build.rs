@@ -3,7 +3,7 @@
 //! `container_push`.
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::{Component, Path, PathBuf};
 use std::process::Command;
 
 use imagegate_ansible::{Context, ModuleError, ModuleSpec, Outcome};
@@ -62,7 +62,8 @@ pub struct Args {
     pub siblings: Vec<String>,
     #[serde(default)]
     pub siblings_root: Option<PathBuf>,
-    /// Where to export the OCI layout; by default under the temporary directory.
+    /// Where to export the OCI layout; by default a private temporary
+    /// directory, removed when the module ends.
     #[serde(default)]
     pub layout: Option<PathBuf>,
     #[serde(default)]
@@ -223,6 +224,84 @@ impl Drop for Siblings {
     }
 }
 
+/// The siblings to copy, as (name, resolved source directory), checked
+/// before anything is copied: each must be a relative path naming a
+/// directory that resolves (through `..` and symlinks) inside
+/// `siblings_root`, and must not hold the build context, which the copy
+/// lands in.
+fn checked_siblings(args: &Args, siblings_dir: &Path) -> Result<Vec<(PathBuf, PathBuf)>, ModuleError> {
+    if args.siblings.is_empty() {
+        return Ok(Vec::new());
+    }
+    if std::fs::symlink_metadata(siblings_dir).is_ok() {
+        return Err(ModuleError::option(
+            "siblings",
+            format!("{} already exists; refusing to overwrite it", siblings_dir.display()),
+        ));
+    }
+    let root = args
+        .siblings_root
+        .as_deref()
+        .ok_or_else(|| ModuleError::option("siblings_root", "required with siblings"))?;
+    let real_root = std::fs::canonicalize(root).map_err(|e| ModuleError::option("siblings_root", format!("{}: {e}", root.display())))?;
+    let real_context =
+        std::fs::canonicalize(&args.context).map_err(|e| ModuleError::option("context", format!("{}: {e}", args.context.display())))?;
+    let mut out = Vec::new();
+    for s in &args.siblings {
+        let refuse = |why: String| ModuleError::option("siblings", format!("entry '{s}' {why}; nothing was copied"));
+        let name = Path::new(s);
+        if name.is_absolute() {
+            return Err(refuse(format!("is an absolute path; give a path relative to {}", root.display())));
+        }
+        if !name.components().any(|c| matches!(c, Component::Normal(_))) {
+            return Err(refuse(format!("names no project under {}", root.display())));
+        }
+        if name.components().any(|c| !matches!(c, Component::Normal(_) | Component::CurDir)) {
+            return Err(refuse(format!("leaves {} through '..'", root.display())));
+        }
+        let real =
+            std::fs::canonicalize(root.join(name)).map_err(|e| refuse(format!("is not a directory under {}: {e}", root.display())))?;
+        if !real.starts_with(&real_root) || real == real_root {
+            return Err(refuse(format!(
+                "resolves to {}, outside {} (through a symlink)",
+                real.display(),
+                root.display()
+            )));
+        }
+        if !real.is_dir() {
+            return Err(refuse(format!("is not a directory under {}", root.display())));
+        }
+        if real_context.starts_with(&real) {
+            return Err(refuse(format!("holds the build context {}", args.context.display())));
+        }
+        out.push((name.to_path_buf(), real));
+    }
+    Ok(out)
+}
+
+/// A layout path the user named: replaced by the build, so it must be
+/// absent, an empty directory, or an OCI image layout; anything else (a
+/// home directory given by mistake) is refused rather than deleted.
+fn checked_layout(layout: &Path) -> Result<PathBuf, ModuleError> {
+    let meta = match std::fs::symlink_metadata(layout) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(layout.to_path_buf()),
+        Err(e) => return Err(ModuleError::option("layout", format!("{}: {e}", layout.display()))),
+        Ok(m) => m,
+    };
+    let refuse = |why: &str| ModuleError::option("layout", format!("{} {why}; refusing to replace it", layout.display()));
+    if !meta.is_dir() {
+        return Err(refuse("exists and is not a directory"));
+    }
+    let empty = std::fs::read_dir(layout)
+        .map_err(|e| ModuleError::option("layout", format!("{}: {e}", layout.display())))?
+        .next()
+        .is_none();
+    if !empty && !layout.join("oci-layout").is_file() {
+        return Err(refuse("is a directory that is neither empty nor an OCI image layout"));
+    }
+    Ok(layout.to_path_buf())
+}
+
 pub fn run(args: Args, ctx: &Context) -> Result<Outcome, ModuleError> {
     if !args.context.is_dir() {
         return Err(ModuleError::option(
@@ -278,33 +357,13 @@ pub fn run(args: Args, ctx: &Context) -> Result<Outcome, ModuleError> {
         ));
     }
     let siblings_dir = args.context.join(SIBLINGS_DIR);
-    if !args.siblings.is_empty() {
-        if siblings_dir.exists() {
-            return Err(ModuleError::option(
-                "siblings",
-                format!("{} already exists; refusing to overwrite it", siblings_dir.display()),
-            ));
-        }
-        let root = args
-            .siblings_root
-            .as_deref()
-            .ok_or_else(|| ModuleError::option("siblings_root", "required with siblings"))?;
-        for s in &args.siblings {
-            if !root.join(s).is_dir() || s.split('/').any(|p| p == "..") {
-                return Err(ModuleError::option(
-                    "siblings",
-                    format!("{} is not a directory under {}", s, root.display()),
-                ));
-            }
-        }
-    }
+    let siblings = checked_siblings(&args, &siblings_dir)?;
+    let layout_dir = match &args.layout {
+        Some(l) => Some(checked_layout(l)?),
+        None => None,
+    };
     let platforms: Vec<String> = args.arch.iter().map(|a| platform(a)).collect();
     let name = format!("{}:{}", repo.repository_name(), args.tags[0]);
-    let layout = args.layout.clone().unwrap_or_else(|| {
-        std::env::temp_dir()
-            .join("imagegate-layouts")
-            .join(repo.repository_name().replace(['/', ':'], "_"))
-    });
     if let Some(c) = &args.change {
         labels.insert("org.zuul-ci.change".into(), c.clone());
     }
@@ -312,7 +371,7 @@ pub fn run(args: Args, ctx: &Context) -> Result<Outcome, ModuleError> {
         labels.insert("org.zuul-ci.change_url".into(), u.clone());
     }
     let mut values = Map::new();
-    values.insert("layout".into(), json!(layout));
+    values.insert("layout".into(), json!(layout_dir));
     values.insert("layout_name".into(), json!(args.tags[0]));
     values.insert("image".into(), json!(name));
     values.insert("platforms".into(), json!(platforms));
@@ -326,19 +385,22 @@ pub fn run(args: Args, ctx: &Context) -> Result<Outcome, ModuleError> {
     }
 
     // Siblings are copied in for the build and removed afterwards.
-    let _siblings = if args.siblings.is_empty() {
+    let _siblings = if siblings.is_empty() {
         Siblings(None)
     } else {
         let guard = Siblings(Some(siblings_dir.clone()));
-        let root = args.siblings_root.as_deref().unwrap_or(Path::new("."));
-        for s in &args.siblings {
-            copy_tree(&root.join(s), &siblings_dir.join(s))
-                .map_err(|e| ModuleError::failed(format!("copying sibling {s} into the context: {e}")))?;
+        for (name, from) in &siblings {
+            copy_tree(from, &siblings_dir.join(name))
+                .map_err(|e| ModuleError::failed(format!("copying sibling {} into the context: {e}", name.display())))?;
         }
         guard
     };
 
+    // Everything the builder writes (iid file, docker's OCI archive, and the
+    // layout unless the user named one) goes to a private directory (0700,
+    // a unique name), removed when the module ends.
     let workdir = tempdir()?;
+    let layout = layout_dir.clone().unwrap_or_else(|| workdir.path().join("layout"));
     let iidfile = workdir.path().join("iid");
     let program = args.container_command.program();
     let multi = platforms.len() > 1;
@@ -403,8 +465,11 @@ pub fn run(args: Args, ctx: &Context) -> Result<Outcome, ModuleError> {
     }
     let build_output = build.stdout.clone();
 
-    // Export to the OCI layout.
-    let _ = std::fs::remove_dir_all(&layout);
+    // Export to the OCI layout. A layout the user named is replaced (it was
+    // checked above to be empty or a layout); the default one is new.
+    if layout_dir.is_some() && layout.exists() {
+        std::fs::remove_dir_all(&layout).map_err(|e| ModuleError::option("layout", format!("cannot replace {}: {e}", layout.display())))?;
+    }
     std::fs::create_dir_all(&layout).map_err(|e| ModuleError::option("layout", format!("cannot create {}: {e}", layout.display())))?;
     let export = match args.container_command {
         Builder::Docker if !platforms.is_empty() => {
@@ -450,9 +515,13 @@ pub fn run(args: Args, ctx: &Context) -> Result<Outcome, ModuleError> {
     values.insert("image_id".into(), if image_id.is_empty() { Value::Null } else { json!(image_id) });
     values.insert("layout_name".into(), json!(layout_name));
     values.insert("stdout".into(), json!(build_output));
+    let exported_to = match &layout_dir {
+        Some(l) => format!("exported to {}", l.display()),
+        None => "no layout kept (none asked for)".to_string(),
+    };
     Ok(Outcome {
         changed: true,
-        msg: format!("built {name} ({}), exported to {}", manifest.digest, layout.display()),
+        msg: format!("built {name} ({}), {exported_to}", manifest.digest),
         diff: None,
         values,
     })
@@ -504,12 +573,32 @@ pub(crate) fn docker_save(image: &str, layout: &Path, ref_name: &str, env: &BTre
     Ok(())
 }
 
-/// A private temporary directory, removed when dropped.
+/// A private temporary directory (mode 0700, a unique name), removed when
+/// dropped. The mode is set explicitly: without it the directory gets the
+/// umask's mode (often 0755), readable by every user of the machine.
 pub fn tempdir() -> Result<tempfile::TempDir, ModuleError> {
-    tempfile::Builder::new().prefix("imagegate-").tempdir().map_err(|e| {
-        ModuleError::failed(format!(
-            "cannot make a temporary directory in {}: {e}",
-            std::env::temp_dir().display()
-        ))
-    })
+    use std::os::unix::fs::PermissionsExt;
+    tempfile::Builder::new()
+        .prefix("imagegate-")
+        .permissions(std::fs::Permissions::from_mode(0o700))
+        .tempdir()
+        .map_err(|e| {
+            ModuleError::failed(format!(
+                "cannot make a temporary directory in {}: {e}",
+                std::env::temp_dir().display()
+            ))
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use std::os::unix::fs::PermissionsExt;
+
+    #[test]
+    fn tempdir_is_private_whatever_the_umask() {
+        let dir = super::tempdir().unwrap();
+        let mode = std::fs::metadata(dir.path()).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o700);
+        assert!(dir.path().file_name().unwrap().to_str().unwrap().starts_with("imagegate-"));
+    }
 }

@@ -585,7 +585,8 @@ async fn file_stream(
     use tokio::io::AsyncReadExt;
     /// Read size: large enough to keep syscalls few, small next to the memory budget.
     const READ_CHUNK: usize = 256 * 1024;
-    let file = tokio::fs::File::open(path).await.map_err(|e| Error::io(path.display(), e))?;
+    // A regular file only: no symlink, FIFO or device (see layout.rs).
+    let file = tokio::fs::File::from_std(crate::layout::open_regular(path)?);
     Ok(Box::pin(futures_util::stream::unfold(file, |mut file| async move {
         let mut buf = BytesMut::zeroed(READ_CHUNK);
         match file.read(&mut buf).await {

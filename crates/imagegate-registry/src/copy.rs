@@ -111,7 +111,7 @@ impl Source<'_> {
     async fn upload(&self, dst: &RegistryClient, dst_repo: &str, d: &Descriptor) -> Result<u64, Error> {
         match self {
             Source::Registry(client, repo) => dst.copy_blob_from(dst_repo, client, repo, d).await,
-            Source::Layout(layout) => dst.upload_file(dst_repo, d, &layout.blob_path(&d.digest)?).await,
+            Source::Layout(layout) => dst.upload_file(dst_repo, d, &layout.checked_blob(&d.digest)?).await,
         }
     }
 }

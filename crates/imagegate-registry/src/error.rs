@@ -94,6 +94,8 @@ pub enum ErrorKind {
     WaitTooLong { url: String, asked_secs: u64, max_secs: u64 },
     #[error("tag pages of {registry}: {detail}")]
     Pagination { registry: String, detail: String },
+    #[error("{path} {reason}; refusing to read it")]
+    UnsafeFile { path: String, reason: String },
     #[error("{path}: {source}")]
     Io {
         path: String,

@@ -22,6 +22,7 @@ pub async fn push_layout(
     cache: &BlobCache,
 ) -> Result<CopyReport, Error> {
     let manifest = layout.resolve(name)?;
+    layout.check_files(&manifest)?;
     let src = format!("{}{}", layout.root().display(), name.map(|n| format!(":{n}")).unwrap_or_default());
     let delivery = Delivery {
         dst,
