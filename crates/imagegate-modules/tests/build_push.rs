@@ -311,7 +311,7 @@ fn bad_input_fails_clearly_and_prints_no_password() {
             "option 'tags'",
         ),
         (
-            json!({"context": ctx, "repository": "quay.io/a/b", "build_args": ["NOEQUALS"]}),
+            json!({"context": ctx, "repository": "quay.io/a/b", "build_args": ["=novalue"]}),
             "option 'build_args'",
         ),
         (
