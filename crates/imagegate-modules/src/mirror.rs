@@ -273,15 +273,17 @@ pub fn run(mut args: Args, ctx: &Context) -> Result<Outcome, ModuleError> {
         });
         refuse_conflicts(claims).map_err(|e| ModuleError::failed(e.to_string()))?;
         // 2. Copy.
-        Ok::<_, ModuleError>(futures_util::stream::iter(
-            images
-                .iter()
-                .zip(resolved)
-                .map(|(img, pairs)| mirror_one(&regs, img, pairs, ctx.check_mode, blob_conc, args.referrers, &cache)),
+        Ok::<_, ModuleError>(
+            futures_util::stream::iter(
+                images
+                    .iter()
+                    .zip(resolved)
+                    .map(|(img, pairs)| mirror_one(&regs, img, pairs, ctx.check_mode, blob_conc, args.referrers, &cache)),
+            )
+            .buffer_unordered(conc)
+            .collect()
+            .await,
         )
-        .buffer_unordered(conc)
-        .collect()
-        .await)
     })?;
     summarize(results, ctx)
 }

@@ -65,7 +65,11 @@ fn retag_refuses_two_images_for_one_tag_before_any_write() {
         "{msg}"
     );
     assert_eq!(reg.digest("conf/app:current"), None, "nothing written");
-    assert_eq!(reg.digest("conf/app:ok"), None, "nothing written, not even the tag without conflict");
+    assert_eq!(
+        reg.digest("conf/app:ok"),
+        None,
+        "nothing written, not even the tag without conflict"
+    );
 
     // The same image twice for one tag is no conflict.
     let same = retag(&json!({

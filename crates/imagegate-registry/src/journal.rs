@@ -131,8 +131,12 @@ impl Record {
                 value.get("version").map(|v| v.to_string()).unwrap_or_else(|| "(none)".into())
             ))));
         }
-        serde_json::from_value(value)
-            .map_err(|e| Error::new(ErrorKind::Protocol(format!("{} is not a valid promotion record: {e}", path.display()))))
+        serde_json::from_value(value).map_err(|e| {
+            Error::new(ErrorKind::Protocol(format!(
+                "{} is not a valid promotion record: {e}",
+                path.display()
+            )))
+        })
     }
 }
 

@@ -263,7 +263,10 @@ pub async fn apply(
         if failed_ref.load(std::sync::atomic::Ordering::SeqCst) {
             return Ok(());
         }
-        let result = apply_one(p, &clients[i], cache_ref, journal, |mv| done_ref.lock().expect("done").push((i, mv))).await;
+        let result = apply_one(p, &clients[i], cache_ref, journal, |mv| {
+            done_ref.lock().expect("done").push((i, mv))
+        })
+        .await;
         if result.is_err() {
             failed_ref.store(true, std::sync::atomic::Ordering::SeqCst);
         }
