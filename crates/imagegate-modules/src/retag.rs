@@ -253,7 +253,7 @@ pub fn run(mut args: Args, ctx: &Context) -> Result<Outcome, ModuleError> {
             ));
         }
         let regs = Registries::new(&common, None, None)?;
-        return run_restore(path, &regs, ctx);
+        return run_restore(path, &regs, args.method, ctx);
     }
     if args.images.is_empty() && args.cleanup.is_empty() {
         return Err(ModuleError::option("images", "nothing to do: give images, cleanup, or both"));
@@ -479,7 +479,7 @@ fn record_removal(
 }
 
 /// `restore_from`: every tag of a promotion record back where it was before.
-fn run_restore(path: &Path, regs: &Registries, ctx: &Context) -> Result<Outcome, ModuleError> {
+fn run_restore(path: &Path, regs: &Registries, method: RemoveMethod, ctx: &Context) -> Result<Outcome, ModuleError> {
     let record = Record::read(path).map_err(|e| ModuleError::option("restore_from", e.to_string()))?;
     let stats = Arc::new(Stats::default());
     let mut clients = Vec::new();
@@ -506,7 +506,7 @@ fn run_restore(path: &Path, regs: &Registries, ctx: &Context) -> Result<Outcome,
         let mut values = Map::new();
         values.insert("moves".into(), json!(moves));
         if !ctx.check_mode {
-            match restore::apply(&plan, &clients, &TagRemover::default(), &webs).await {
+            match restore::apply(&plan, &clients, &TagRemover::default(), method, &webs).await {
                 Ok(restored) => {
                     values.insert("restored".into(), json!(restored));
                 }

@@ -375,3 +375,25 @@ fn racing_promotions_of_the_same_tags_have_at_most_one_winner() {
         }
     }
 }
+
+#[test]
+fn restore_from_refuses_what_is_not_a_record_and_company() {
+    let dir = tempfile::tempdir().unwrap();
+    let old = dir.path().join("old.json");
+    // The record of 0.1.0 was a bare list.
+    std::fs::write(&old, r#"[{"image": "r.example/a", "tag": "x", "old_digest": null}]"#).unwrap();
+    let run = retag(&json!({"restore_from": old}));
+    assert!(run.failed() && !run.changed());
+    assert!(
+        run.msg().contains("option 'restore_from'") && run.msg().contains("not a promotion record"),
+        "{}",
+        run.msg()
+    );
+    let run = retag(&json!({"restore_from": dir.path().join("missing.json")}));
+    assert!(run.failed() && run.msg().contains("missing.json"), "{}", run.msg());
+    let run = retag(&json!({
+        "restore_from": old,
+        "images": [{"repository": "r.example/a", "src_tag": "x", "tags": ["y"]}],
+    }));
+    assert!(run.failed() && run.msg().contains("option 'restore_from'"), "{}", run.msg());
+}

@@ -145,6 +145,7 @@ pub async fn apply(
     plan: &RestorePlan,
     clients: &[RegistryClient],
     remover: &TagRemover,
+    method: RemoveMethod,
     webs: &[WebApi],
 ) -> Result<Vec<String>, RestoreFailure> {
     let results: Vec<(String, Result<(), Error>)> = futures_util::stream::iter(
@@ -153,7 +154,7 @@ pub async fn apply(
             .filter(|s| !matches!(s.action, Action::Nothing))
             .map(|s| async move {
                 let e = &plan.entries[s.index];
-                let r = apply_one(e, s, &clients[s.index], remover, &webs[s.index]).await;
+                let r = apply_one(e, s, &clients[s.index], (remover, method), &webs[s.index]).await;
                 (e.name(), r)
             }),
     )
@@ -175,7 +176,13 @@ pub async fn apply(
     }
 }
 
-async fn apply_one(e: &Entry, s: &Step, client: &RegistryClient, remover: &TagRemover, web: &WebApi) -> Result<(), Error> {
+async fn apply_one(
+    e: &Entry,
+    s: &Step,
+    client: &RegistryClient,
+    (remover, method): (&TagRemover, RemoveMethod),
+    web: &WebApi,
+) -> Result<(), Error> {
     let moved = |found: Option<String>, expected: Option<&str>| {
         Error::new(ErrorKind::TagMoved {
             tag: e.name(),
@@ -197,9 +204,7 @@ async fn apply_one(e: &Entry, s: &Step, client: &RegistryClient, remover: &TagRe
             }
         }
         Action::Remove => {
-            remover
-                .remove(client, &e.repository, &e.tag, RemoveMethod::Auto, web, false)
-                .await?;
+            remover.remove(client, &e.repository, &e.tag, method, web, false).await?;
         }
     }
     log::info(&format!("{}: put back to {}", e.name(), e.before.as_deref().unwrap_or("(absent)")));
