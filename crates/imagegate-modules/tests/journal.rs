@@ -322,6 +322,7 @@ fn racing_promotions_of_the_same_tags_have_at_most_one_winner() {
         reg.seed(&fx.single((n + 3) % 10), &format!("race/img{n}:b"));
         reg.seed(&fx.single((n + 5) % 10), &format!("race/img{n}:current"));
     }
+    let orig: Vec<Option<String>> = (0..IMAGES).map(|n| reg.digest(&format!("race/img{n}:current"))).collect();
     // A little latency, so that the two runs interleave.
     let proxy = FaultProxy::start(
         &format!("http://{}", reg.host),
@@ -336,7 +337,9 @@ fn racing_promotions_of_the_same_tags_have_at_most_one_winner() {
             .collect();
         json!({"images": images, "registries": {proxy.host.clone(): {"plain_http": true}}})
     };
-    for round in 0..3 {
+    // `b` starts together with `a`, or a little later (while `a` is still
+    // planning or moving), so that the two interleave in different ways.
+    for (round, stagger_ms) in [0u64, 0, 100, 250].into_iter().enumerate() {
         // Back to the start.
         for n in 0..IMAGES {
             reg.seed(&fx.single((n + 5) % 10), &format!("race/img{n}:current"));
@@ -350,12 +353,26 @@ fn racing_promotions_of_the_same_tags_have_at_most_one_winner() {
             });
             let tb = s.spawn(|| {
                 barrier.wait();
+                std::thread::sleep(Duration::from_millis(stagger_ms));
                 retag(&b)
             });
             (ta.join().unwrap(), tb.join().unwrap())
         });
+        for (run, src) in [(&ra, "a"), (&rb, "b")] {
+            eprintln!("round {round}: {src}: failed={} {}", run.failed(), run.msg());
+        }
         let ok = [&ra, &rb].iter().filter(|r| !r.failed()).count();
         assert!(ok <= 1, "round {round}: both promotions succeeded:\n{}\n{}", ra.stdout, rb.stdout);
+        if ok == 0 {
+            // No winner: every tag is where one of the three states put it,
+            // never absent or anything else.
+            for n in 0..IMAGES {
+                let now = reg.digest(&format!("race/img{n}:current"));
+                assert!(now.is_some(), "round {round}: img{n} lost its tag");
+                let known = now == orig[n] || ["a", "b"].iter().any(|t| reg.digest(&format!("race/img{n}:{t}")) == now);
+                assert!(known, "round {round}: img{n} is at {now:?}");
+            }
+        }
         for (run, src) in [(&ra, "a"), (&rb, "b")] {
             if run.failed() {
                 assert!(
