@@ -71,16 +71,26 @@ fn retag_refuses_two_images_for_one_tag_before_any_write() {
         "nothing written, not even the tag without conflict"
     );
 
-    // The same image twice for one tag is no conflict.
+    // The same image twice for one tag is no conflict; the record names
+    // the tag once, and restores it.
+    let dir = tempfile::tempdir().unwrap();
+    let record = dir.path().join("record.json");
     let same = retag(&json!({
         "images": [
             {"repository": repo, "src_tag": "one", "tags": ["current"]},
             {"repository": repo, "src_tag": "one-again", "tags": ["current"]},
         ],
+        "record_file": record,
         "registries": regs(&reg),
     }));
     same.assert_ok();
     assert_eq!(reg.digest("conf/app:current"), reg.digest("conf/app:one"));
+    let rec: Value = serde_json::from_slice(&std::fs::read(&record).unwrap()).unwrap();
+    assert_eq!(rec["entries"].as_array().unwrap().len(), 1, "{rec}");
+    let restore = retag(&json!({"restore_from": record, "registries": regs(&reg)}));
+    restore.assert_ok();
+    assert!(restore.changed());
+    assert_eq!(reg.digest("conf/app:current"), None);
 }
 
 #[test]

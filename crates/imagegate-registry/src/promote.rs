@@ -146,8 +146,10 @@ pub fn refuse_conflicts(claims: impl IntoIterator<Item = Claim>) -> Result<(), E
     Ok(())
 }
 
-/// The journal entries of a plan: every target, moving or not.
+/// The journal entries of a plan: every target, moving or not, once (two
+/// entries of a call may name one tag for the same image).
 pub fn record(planned: &[Planned]) -> Record {
+    let mut seen = std::collections::HashSet::new();
     Record::new(
         planned
             .iter()
@@ -161,6 +163,7 @@ pub fn record(planned: &[Planned]) -> Record {
                     state: if m.changed { EntryState::Pending } else { EntryState::Unchanged },
                 })
             })
+            .filter(|e| seen.insert(e.name()))
             .collect(),
     )
 }
