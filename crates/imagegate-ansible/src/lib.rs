@@ -152,8 +152,14 @@ pub struct Outcome {
 pub enum ModuleError {
     /// An option's value is wrong; `option` is its path (`images[0].src`).
     Option { option: String, problem: String },
-    /// The work failed; `values` are returned beside `msg` (partial results).
-    Failed { msg: String, values: Map<String, Value> },
+    /// The work failed; `values` are returned beside `msg` (partial
+    /// results). `changed` says whether the failed run wrote anything
+    /// before it stopped (a failure is not always a no-op).
+    Failed {
+        msg: String,
+        changed: bool,
+        values: Map<String, Value>,
+    },
 }
 
 impl ModuleError {
@@ -167,7 +173,27 @@ impl ModuleError {
     pub fn failed(msg: impl Into<String>) -> Self {
         Self::Failed {
             msg: msg.into(),
+            changed: false,
             values: Map::new(),
+        }
+    }
+
+    /// Marks a failure as having changed something (`changed: true`) when
+    /// `changed` is set, for a failure after writes already landed.
+    #[must_use]
+    pub fn with_changed(self, changed: bool) -> Self {
+        match self {
+            Self::Failed { msg, changed: c, values } => Self::Failed {
+                msg,
+                changed: c || changed,
+                values,
+            },
+            Self::Option { option, problem } if changed => Self::Failed {
+                msg: format!("option '{option}': {problem}"),
+                changed,
+                values: Map::new(),
+            },
+            other => other,
         }
     }
 
@@ -360,7 +386,8 @@ pub fn result_json(masker: &Masker, ctx: Option<&Context>, result: Result<Outcom
             }
         }
         Err(e) => {
-            out.insert("changed".into(), Value::Bool(false));
+            let changed = matches!(e, ModuleError::Failed { changed: true, .. });
+            out.insert("changed".into(), Value::Bool(changed));
             out.insert("failed".into(), Value::Bool(true));
             out.insert("msg".into(), Value::String(e.message()));
             if let ModuleError::Failed { values, .. } = e {
@@ -538,5 +565,21 @@ mod tests {
         let failed = result_json(&masker, None, Err(ModuleError::failed("boom pw-123")));
         assert_eq!(failed["failed"], Value::Bool(true));
         assert_eq!(failed["msg"], "boom ********");
+        assert_eq!(failed["changed"], Value::Bool(false));
+        let mut values = Map::new();
+        values.insert("moved".into(), serde_json::json!(["r/a:1"]));
+        let partial = result_json(
+            &masker,
+            None,
+            Err(ModuleError::Failed {
+                msg: "half way".into(),
+                changed: false,
+                values,
+            }
+            .with_changed(true)),
+        );
+        assert_eq!(partial["failed"], Value::Bool(true));
+        assert_eq!(partial["changed"], Value::Bool(true), "a failure after writes says so");
+        assert_eq!(partial["moved"][0], "r/a:1");
     }
 }

@@ -173,6 +173,7 @@ fn failure(what: &str, run: Run) -> ModuleError {
     values.insert("cmd".into(), json!(run.command));
     ModuleError::Failed {
         msg: format!("{what} failed; last lines of its output:\n{}", lines.join("\n")),
+        changed: false,
         values,
     }
 }

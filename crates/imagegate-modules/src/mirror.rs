@@ -5,6 +5,7 @@ use std::sync::Arc;
 use futures_util::StreamExt;
 use imagegate_ansible::{Context, Diff, ModuleError, ModuleSpec, Outcome};
 use imagegate_registry::copy::human_bytes;
+use imagegate_registry::promote::{refuse_conflicts, Claim};
 use imagegate_registry::reference::is_valid_tag;
 use imagegate_registry::referrers::Carried;
 use imagegate_registry::{copy_image, BlobCache, CopyReport, CopyRequest, Reference, Stats, StatsSnapshot};
@@ -248,39 +249,91 @@ pub fn run(mut args: Args, ctx: &Context) -> Result<Outcome, ModuleError> {
     let rt = runtime()?;
     let cache = BlobCache::default();
     let results: Vec<ImageResult> = rt.block_on(async {
-        futures_util::stream::iter(
-            images
-                .iter()
-                .map(|img| mirror_one(&regs, img, ctx.check_mode, blob_conc, args.referrers, &cache)),
+        // 1. Resolve every source first: one destination tag must not
+        //    receive two different images, and that is known only now.
+        let resolved: Vec<Result<Vec<Pair>, imagegate_registry::Error>> =
+            futures_util::stream::iter(images.iter().map(|img| resolve(&regs, img)))
+                .buffered(conc)
+                .collect()
+                .await;
+        let claims = images.iter().zip(&resolved).flat_map(|(img, pairs)| {
+            let platforms = img.platforms.join(",");
+            pairs.iter().flatten().filter_map(move |p| {
+                let digest = p.digest.as_ref()?;
+                Some(Claim {
+                    tag: format!("{}:{}", img.dest.repository_name(), p.tag),
+                    image: if platforms.is_empty() {
+                        digest.to_string()
+                    } else {
+                        format!("{digest} [{platforms}]")
+                    },
+                    entry: format!("images[{}] ({})", img.index, p.src),
+                })
+            })
+        });
+        refuse_conflicts(claims).map_err(|e| ModuleError::failed(e.to_string()))?;
+        // 2. Copy.
+        Ok::<_, ModuleError>(
+            futures_util::stream::iter(
+                images
+                    .iter()
+                    .zip(resolved)
+                    .map(|(img, pairs)| mirror_one(&regs, img, pairs, ctx.check_mode, blob_conc, args.referrers, &cache)),
+            )
+            .buffer_unordered(conc)
+            .collect()
+            .await,
         )
-        .buffer_unordered(conc)
-        .collect()
-        .await
-    });
+    })?;
     summarize(results, ctx)
 }
 
-async fn mirror_one(regs: &Registries, img: &Image, check_mode: bool, blob_conc: usize, referrers: bool, cache: &BlobCache) -> ImageResult {
+/// One source reference, the destination tag it goes to, and the digest it
+/// resolved to (`None`: missing; the copy then reports it).
+struct Pair {
+    src: Reference,
+    tag: String,
+    digest: Option<imagegate_registry::Digest>,
+}
+
+async fn resolve(regs: &Registries, img: &Image) -> Result<Vec<Pair>, imagegate_registry::Error> {
+    let stats = Arc::new(Stats::default());
+    let src = regs.client(&img.src.registry, &img.src.repository, None, Side::Source, stats)?;
+    let pairs: Vec<(Reference, String)> = match &img.selection {
+        Selection::One { dest_tag } => vec![(img.src.clone(), dest_tag.clone())],
+        Selection::Tags(tags) => tags.iter().map(|t| (img.src.with_tag(t), t.clone())).collect(),
+        Selection::Regex(_) | Selection::All => {
+            let mut tags = src.list_tags(&img.src.repository).await?;
+            tags.sort();
+            tags.into_iter()
+                .filter(|t| match &img.selection {
+                    Selection::Regex(re) => re.is_match(t),
+                    _ => true,
+                })
+                .map(|t| (img.src.with_tag(&t), t))
+                .collect()
+        }
+    };
+    let mut out = Vec::new();
+    for (src_ref, tag) in pairs {
+        let digest = src.manifest_digest(&src_ref.repository, &src_ref.tag_or_digest()).await?;
+        out.push(Pair { src: src_ref, tag, digest });
+    }
+    Ok(out)
+}
+
+async fn mirror_one(
+    regs: &Registries,
+    img: &Image,
+    pairs: Result<Vec<Pair>, imagegate_registry::Error>,
+    check_mode: bool,
+    blob_conc: usize,
+    referrers: bool,
+    cache: &BlobCache,
+) -> ImageResult {
     let result = async {
-        let stats = Arc::new(Stats::default());
-        let src = regs.client(&img.src.registry, &img.src.repository, None, Side::Source, stats.clone())?;
-        let pairs: Vec<(Reference, String)> = match &img.selection {
-            Selection::One { dest_tag } => vec![(img.src.clone(), dest_tag.clone())],
-            Selection::Tags(tags) => tags.iter().map(|t| (img.src.with_tag(t), t.clone())).collect(),
-            Selection::Regex(_) | Selection::All => {
-                let mut tags = src.list_tags(&img.src.repository).await?;
-                tags.sort();
-                tags.into_iter()
-                    .filter(|t| match &img.selection {
-                        Selection::Regex(re) => re.is_match(t),
-                        _ => true,
-                    })
-                    .map(|t| (img.src.with_tag(&t), t))
-                    .collect()
-            }
-        };
         let mut reports = Vec::new();
-        for (src_ref, tag) in pairs {
+        for Pair { src: src_ref, tag, .. } in pairs? {
             // Each report carries only its own counters.
             let stats = Arc::new(Stats::default());
             let src = regs.client(&img.src.registry, &img.src.repository, None, Side::Source, stats.clone())?;
@@ -330,6 +383,7 @@ fn summarize(mut results: Vec<ImageResult>, ctx: &Context) -> Result<Outcome, Mo
     let mut failures = Vec::new();
     let (mut before, mut after) = (String::new(), String::new());
     let mut tags_changed = 0usize;
+    let mut moved = Vec::new();
     let mut copies = 0usize;
     let (mut referrers, mut signature_tags, mut extras_changed) = (0usize, 0usize, false);
     for r in results {
@@ -343,6 +397,9 @@ fn summarize(mut results: Vec<ImageResult>, ctx: &Context) -> Result<Outcome, Mo
                         before.push_str(&format!("{name} {}\n", t.before.as_deref().unwrap_or("(absent)")));
                         after.push_str(&format!("{name} {}\n", t.after));
                         tags_changed += usize::from(t.changed);
+                        if t.changed {
+                            moved.push(name.clone());
+                        }
                     }
                     for tag in &carried.signature_tags {
                         after.push_str(&format!("{}:{tag} (signature)\n", rep.dest));
@@ -382,7 +439,10 @@ fn summarize(mut results: Vec<ImageResult>, ctx: &Context) -> Result<Outcome, Mo
         } else {
             format!("{} images failed: {}", failures.len(), failures.join("; "))
         };
-        return Err(ModuleError::Failed { msg, values });
+        // The images that did copy stay copied: say so.
+        let changed = !ctx.check_mode && (tags_changed > 0 || extras_changed);
+        values.insert("moved".into(), json!(moved));
+        return Err(ModuleError::Failed { msg, changed, values });
     }
     let verb = if ctx.check_mode { "would change" } else { "changed" };
     let carried = if referrers + signature_tags > 0 {

@@ -2,12 +2,14 @@
 //! stale tags.
 
 use std::collections::BTreeSet;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use imagegate_ansible::{Context, Diff, ModuleError, ModuleSpec, Outcome};
+use imagegate_registry::journal::{Journal, Record};
 use imagegate_registry::promote::{self, RetagRequest, TagMove};
 use imagegate_registry::reference::is_valid_tag;
+use imagegate_registry::restore;
 use imagegate_registry::tags::{human_age, Removal, RemoveMethod, TagRemover, WebApi};
 use imagegate_registry::{Digest, Reference, RegistryClient, Stats};
 use serde::Deserialize;
@@ -39,6 +41,8 @@ pub struct Args {
     pub atomic: bool,
     #[serde(default)]
     pub record_file: Option<PathBuf>,
+    #[serde(default)]
+    pub restore_from: Option<PathBuf>,
 }
 }
 
@@ -220,6 +224,7 @@ fn validate_image(i: usize, a: ImageArgs) -> Result<Image, ModuleError> {
             targets: a.tags,
             expected,
             keep_previous: a.keep_previous,
+            label: format!("images[{i}]"),
         },
         remove: a.remove_tags,
         registry: a.registry,
@@ -240,6 +245,16 @@ fn validate_cleanup(i: usize, a: CleanupArgs) -> Result<Cleanup, ModuleError> {
 
 pub fn run(mut args: Args, ctx: &Context) -> Result<Outcome, ModuleError> {
     let common = args.take_common();
+    if let Some(path) = &args.restore_from {
+        if !args.images.is_empty() || !args.cleanup.is_empty() || args.record_file.is_some() {
+            return Err(ModuleError::option(
+                "restore_from",
+                "puts a recorded promotion back on its own: give it without images, cleanup or record_file",
+            ));
+        }
+        let regs = Registries::new(&common, None, None)?;
+        return run_restore(path, &regs, args.method, ctx);
+    }
     if args.images.is_empty() && args.cleanup.is_empty() {
         return Err(ModuleError::option("images", "nothing to do: give images, cleanup, or both"));
     }
@@ -303,7 +318,9 @@ pub fn run(mut args: Args, ctx: &Context) -> Result<Outcome, ModuleError> {
                 })
             })
             .collect();
-        values.insert("record".into(), Value::Array(record.clone()));
+        values.insert("record".into(), Value::Array(record));
+        // Whether this run has written anything: a later failure says so.
+        let mut wrote = false;
         if !check {
             let clients: Vec<RegistryClient> = items.iter().map(|(_, c)| c.clone()).collect();
             let webs: Vec<WebApi> = images
@@ -312,8 +329,20 @@ pub fn run(mut args: Args, ctx: &Context) -> Result<Outcome, ModuleError> {
                 .map(|i| regs.web_api(&i.request.dest.registry, i.registry.as_deref()))
                 .collect();
             let rollback = atomic.then_some((&remover, webs.as_slice()));
-            let result = promote::apply(&planned, &clients, rollback).await;
+            // Written before the first write: the whole plan, every target's
+            // previous digest (or its absence).
+            let journal = match &args.record_file {
+                Some(path) if moves.iter().any(|m| m.changed) => Some(
+                    Journal::create(path, promote::record(&planned))
+                        .map_err(|e| ModuleError::option("record_file", format!("cannot write the record: {e}")))?,
+                ),
+                _ => None,
+            };
+            let result = promote::apply(&planned, &clients, rollback, journal.as_ref()).await;
+            wrote = moves.iter().any(|m| m.changed);
             if let Err(f) = result {
+                let changed = !f.moved.is_empty();
+                values.insert("moved".into(), json!(f.moved));
                 values.insert("restored".into(), json!(f.restored));
                 values.insert("not_restored".into(), json!(f.not_restored));
                 let mut msg = format!("promotion failed: {}", f.error);
@@ -323,14 +352,18 @@ pub fn run(mut args: Args, ctx: &Context) -> Result<Outcome, ModuleError> {
                 if !f.not_restored.is_empty() {
                     msg.push_str(&format!("; could NOT put back: {}", f.not_restored.join("; ")));
                 }
-                return Err(ModuleError::Failed { msg, values });
+                if let Some(path) = &args.record_file {
+                    msg.push_str(&format!("; the record is in {}", path.display()));
+                }
+                return Err(ModuleError::Failed { msg, changed, values });
             }
-        }
-        if let Some(path) = &args.record_file {
-            if !check {
-                let text = serde_json::to_string_pretty(&record).unwrap_or_default();
-                std::fs::write(path, text + "\n")
-                    .map_err(|e| ModuleError::option("record_file", format!("cannot write {}: {e}", path.display())))?;
+            // Nothing moved. A record already there (of the promotion this
+            // run repeats) is kept, so that it can still be restored; else
+            // the record says where every tag is.
+            if let (Some(path), None, false) = (&args.record_file, &journal, args.record_file.as_ref().is_some_and(|p| p.exists())) {
+                let mut rec = promote::record(&planned);
+                rec.state = imagegate_registry::journal::RecordState::Complete;
+                Journal::create(path, rec).map_err(|e| ModuleError::option("record_file", format!("cannot write the record: {e}")))?;
             }
         }
 
@@ -343,7 +376,8 @@ pub fn run(mut args: Args, ctx: &Context) -> Result<Outcome, ModuleError> {
             let web = regs.web_api(&r.registry, img.registry.as_deref());
             for tag in &img.remove {
                 let outcome = remover.remove(&c, &r.repository, tag, method, &web, check).await;
-                record_removal(r, tag, outcome, method, &mut removed, &mut warnings, &mut diff, &mut changed)?;
+                record_removal(r, tag, outcome, method, &mut removed, &mut warnings, &mut diff, &mut changed)
+                    .map_err(|e| e.with_changed(wrote))?;
             }
         }
 
@@ -352,7 +386,10 @@ pub fn run(mut args: Args, ctx: &Context) -> Result<Outcome, ModuleError> {
         for cl in &cleanups {
             let c = client(&cl.repo, None).map_err(fail)?;
             let web = regs.web_api(&cl.repo.registry, None);
-            let ages = remover.tag_ages(&c, &cl.repo.repository, &cl.regex, &web).await.map_err(fail)?;
+            let ages = remover
+                .tag_ages(&c, &cl.repo.repository, &cl.regex, &web)
+                .await
+                .map_err(|e| fail(e).with_changed(wrote))?;
             for a in ages {
                 let name = format!("{}:{}", cl.repo.repository_name(), a.tag);
                 if a.age_seconds < cl.age || targets.contains(&name) {
@@ -369,7 +406,8 @@ pub fn run(mut args: Args, ctx: &Context) -> Result<Outcome, ModuleError> {
                     &mut warnings,
                     &mut diff,
                     &mut changed,
-                )?;
+                )
+                .map_err(|e| e.with_changed(wrote))?;
                 if removed.len() > before {
                     cleaned.push(json!({"tag": name, "age": human_age(a.age_seconds), "age_seconds": a.age_seconds, "age_from": a.source}));
                 }
@@ -438,6 +476,69 @@ fn record_removal(
         }
         Err(e) => Err(ModuleError::failed(format!("removing {name}: {e}"))),
     }
+}
+
+/// `restore_from`: every tag of a promotion record back where it was before.
+fn run_restore(path: &Path, regs: &Registries, method: RemoveMethod, ctx: &Context) -> Result<Outcome, ModuleError> {
+    let record = Record::read(path).map_err(|e| ModuleError::option("restore_from", e.to_string()))?;
+    let stats = Arc::new(Stats::default());
+    let mut clients = Vec::new();
+    let mut webs = Vec::new();
+    for e in &record.entries {
+        regs.check_repository(&e.registry, None, &e.repository, "restore_from")?;
+        clients.push(
+            regs.client(&e.registry, &e.repository, None, Side::Destination, stats.clone())
+                .map_err(fail)?,
+        );
+        webs.push(regs.web_api(&e.registry, None));
+    }
+    let rt = runtime()?;
+    rt.block_on(async {
+        let plan = restore::plan(&record, &clients).await.map_err(fail)?;
+        let moves = plan.moves();
+        let absent = |d: &Option<String>| d.clone().unwrap_or_else(|| "(absent)".into());
+        let (mut before, mut after) = (String::new(), String::new());
+        for m in &moves {
+            before.push_str(&format!("{}:{} {}\n", m.repository, m.tag, absent(&m.before)));
+            after.push_str(&format!("{}:{} {}\n", m.repository, m.tag, absent(&m.after)));
+        }
+        let n = moves.iter().filter(|m| m.changed).count();
+        let mut values = Map::new();
+        values.insert("moves".into(), json!(moves));
+        if !ctx.check_mode {
+            match restore::apply(&plan, &clients, &TagRemover::default(), method, &webs).await {
+                Ok(restored) => {
+                    values.insert("restored".into(), json!(restored));
+                }
+                Err(f) => {
+                    values.insert("restored".into(), json!(f.restored));
+                    values.insert("not_restored".into(), json!(f.errors));
+                    return Err(ModuleError::Failed {
+                        msg: format!(
+                            "restoring {} failed: put back {} tags; could NOT put back: {}",
+                            path.display(),
+                            f.restored.len(),
+                            f.errors.join("; ")
+                        ),
+                        changed: !f.restored.is_empty(),
+                        values,
+                    });
+                }
+            }
+        }
+        values.insert("retries".into(), json!(stats.snapshot().retries));
+        let verb = if ctx.check_mode { "would put back" } else { "put back" };
+        Ok(Outcome {
+            changed: n > 0,
+            msg: if n > 0 {
+                format!("{verb} {n} tags recorded in {}", path.display())
+            } else {
+                format!("every tag recorded in {} is already where it was", path.display())
+            },
+            diff: Some(Diff { before, after }),
+            values,
+        })
+    })
 }
 
 fn fail(e: imagegate_registry::Error) -> ModuleError {

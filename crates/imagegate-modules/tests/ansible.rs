@@ -270,8 +270,39 @@ fn promotion_set_playbook(core: Core) {
             reg.digest(&format!("tripleo/img{n}:tripleo-ci-testing"))
         );
     }
-    let record: Value = serde_json::from_slice(&std::fs::read(&record).unwrap()).unwrap();
-    assert_eq!(record.as_array().unwrap().len(), 3);
+    let rec: Value = serde_json::from_slice(&std::fs::read(&record).unwrap()).unwrap();
+    assert_eq!(rec["state"], "complete");
+    assert_eq!(rec["entries"].as_array().unwrap().len(), 3);
+    // The record puts the set back.
+    let restore = json!({"promote_set_restore_from": record, "promote_set_registries": {reg.host.clone(): {"plain_http": true}}});
+    let (ok, out) = playbook(coll.path(), "playbooks/promote-set.yaml", &restore);
+    assert!(ok, "{out}");
+    for n in 0..3 {
+        assert_eq!(reg.digest(&format!("tripleo/img{n}:current-tripleo")), None, "img{n} put back");
+    }
+}
+
+#[test]
+fn promote_role_record_and_restore() {
+    let fx = Fixtures::get();
+    let reg = TestRegistry::start(Kind::Distribution);
+    reg.seed(&fx.single(1), "prom/a:change_42_latest");
+    reg.seed(&fx.single(2), "prom/a:latest");
+    let before = reg.digest("prom/a:latest");
+    let coll = collection();
+    let record = coll.path().join("promotion.json");
+    let (ok, out) = playbook(
+        coll.path(),
+        "tests/integration/targets/promote_container_image/restore.yml",
+        &json!({
+            "it_registry": reg.host,
+            "it_registries": {reg.host.clone(): {"plain_http": true}},
+            "it_record": record,
+            "zuul": zuul_var("promote"),
+        }),
+    );
+    assert!(ok, "{out}");
+    assert_eq!(reg.digest("prom/a:latest"), before, "latest is back where it was");
 }
 
 /// Kills a process started by a role, by the pid file it left.

@@ -182,8 +182,14 @@ fn a_failed_write_puts_every_moved_tag_back() {
         reg.digest("stage/img2:tripleo-ci-testing")
     );
     let record: Value = serde_json::from_slice(&std::fs::read(reg.dir.path().join("record.json")).unwrap()).unwrap();
-    assert_eq!(record.as_array().unwrap().len(), 4);
-    assert_eq!(record[0]["old_digest"], json!(before[0]));
+    assert_eq!(record["state"], "complete");
+    let entries = record["entries"].as_array().unwrap();
+    // img0 and img1: previous-current-tripleo, then current-tripleo; img2
+    // and img3 had no target to keep.
+    assert_eq!(entries.len(), 6, "{record}");
+    assert_eq!(entries[1]["tag"], "current-tripleo");
+    assert_eq!(entries[1]["before"], json!(before[0]));
+    assert!(entries.iter().all(|e| e["state"] == "moved"), "{record}");
 }
 
 /// Each removal method where it can run: overwrite on distribution keeps the

@@ -104,6 +104,13 @@ pub enum ErrorKind {
     },
     #[error("{0}")]
     Protocol(String),
+    /// A tag no longer points where the plan (or a record) saw it: another
+    /// writer moved it.
+    #[error("{tag} changed underneath: expected {expected}, found {found}")]
+    TagMoved { tag: String, expected: String, found: String },
+    /// One call would point one tag at two different images.
+    #[error("{tag} would receive two different images: {first} and {second}; nothing was written")]
+    Conflict { tag: String, first: String, second: String },
 }
 
 fn describe_registry(errors: &[RegistryErrorDetail], body: &str) -> String {

@@ -1,7 +1,9 @@
 //! Promotion: pointing tags at the manifest another tag (or a digest)
 //! points at, for a set of images at once and never half-way. Every source
 //! is resolved before anything moves; if a write fails, every tag already
-//! moved is put back.
+//! moved is put back. Each move is a compare-and-swap as far as the
+//! registry API allows: the tag is read just before its write and must still
+//! point where the plan saw it, and read again after the write.
 
 use std::collections::HashMap;
 
@@ -12,6 +14,7 @@ use crate::client::RegistryClient;
 use crate::copy::{copy_tree, BlobCache, Source};
 use crate::digest::Digest;
 use crate::error::{Error, ErrorKind};
+use crate::journal::{Entry, EntryState, Journal, Record, RecordState};
 use crate::log;
 use crate::manifest::Manifest;
 use crate::reference::Reference;
@@ -29,6 +32,8 @@ pub struct RetagRequest {
     pub expected: Option<Digest>,
     /// Keep the digest a target pointed at under `previous-<target>`.
     pub keep_previous: bool,
+    /// How messages name this request (`images[3]`).
+    pub label: String,
 }
 
 /// One tag that moves (or would, or already points where it should).
@@ -99,7 +104,68 @@ pub async fn plan(items: &[(RetagRequest, RegistryClient)]) -> Result<Vec<Planne
             parts.join("; ")
         ))));
     }
+    refuse_conflicts(planned.iter().flat_map(|p| {
+        p.moves.iter().map(|m| Claim {
+            tag: format!("{}:{}", m.repository, m.tag),
+            image: m.after.clone(),
+            entry: format!("{} ({})", p.request.label, p.request.source),
+        })
+    }))?;
     Ok(planned)
+}
+
+/// One destination tag that an entry of a call wants to point at an image.
+pub struct Claim {
+    /// `registry/repository:tag`.
+    pub tag: String,
+    /// What identifies the image (its digest, and any platform filter).
+    pub image: String,
+    /// How messages name the entry (`images[3] (registry/repo:tag)`).
+    pub entry: String,
+}
+
+/// Refuses a call in which one destination tag would receive two different
+/// images, naming both entries. The same image claimed twice is no conflict.
+pub fn refuse_conflicts(claims: impl IntoIterator<Item = Claim>) -> Result<(), Error> {
+    let mut seen: HashMap<String, Claim> = HashMap::new();
+    for c in claims {
+        match seen.get(&c.tag) {
+            Some(first) if first.image != c.image => {
+                return Err(Error::new(ErrorKind::Conflict {
+                    tag: c.tag.clone(),
+                    first: format!("{} -> {}", first.entry, first.image),
+                    second: format!("{} -> {}", c.entry, c.image),
+                }))
+            }
+            Some(_) => {}
+            None => {
+                seen.insert(c.tag.clone(), c);
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The journal entries of a plan: every target, moving or not, once (two
+/// entries of a call may name one tag for the same image).
+pub fn record(planned: &[Planned]) -> Record {
+    let mut seen = std::collections::HashSet::new();
+    Record::new(
+        planned
+            .iter()
+            .flat_map(|p| {
+                p.moves.iter().map(|m| Entry {
+                    registry: p.request.dest.registry.clone(),
+                    repository: p.request.dest.repository.clone(),
+                    tag: m.tag.clone(),
+                    before: m.before.clone(),
+                    after: m.after.clone(),
+                    state: if m.changed { EntryState::Pending } else { EntryState::Unchanged },
+                })
+            })
+            .filter(|e| seen.insert(e.name()))
+            .collect(),
+    )
 }
 
 async fn plan_one(req: &RetagRequest, client: &RegistryClient) -> Result<Resolved, Error> {
@@ -170,6 +236,8 @@ async fn already_promoted(client: &RegistryClient, req: &RetagRequest) -> Result
 #[derive(Debug)]
 pub struct PromoteFailure {
     pub error: Error,
+    /// Tags this run moved (and verified) before it stopped.
+    pub moved: Vec<String>,
     /// Tags put back to where they were.
     pub restored: Vec<String>,
     /// Tags that could not be put back, with why.
@@ -182,8 +250,14 @@ pub type Rollback<'a> = Option<(&'a TagRemover, &'a [WebApi])>;
 /// Moves every planned tag, images at once. On failure no further image
 /// starts; once the images under way have finished, with `rollback`, every
 /// tag already moved is put back (the previous manifest, or removed if it
-/// did not exist) and the outcome reported.
-pub async fn apply(planned: &[Planned], clients: &[RegistryClient], rollback_with: Rollback<'_>) -> Result<(), PromoteFailure> {
+/// did not exist) and the outcome reported. With a `journal`, every move
+/// and every put-back is recorded as it lands, and the end marked.
+pub async fn apply(
+    planned: &[Planned],
+    clients: &[RegistryClient],
+    rollback_with: Rollback<'_>,
+    journal: Option<&Journal>,
+) -> Result<(), PromoteFailure> {
     let done: std::sync::Mutex<Vec<(usize, &TagMove)>> = std::sync::Mutex::default();
     let failed = std::sync::atomic::AtomicBool::new(false);
     let cache = BlobCache::default();
@@ -192,7 +266,10 @@ pub async fn apply(planned: &[Planned], clients: &[RegistryClient], rollback_wit
         if failed_ref.load(std::sync::atomic::Ordering::SeqCst) {
             return Ok(());
         }
-        let result = apply_one(p, &clients[i], cache_ref, |mv| done_ref.lock().expect("done").push((i, mv))).await;
+        let result = apply_one(p, &clients[i], cache_ref, journal, |mv| {
+            done_ref.lock().expect("done").push((i, mv))
+        })
+        .await;
         if result.is_err() {
             failed_ref.store(true, std::sync::atomic::Ordering::SeqCst);
         }
@@ -201,19 +278,60 @@ pub async fn apply(planned: &[Planned], clients: &[RegistryClient], rollback_wit
     .buffer_unordered(CONCURRENCY)
     .collect()
     .await;
-    match results.into_iter().find_map(Result::err) {
-        None => Ok(()),
-        Some(error) => {
-            let done = done.into_inner().expect("done");
-            Err(rollback(planned, clients, rollback_with, &done, error).await)
+    let done = done.into_inner().expect("done");
+    let error = match results.into_iter().find_map(Result::err) {
+        None => verify_all(planned, clients, &done).await.err(),
+        Some(e) => Some(e),
+    };
+    let Some(error) = error else {
+        if let Some(j) = journal {
+            j.finish(RecordState::Complete).map_err(|error| PromoteFailure {
+                error,
+                moved: names(&done),
+                restored: Vec::new(),
+                not_restored: Vec::new(),
+            })?;
+        }
+        return Ok(());
+    };
+    let failure = rollback(planned, clients, rollback_with, &done, error, journal).await;
+    if let Some(j) = journal {
+        if let Err(e) = j.finish(RecordState::Failed) {
+            log::info(&format!("cannot mark the record {} failed: {e}", j.path().display()));
         }
     }
+    Err(failure)
+}
+
+fn names(done: &[(usize, &TagMove)]) -> Vec<String> {
+    done.iter().map(|(_, m)| format!("{}:{}", m.repository, m.tag)).collect()
+}
+
+/// Once every image is through: every tag this run moved must still point
+/// where it put it (a concurrent writer may have moved one since).
+async fn verify_all(planned: &[Planned], clients: &[RegistryClient], done: &[(usize, &TagMove)]) -> Result<(), Error> {
+    for (i, mv) in done {
+        let now = clients[*i].manifest_digest(&planned[*i].request.dest.repository, &mv.tag).await?;
+        if now.as_ref().map(Digest::as_str) != Some(mv.after.as_str()) {
+            return Err(moved_underneath(mv, &mv.after, now));
+        }
+    }
+    Ok(())
+}
+
+fn moved_underneath(mv: &TagMove, expected: &str, found: Option<Digest>) -> Error {
+    Error::new(ErrorKind::TagMoved {
+        tag: format!("{}:{}", mv.repository, mv.tag),
+        expected: expected.to_string(),
+        found: found.map(|d| d.to_string()).unwrap_or_else(|| "(absent)".into()),
+    })
 }
 
 async fn apply_one<'a>(
     p: &'a Planned,
     client: &RegistryClient,
     cache: &BlobCache,
+    journal: Option<&Journal>,
     mut moved: impl FnMut(&'a TagMove),
 ) -> Result<(), Error> {
     let req = &p.request;
@@ -232,9 +350,29 @@ async fn apply_one<'a>(
         } else {
             &p.old[&mv.after]
         };
-        client.put_manifest(&req.dest.repository, &mv.tag, m).await?;
+        let repo = &req.dest.repository;
+        // Compare: the tag must still point where the plan saw it. The
+        // registry API has no conditional PUT, so this read just before the
+        // write, and the read after it, are as close to a swap as it allows.
+        let now = client.manifest_digest(repo, &mv.tag).await?;
+        let now_str = now.as_ref().map(Digest::as_str);
+        if now_str == Some(mv.after.as_str()) {
+            // Already there (another entry of this call, or a twin run).
+            continue;
+        }
+        if now_str != mv.before.as_deref() {
+            return Err(moved_underneath(mv, mv.before.as_deref().unwrap_or("(absent)"), now));
+        }
+        client.put_manifest(repo, &mv.tag, m).await?;
+        let now = client.manifest_digest(repo, &mv.tag).await?;
+        if now.as_ref().map(Digest::as_str) != Some(mv.after.as_str()) {
+            return Err(moved_underneath(mv, &mv.after, now));
+        }
         log::info(&format!("{}:{} -> {}", mv.repository, mv.tag, mv.after));
         moved(mv);
+        if let Some(j) = journal {
+            j.mark(&format!("{}:{}", mv.repository, mv.tag), EntryState::Moved)?;
+        }
     }
     Ok(())
 }
@@ -245,12 +383,15 @@ async fn rollback(
     with: Rollback<'_>,
     done: &[(usize, &TagMove)],
     error: Error,
+    journal: Option<&Journal>,
 ) -> PromoteFailure {
     let mut restored = Vec::new();
     let mut not_restored = Vec::new();
+    let moved = names(done);
     let Some((remover, web)) = with else {
         return PromoteFailure {
             error,
+            moved,
             restored,
             not_restored: done
                 .iter()
@@ -262,6 +403,19 @@ async fn rollback(
         let p = &planned[*i];
         let client = &clients[*i];
         let name = format!("{}:{}", mv.repository, mv.tag);
+        // Only a tag still where this run put it is put back: one that a
+        // concurrent writer has moved since is theirs now.
+        match client.manifest_digest(&p.request.dest.repository, &mv.tag).await {
+            Ok(now) if now.as_ref().map(Digest::as_str) == Some(mv.after.as_str()) => {}
+            Ok(now) => {
+                not_restored.push(format!("{}; left as is", moved_underneath(mv, &mv.after, now)));
+                continue;
+            }
+            Err(e) => {
+                not_restored.push(format!("{name}: {e}"));
+                continue;
+            }
+        }
         let result = match &mv.before {
             Some(d) => match p.old.get(d).or_else(|| (p.manifest.digest.as_str() == d).then_some(&p.manifest)) {
                 Some(m) => client.put_manifest(&p.request.dest.repository, &mv.tag, m).await,
@@ -275,6 +429,11 @@ async fn rollback(
         match result {
             Ok(()) => {
                 log::info(&format!("{name}: put back to {}", mv.before.as_deref().unwrap_or("(absent)")));
+                if let Some(j) = journal {
+                    if let Err(e) = j.mark(&name, EntryState::PutBack) {
+                        log::info(&format!("cannot record {name} as put back: {e}"));
+                    }
+                }
                 restored.push(name);
             }
             Err(e) => not_restored.push(format!("{name}: {e}")),
@@ -282,6 +441,7 @@ async fn rollback(
     }
     PromoteFailure {
         error,
+        moved,
         restored,
         not_restored,
     }
