@@ -275,15 +275,14 @@ fn promotion_set_playbook(core: Core) {
     assert_eq!(rec["entries"].as_array().unwrap().len(), 3);
     // The record puts the set back.
     let restore = json!({"promote_set_restore_from": record, "promote_set_registries": {reg.host.clone(): {"plain_http": true}}});
-    let (ok, out) = playbook(coll.path(), "playbooks/promote-set.yaml", &restore);
+    let (ok, out) = playbook(core, coll.path(), "playbooks/promote-set.yaml", &restore);
     assert!(ok, "{out}");
     for n in 0..3 {
         assert_eq!(reg.digest(&format!("tripleo/img{n}:current-tripleo")), None, "img{n} put back");
     }
 }
 
-#[test]
-fn promote_role_record_and_restore() {
+fn promote_role_record_and_restore(core: Core) {
     let fx = Fixtures::get();
     let reg = TestRegistry::start(Kind::Distribution);
     reg.seed(&fx.single(1), "prom/a:change_42_latest");
@@ -292,6 +291,7 @@ fn promote_role_record_and_restore() {
     let coll = collection();
     let record = coll.path().join("promotion.json");
     let (ok, out) = playbook(
+        core,
         coll.path(),
         "tests/integration/targets/promote_container_image/restore.yml",
         &json!({
@@ -825,6 +825,7 @@ fn mirror_job_playbook_with_and_without_nodes(core: Core) {
 }
 
 imagegate_testkit::under_each_core!(
+    promote_role_record_and_restore,
     mirror_job_playbook_with_and_without_nodes,
     docker_consumer_pulls_through_the_buildset_registry,
     docker_image_jobs_gate_cycle,
