@@ -180,18 +180,27 @@ fn failure(what: &str, run: Run) -> ModuleError {
 
 /// Global flags for podman and buildah (storage location and driver).
 fn global_flags(args: &Args) -> Vec<String> {
-    let mut f = Vec::new();
     if args.container_command == Builder::Docker {
-        return f;
+        return Vec::new();
     }
-    if let Some(r) = &args.storage_root {
+    storage_flags(
+        args.storage_driver.as_deref(),
+        args.storage_root.as_deref(),
+        args.storage_runroot.as_deref(),
+    )
+}
+
+/// podman's and buildah's global flags that locate their storage.
+pub(crate) fn storage_flags(driver: Option<&str>, root: Option<&Path>, runroot: Option<&Path>) -> Vec<String> {
+    let mut f = Vec::new();
+    if let Some(r) = root {
         f.extend(["--root".to_string(), r.display().to_string()]);
     }
-    if let Some(r) = &args.storage_runroot {
+    if let Some(r) = runroot {
         f.extend(["--runroot".to_string(), r.display().to_string()]);
     }
-    if let Some(d) = &args.storage_driver {
-        f.extend(["--storage-driver".to_string(), d.clone()]);
+    if let Some(d) = driver {
+        f.extend(["--storage-driver".to_string(), d.to_string()]);
     }
     f
 }

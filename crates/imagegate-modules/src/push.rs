@@ -77,17 +77,12 @@ fn export_image(args: &Args, image: &str, target: &std::path::Path) -> Result<()
             format!("'{program}' is not podman, buildah or docker"),
         ));
     }
-    let mut cmd = Command::new(program);
-    if let Some(r) = &args.storage_root {
-        cmd.arg("--root").arg(r);
-    }
-    if let Some(r) = &args.storage_runroot {
-        cmd.arg("--runroot").arg(r);
-    }
-    if let Some(d) = &args.storage_driver {
-        cmd.args(["--storage-driver", d]);
-    }
-    let out = cmd
+    let out = Command::new(program)
+        .args(crate::build::storage_flags(
+            args.storage_driver.as_deref(),
+            args.storage_root.as_deref(),
+            args.storage_runroot.as_deref(),
+        ))
         .arg("push")
         .arg(image)
         .arg(format!("oci:{}:image", target.display()))
