@@ -824,7 +824,115 @@ fn mirror_job_playbook_with_and_without_nodes(core: Core) {
     assert_eq!(dst.digest("copy/app:nodeless"), digest);
 }
 
+/// A stage promotion of 21 images gated on Zuul's builds API: with a job
+/// missing, or failed for one image, nothing moves and the failure names
+/// the job and the image; with every criterion met, every tag moves, pinned
+/// to the digests the jobs tested.
+fn stage_promotion_gated_on_zuul_builds(core: Core) {
+    use imagegate_testkit::webapi::ZuulBuildsApi;
+    let fx = Fixtures::get();
+    let reg = TestRegistry::start(Kind::Distribution);
+    let images: Vec<String> = (0..21).map(|n| format!("{}/tripleo/img{n}", reg.host)).collect();
+    for n in 0..21 {
+        reg.seed(&fx.single(n % 4), &format!("tripleo/img{n}:tripleo-ci-testing"));
+    }
+    let digests: serde_json::Map<String, Value> = (0..21)
+        .map(|n| {
+            (
+                images[n].clone(),
+                json!(reg.digest(&format!("tripleo/img{n}:tripleo-ci-testing")).unwrap()),
+            )
+        })
+        .collect();
+    let stage = |job: &str, result: &str, images: &serde_json::Map<String, Value>| {
+        json!({"job_name": job, "result": result, "project": "rdo/promotion",
+               "artifacts": [{"name": "stage", "url": "https://logs.example/", "metadata": {"type": "imagegate_stage", "images": images}}]})
+    };
+    let mut one_failed = digests.clone();
+    let failed_image = images[7].clone();
+    one_failed.remove(&failed_image);
+    let coll = collection();
+    let run = |builds: Value| {
+        let api = ZuulBuildsApi::start("rdo", builds);
+        playbook(
+            core,
+            coll.path(),
+            "playbooks/promote-set.yaml",
+            &json!({
+                "promote_set_images": images,
+                "promote_set_from": "tripleo-ci-testing",
+                "promote_set_to": "current-tripleo",
+                "promote_set_keep_previous": true,
+                "promote_set_registries": {reg.host.clone(): {"plain_http": true}},
+                "promote_set_criteria": {"api": api.base, "project": "rdo/promotion", "jobs": ["standalone", "ovb"]},
+            }),
+        )
+    };
+    // ovb has never run: nothing moves, and ovb is named.
+    let (ok, out) = run(json!([stage("standalone", "SUCCESS", &digests)]));
+    assert!(!ok, "{out}");
+    assert!(out.contains("ovb missing for"), "{out}");
+    assert!(!out.contains("standalone missing"), "{out}");
+    assert_eq!(reg.digest("tripleo/img0:current-tripleo"), None, "nothing moved");
+    // ovb failed for one image (and succeeded for the others): nothing moves.
+    let (ok, out) = run(json!([
+        stage("standalone", "SUCCESS", &digests),
+        stage("ovb", "SUCCESS", &one_failed),
+        stage("ovb", "FAILURE", &digests),
+    ]));
+    assert!(!ok, "{out}");
+    assert!(out.contains(&format!("ovb failed (FAILURE) for {failed_image}@")), "{out}");
+    assert_eq!(reg.digest("tripleo/img0:current-tripleo"), None, "nothing moved");
+    // Every criterion met: every image moves.
+    let (ok, out) = run(json!([stage("standalone", "SUCCESS", &digests), stage("ovb", "SUCCESS", &digests)]));
+    assert!(ok, "{out}");
+    for n in 0..21 {
+        assert_eq!(
+            reg.digest(&format!("tripleo/img{n}:current-tripleo")).as_ref(),
+            digests[&images[n]].as_str().map(str::to_string).as_ref(),
+            "img{n}"
+        );
+    }
+}
+
+/// A promotion declared by digest in a file moves exactly those digests,
+/// even where the stage tag has moved on since.
+fn promotion_declared_by_digest(core: Core) {
+    let fx = Fixtures::get();
+    let reg = TestRegistry::start(Kind::Distribution);
+    reg.seed(&fx.single(1), "rdo/a:tripleo-ci-testing");
+    reg.seed(&fx.single(2), "rdo/b:tripleo-ci-testing");
+    let (a, b) = (
+        reg.digest("rdo/a:tripleo-ci-testing").unwrap(),
+        reg.digest("rdo/b:tripleo-ci-testing").unwrap(),
+    );
+    // The stage tag of a moves on after the declaration was reviewed.
+    reg.seed(&fx.single(3), "rdo/a:tripleo-ci-testing");
+    let coll = collection();
+    let manifest = coll.path().join("current-tripleo.yaml");
+    std::fs::write(
+        &manifest,
+        format!(
+            "images:\n  - name: {h}/rdo/a\n    digest: {a}\n    tags: [current-tripleo]\n  - name: {h}/rdo/b\n    digest: {b}\n    tags: [current-tripleo, stable]\n",
+            h = reg.host
+        ),
+    )
+    .unwrap();
+    let (ok, out) = playbook(
+        core,
+        coll.path(),
+        "playbooks/promote-set.yaml",
+        &json!({"promote_set_manifest": manifest, "promote_set_registries": {reg.host.clone(): {"plain_http": true}}}),
+    );
+    assert!(ok, "{out}");
+    assert_eq!(reg.digest("rdo/a:current-tripleo"), Some(a));
+    assert_eq!(reg.digest("rdo/b:current-tripleo").as_ref(), Some(&b));
+    assert_eq!(reg.digest("rdo/b:stable"), Some(b));
+}
+
 imagegate_testkit::under_each_core!(
+    stage_promotion_gated_on_zuul_builds,
+    promotion_declared_by_digest,
     promote_role_record_and_restore,
     mirror_job_playbook_with_and_without_nodes,
     docker_consumer_pulls_through_the_buildset_registry,

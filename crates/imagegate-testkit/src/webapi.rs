@@ -268,8 +268,11 @@ async fn answer(s: Arc<Shared>, req: Request<Incoming>) -> Result<Response<Body>
     Ok(json(404, serde_json::json!({"detail": "Not found."})))
 }
 
-/// A stand-in for the Zuul web API's `GET /api/tenant/<t>/builds` endpoint:
-/// answers every GET with the JSON it was given and records the queries.
+/// A stand-in for the Zuul web API's `GET /api/tenant/<t>/builds` endpoint
+/// (used where a test needs builds no job here could produce): answers with
+/// the builds it was given, filtered as zuul-web filters them by the
+/// `job_name`, `project`, `ref` and `result` query parameters (a build
+/// without the field passes), and records the queries.
 pub struct ZuulBuildsApi {
     /// `http://127.0.0.1:<port>/api/tenant/<tenant>`
     pub base: String,
@@ -284,7 +287,7 @@ impl ZuulBuildsApi {
         let server = Server::start(move |req: Request<Incoming>| {
             q.lock().unwrap().push(req.uri().to_string());
             let answer = if req.uri().path().ends_with("/builds") {
-                json(200, builds.clone())
+                json(200, filter_builds(&builds, req.uri().query().unwrap_or("")))
             } else {
                 json(404, serde_json::json!({}))
             };
@@ -296,4 +299,58 @@ impl ZuulBuildsApi {
             _server: server,
         }
     }
+}
+
+/// The builds that match every filter of a builds query.
+fn filter_builds(builds: &serde_json::Value, query: &str) -> serde_json::Value {
+    let filters: Vec<(String, String)> = query
+        .split('&')
+        .filter_map(|kv| kv.split_once('='))
+        .filter(|(k, _)| ["job_name", "project", "ref", "result"].contains(k))
+        .map(|(k, v)| (k.to_string(), percent_decode(v)))
+        .collect();
+    let Some(all) = builds.as_array() else {
+        return builds.clone();
+    };
+    let kept: Vec<serde_json::Value> = all
+        .iter()
+        .filter(|b| {
+            filters.iter().all(|(k, v)| {
+                // Newer zuul-web nests project and ref under `ref`.
+                let field = match b.get(k.as_str()) {
+                    Some(f) if f.is_string() => Some(f),
+                    _ => b.pointer(&format!("/ref/{k}")),
+                };
+                field.and_then(|f| f.as_str()).is_none_or(|f| f == v)
+            })
+        })
+        .cloned()
+        .collect();
+    serde_json::Value::Array(kept)
+}
+
+fn percent_decode(v: &str) -> String {
+    let bytes = v.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'%' if i + 2 < bytes.len() => {
+                match u8::from_str_radix(&v[i + 1..i + 3], 16) {
+                    Ok(b) => out.push(b),
+                    Err(_) => out.extend_from_slice(&bytes[i..i + 3]),
+                }
+                i += 3;
+            }
+            b'+' => {
+                out.push(b' ');
+                i += 1;
+            }
+            b => {
+                out.push(b);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
 }
