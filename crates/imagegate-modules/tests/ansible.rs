@@ -930,7 +930,45 @@ fn promotion_declared_by_digest(core: Core) {
     assert_eq!(reg.digest("rdo/b:stable"), Some(b));
 }
 
+/// A stage copied to other registries: each gets the same digests under
+/// the stage tag, all or nothing, and a registry that cannot be reached is
+/// named while the others still get the set.
+fn stage_copied_to_other_registries(core: Core) {
+    let fx = Fixtures::get();
+    let reg = TestRegistry::start(Kind::Distribution);
+    let other = TestRegistry::start(Kind::Distribution);
+    let gone = format!("127.0.0.1:{}", imagegate_testkit::free_port());
+    for n in 0..3 {
+        reg.seed(&fx.single(n), &format!("tripleo/img{n}:tripleo-ci-testing"));
+    }
+    let coll = collection();
+    let (ok, out) = playbook(
+        core,
+        coll.path(),
+        "playbooks/promote-set.yaml",
+        &json!({
+            "promote_set_images": (0..3).map(|n| format!("{}/tripleo/img{n}", reg.host)).collect::<Vec<_>>(),
+            "promote_set_from": "tripleo-ci-testing",
+            "promote_set_to": "current-tripleo",
+            "promote_set_copies": [other.host, gone],
+            "promote_set_registries": {
+                reg.host.clone(): {"plain_http": true}, other.host.clone(): {"plain_http": true},
+                gone.clone(): {"plain_http": true, "retries": 0},
+            },
+        }),
+    );
+    assert!(!ok, "an unreachable registry must fail the run: {out}");
+    assert!(out.contains(&format!("but not ['{gone}']")), "{out}");
+    for n in 0..3 {
+        let promoted = reg.digest(&format!("tripleo/img{n}:current-tripleo"));
+        assert!(promoted.is_some());
+        assert_eq!(other.digest(&format!("tripleo/img{n}:current-tripleo")), promoted, "img{n}");
+        assert_eq!(other.digest(&format!("tripleo/img{n}:imagegate-staging-current-tripleo")), None);
+    }
+}
+
 imagegate_testkit::under_each_core!(
+    stage_copied_to_other_registries,
     stage_promotion_gated_on_zuul_builds,
     promotion_declared_by_digest,
     promote_role_record_and_restore,
