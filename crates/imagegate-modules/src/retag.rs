@@ -9,6 +9,7 @@ use imagegate_ansible::{Context, Diff, ModuleError, ModuleSpec, Outcome};
 use imagegate_registry::journal::{Journal, Record};
 use imagegate_registry::promote::{self, RetagRequest, TagMove};
 use imagegate_registry::reference::is_valid_tag;
+use imagegate_registry::referrers;
 use imagegate_registry::restore;
 use imagegate_registry::tags::{human_age, Removal, RemoveMethod, TagRemover, WebApi};
 use imagegate_registry::{Digest, Reference, RegistryClient, Stats};
@@ -43,6 +44,9 @@ pub struct Args {
     pub record_file: Option<PathBuf>,
     #[serde(default)]
     pub restore_from: Option<PathBuf>,
+    /// Refuse, before any write, to promote an image with no signature.
+    #[serde(default)]
+    pub require_signature: bool,
 }
 }
 
@@ -298,6 +302,36 @@ pub fn run(mut args: Args, ctx: &Context) -> Result<Outcome, ModuleError> {
             ));
         }
         let planned = promote::plan(&items).await.map_err(fail)?;
+        // A re-tag within one repository moves no bytes: the digest, and so
+        // every signature and attestation made over it, stays valid.
+        let same_repository = planned
+            .iter()
+            .all(|p| p.request.source.registry == p.request.dest.registry && p.request.source.repository == p.request.dest.repository);
+        values.insert("signatures_stay_valid".into(), json!(same_repository));
+        if args.require_signature {
+            let mut found = Vec::new();
+            let mut missing = Vec::new();
+            for p in &planned {
+                let Some((_, c)) = items.iter().find(|(r, _)| r.label == p.request.label) else {
+                    continue;
+                };
+                let name = format!("{}@{}", p.request.source.repository_name(), p.manifest.digest);
+                match referrers::signature_present(c, &p.request.source.repository, &p.manifest.digest)
+                    .await
+                    .map_err(fail)?
+                {
+                    Some(what) => found.push(json!({"image": name, "signature": what})),
+                    None => missing.push(format!("{} ({name})", p.request.label)),
+                }
+            }
+            if !missing.is_empty() {
+                return Err(ModuleError::failed(format!(
+                    "require_signature: no signature found for {}; nothing moved",
+                    missing.join(", ")
+                )));
+            }
+            values.insert("signatures".into(), json!(found));
+        }
         let moves: Vec<&TagMove> = planned.iter().flat_map(|p| p.moves.iter()).collect();
         for m in &moves {
             diff.0.push_str(&format!(

@@ -132,3 +132,71 @@ fn a_referrer_and_a_signature_tag_travel_with_the_image() {
         "referrers: false carries nothing"
     );
 }
+
+fn retag(args: &Value) -> ModuleRun {
+    run_module(Path::new(env!("CARGO_BIN_EXE_container_retag")), args)
+}
+
+/// require_signature: a set with an unsigned image moves nothing and names
+/// it; once each image has a signature (a cosign `.sig` tag for one, a
+/// signature referrer in the tag schema for the other) the set moves, and
+/// the result says the signatures stay valid (a re-tag moves no bytes).
+#[test]
+fn require_signature_refuses_an_unsigned_image() {
+    let reg = TestRegistry::start(Kind::Distribution);
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let engine = Engine::new(EngineOptions::default());
+    let c = client(&engine, &reg.host);
+    let (a, b, b_size) = rt.block_on(async {
+        let (a, _) = push_manifest(&c, "set/a", Some("testing"), b"image a", json!({})).await;
+        let (b, b_size) = push_manifest(&c, "set/b", Some("testing"), b"image b", json!({})).await;
+        // a: cosign's signature tag.
+        push_manifest(&c, "set/a", Some(&format!("{}.sig", fallback_tag(&a))), b"a signature", json!({})).await;
+        (a, b, b_size)
+    });
+    let args = json!({
+        "images": [
+            {"repository": format!("{}/set/a", reg.host), "src_tag": "testing", "tags": ["current"]},
+            {"repository": format!("{}/set/b", reg.host), "src_tag": "testing", "tags": ["current"]},
+        ],
+        "require_signature": true,
+        "registries": {reg.host.clone(): {"plain_http": true}},
+    });
+    let refused = retag(&args);
+    assert!(refused.failed(), "{}", refused.stdout);
+    assert!(
+        refused.msg().contains("images[1]") && refused.msg().contains(b.as_str()),
+        "{}",
+        refused.msg()
+    );
+    assert!(!refused.msg().contains("images[0]"), "{}", refused.msg());
+    assert_eq!(reg.digest("set/a:current"), None, "nothing moved");
+
+    // b gets a sigstore bundle as a referrer, listed in the tag schema.
+    rt.block_on(async {
+        let subject = json!({"mediaType": OCI_MANIFEST, "digest": b.as_str(), "size": b_size});
+        let (sig, sig_size) = push_manifest(
+            &c,
+            "set/b",
+            None,
+            b"a bundle",
+            json!({"artifactType": "application/vnd.dev.sigstore.bundle.v0.3+json", "subject": subject}),
+        )
+        .await;
+        let index = json!({"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": [
+            {"mediaType": OCI_MANIFEST, "digest": sig.as_str(), "size": sig_size,
+             "artifactType": "application/vnd.dev.sigstore.bundle.v0.3+json"}]});
+        let m = imagegate_registry::manifest::Manifest::from_bytes("seed", Bytes::from(index.to_string()), Some(OCI_INDEX)).unwrap();
+        c.put_manifest("set/b", &fallback_tag(&b), &m).await.unwrap();
+    });
+    let moved = retag(&args);
+    moved.assert_ok();
+    assert_eq!(reg.digest("set/a:current").as_deref(), Some(a.as_str()));
+    assert_eq!(reg.digest("set/b:current").as_deref(), Some(b.as_str()));
+    assert_eq!(moved.result["signatures_stay_valid"], json!(true));
+    let found = moved.result["signatures"].to_string();
+    assert!(
+        found.contains("cosign signature tag") && found.contains("sigstore.bundle"),
+        "{found}"
+    );
+}

@@ -77,6 +77,33 @@ pub async fn carry(
     Ok(carried)
 }
 
+/// Artifact types of signatures among referrers: cosign's signature,
+/// sigstore bundles, Notary Project signatures.
+const SIGNATURE_TYPES: [&str; 4] = [
+    "application/vnd.dev.cosign.artifact.sig.v1+json",
+    "application/vnd.dev.sigstore.bundle.v0.3+json",
+    "application/vnd.dev.sigstore.bundle+json;version=0.3",
+    "application/vnd.cncf.notary.signature",
+];
+
+/// Whether a signature of `digest` is present in `repo`: cosign's
+/// `sha256-<hex>.sig` tag, or a referrer whose artifact type is a signature
+/// (through the referrers API or its tag schema). Returns what was found.
+/// Presence only: nothing is verified cryptographically.
+pub async fn signature_present(client: &RegistryClient, repo: &str, digest: &Digest) -> Result<Option<String>, Error> {
+    let tag = format!("{}.sig", fallback_tag(digest));
+    if client.manifest_digest(repo, &tag).await?.is_some() {
+        return Ok(Some(format!("cosign signature tag {tag}")));
+    }
+    let (_, found) = Ctx::list(client, repo, digest).await?;
+    Ok(found.iter().find_map(|d| {
+        let kind = d["artifactType"].as_str()?;
+        SIGNATURE_TYPES
+            .contains(&kind)
+            .then(|| format!("referrer {} ({kind})", d["digest"].as_str().unwrap_or("?")))
+    }))
+}
+
 struct Ctx<'a> {
     src: &'a RegistryClient,
     src_repo: &'a str,
