@@ -56,6 +56,8 @@ write_nodes_config() {
 - section:
     name: harness-static
     connection: static
+    flavors:
+      - name: harness-small
 
 - provider:
     name: harness-static
@@ -67,8 +69,6 @@ write_nodes_config() {
         connection-port: $NODE_PORT
         username: $NODE_USER
         python-path: /usr/bin/python3
-    flavors:
-      - name: harness-small
     nodes:
       - name: "$NODE_HOST"
         label: harness-debian

@@ -31,6 +31,8 @@ fi
 
 FAILURES=()
 fail() { FAILURES+=("$*"); printf '\033[31mFAIL\033[0m %s\n' "$*"; }
+SKIPS=()
+skip() { SKIPS+=("$*"); printf '\033[33mSKIP\033[0m %s\n' "$*"; }
 pass() { printf '\033[32mok\033[0m   %s\n' "$*"; }
 
 finish() {
@@ -39,6 +41,7 @@ finish() {
   log "stopping everything this run started"
   stop_stack
   cleanup_node_user
+  for f in "${SKIPS[@]}"; do echo "  skipped: $f"; done
   if [ "$rc" = 0 ] && ((${#FAILURES[@]} == 0)); then
     log "all scenarios passed in $((SECONDS - T0)) s"
     [ -n "${ZUUL_HARNESS_KEEP:-}" ] || rm -rf "$RUN/executor/jobs" "$RUN/registry"

@@ -119,14 +119,18 @@ trigger_and_wait() {
   NEWREV=$(head_of demo)
   note "round $label: demo at ${NEWREV:0:12}, waiting for its post buildset"
   local t=$SECONDS state
-  for ((i = 0; i < 600; i++)); do
+  for ((i = 0; i < 420; i++)); do
     state=$(api "tenant/$TENANT/buildsets?project=demo&newrev=$NEWREV" 2>/dev/null |
       python3 -c 'import json,sys; b=json.load(sys.stdin); print(b[0]["result"] or "running" if b else "none")' 2>/dev/null || echo none)
     case $state in
       none | running | "") ;;
       *) note "round $label: buildset $state after $((SECONDS - t)) s"; BUILDSET_RESULT=$state; return 0 ;;
     esac
+    if [ "$state" != none ] && ((i % 10 == 9)); then
+      check_config_errors || return 1
+    fi
     if [ "$state" = none ] && ((SECONDS - t > 90)); then
+      check_config_errors || return 1
       echo "no buildset for demo $NEWREV after 90 s; scheduler log (events):"
       grep -E "ref-updated|TriggerEvent|enqueue|Reconfigur|ERROR" "$RUN/logs/scheduler.log" | tail -30
       return 1
@@ -136,7 +140,8 @@ trigger_and_wait() {
     done
     sleep 1
   done
-  echo "buildset for $NEWREV did not finish in 10 min"
+  echo "buildset for $NEWREV did not finish in 7 min; status:"
+  api "tenant/$TENANT/status" | head -c 3000
   return 1
 }
 
@@ -217,8 +222,10 @@ scenario_role_change() {
   ROUND=role-change
   local marker
   marker="imagegate-harness-marker-$(head -c 6 /dev/urandom | od -An -tx1 | tr -d ' \n')"
-  if grep -q "name: imagegate.containers.promote_container_image" "$RUN/git/imagegate/playbooks/container-image/promote.yaml"; then
-    note "the job playbooks at HEAD call roles by collection name (imagegate.containers.*): the installed roles run, not the repository's"
+  if [ ! -f "$RUN/git/imagegate/plugins/action/modules_version.py" ] ||
+    grep -q "name: imagegate.containers.promote_container_image" "$RUN/git/imagegate/playbooks/container-image/promote.yaml"; then
+    skip "$ROUND, version-bump: this commit's job playbooks call roles by collection name and it has no modules_version check: the installed roles run, so a role change in the repository cannot show"
+    return 0
   fi
   python3 - "$RUN/git/imagegate/roles/promote_container_image/tasks/main.yaml" "$marker" <<'EOF'
 import sys

@@ -229,7 +229,7 @@ write_zuul_conf() {
   FINGER_PORT=$(free_port)
   WEB=http://127.0.0.1:$WEB_PORT
   mkdir -p "$RUN"/{scheduler,merger-git,executor/state,executor/git,executor/jobs,launcher,build-logs,ssh,sock}
-  ssh-keygen -q -t ed25519 -N '' -f "$RUN/ssh/executor_key"
+  [ -f "$RUN/ssh/executor_key" ] || ssh-keygen -q -t ed25519 -N "" -f "$RUN/ssh/executor_key"
   cat >"$RUN/main.yaml" <<EOF
 - tenant:
     name: imagegate
@@ -329,11 +329,26 @@ wait_tenant() {
       alive "$c" || { echo "$c exited; its log:"; tail -60 "$RUN/logs/$c.log"; return 1; }
     done
     if api tenants 2>/dev/null | python3 -c 'import json,sys; sys.exit(0 if any(t["name"]=="imagegate" for t in json.load(sys.stdin)) else 1)' 2>/dev/null; then
-      return 0
+      check_config_errors
+      return
     fi
     sleep 0.5
   done
   echo "the tenant never loaded; scheduler log:"
   tail -60 "$RUN/logs/scheduler.log"
   return 1
+}
+
+# The tenant's configuration errors (none expected), from zuul-web.
+check_config_errors() {
+  local errors
+  errors=$(api "tenant/$TENANT/config-errors" | python3 -c 'import json,sys
+for e in json.load(sys.stdin):
+    c = e.get("source_context") or {}
+    print("%s:%s: %s" % (c.get("project"), c.get("path"), e.get("short_error") or e.get("error")))')
+  if [ -n "$errors" ]; then
+    echo "the tenant has configuration errors:"
+    echo "$errors"
+    return 1
+  fi
 }
