@@ -41,10 +41,11 @@ finish() {
   log "stopping everything this run started"
   stop_stack
   cleanup_node_user
+  [ -n "${JOB_DIR:-}" ] && rm -rf "$JOB_DIR"
   for f in "${SKIPS[@]}"; do echo "  skipped: $f"; done
   if [ "$rc" = 0 ] && ((${#FAILURES[@]} == 0)); then
     log "all scenarios passed in $((SECONDS - T0)) s"
-    [ -n "${ZUUL_HARNESS_KEEP:-}" ] || rm -rf "$RUN/executor/jobs" "$RUN/registry"
+    [ -n "${ZUUL_HARNESS_KEEP:-}" ] || rm -rf "$RUN/registry"
   else
     log "FAILED (${#FAILURES[@]} failures, exit $rc) after $((SECONDS - T0)) s; logs in $RUN/logs and $RUN/build-logs"
     for f in "${FAILURES[@]}"; do echo "  - $f"; done

@@ -228,7 +228,10 @@ write_zuul_conf() {
   WEB_PORT=$(free_port)
   FINGER_PORT=$(free_port)
   WEB=http://127.0.0.1:$WEB_PORT
-  mkdir -p "$RUN"/{scheduler,merger-git,executor/state,executor/git,executor/jobs,launcher,build-logs,ssh,sock}
+  mkdir -p "$RUN"/{scheduler,merger-git,executor/state,executor/git,launcher,build-logs,ssh,sock}
+  # Ansible's ssh control sockets live under the job directory, and a unix
+  # socket path has at most 107 bytes: a short job directory, not under RUN.
+  JOB_DIR=$(mktemp -d /tmp/igz.XXXXXX)
   [ -f "$RUN/ssh/executor_key" ] || ssh-keygen -q -t ed25519 -N "" -f "$RUN/ssh/executor_key"
   cat >"$RUN/main.yaml" <<EOF
 - tenant:
@@ -272,7 +275,7 @@ command_socket=$RUN/sock/merger
 [executor]
 state_dir=$RUN/executor/state
 git_dir=$RUN/executor/git
-job_dir=$RUN/executor/jobs
+job_dir=$JOB_DIR
 private_key_file=$RUN/ssh/executor_key
 default_username=zuul
 ansible_root=$ZUUL_ANSIBLE
