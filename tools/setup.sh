@@ -4,6 +4,9 @@
 #
 #   Debian packages: registries, builders and skopeo for tests and benchmarks
 #   .venv:           ansible-core, ansible-lint, zuul-registry (requirements.txt)
+#   .work/ansible-*: one venv per ansible-core that the playbook tests run
+#                    under: 2.16 and 2.18 (what Zuul 14 runs jobs with) and
+#                    the newest release (tools/ansible-cores.txt)
 #   plugins/modules: the module binaries (static musl if the target is
 #                    available, else glibc)
 #   .work/collections/ansible_collections/imagegate/containers -> this checkout
@@ -13,7 +16,7 @@ cd "$ROOT"
 
 log() { printf '\033[1m==> %s\033[0m\n' "$*"; }
 
-DEBS=(docker-registry buildah podman busybox-static skopeo openssl apache2-utils ca-certificates musl-tools python3-venv)
+DEBS=(docker.io sudo docker-registry buildah podman busybox-static skopeo openssl apache2-utils ca-certificates musl-tools python3-venv)
 missing=()
 for p in "${DEBS[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -32,6 +35,35 @@ if [ ! -x .venv/bin/ansible-playbook ] || ! cmp -s requirements.txt .venv/.requi
   .venv/bin/pip install -q --disable-pip-version-check -r requirements.txt
   cp requirements.txt .venv/.requirements
 fi
+
+# One venv per ansible-core the playbook tests run under. The newest cores
+# need a newer Python than Debian 12's 3.11: the first python3.13 or
+# python3.12 found (pyenv's included) is used for them.
+newer_python() {
+  local c
+  for c in python3.13 python3.12 /root/.pyenv/versions/3.13*/bin/python3 /root/.pyenv/versions/3.12*/bin/python3 \
+           "$HOME"/.pyenv/versions/3.13*/bin/python3 "$HOME"/.pyenv/versions/3.12*/bin/python3; do
+    if command -v "$c" >/dev/null 2>&1 && "$c" -c 'import sys, venv; sys.exit(sys.version_info < (3, 12))' 2>/dev/null; then
+      command -v "$c"
+      return 0
+    fi
+  done
+  return 1
+}
+while read -r name version python; do
+  case "$name" in ''|'#'*) continue ;; esac
+  dir=.work/ansible-$name
+  [ -x "$dir/bin/ansible-playbook" ] && [ "$(cat "$dir/.version" 2>/dev/null)" = "$version" ] && continue
+  interpreter=python3
+  if [ "$python" = newer ]; then
+    interpreter=$(newer_python) || { echo "ansible-core $version needs Python >= 3.12; none found" >&2; exit 1; }
+  fi
+  log "creating $dir (ansible-core $version, $("$interpreter" -V))"
+  rm -rf "$dir"
+  "$interpreter" -m venv "$dir"
+  "$dir/bin/pip" install -q --disable-pip-version-check "ansible-core==$version"
+  echo "$version" > "$dir/.version"
+done < tools/ansible-cores.txt
 
 # Static musl binaries run on any x86_64 Linux node. rustup fetches the musl
 # standard library from the Rust distribution server, which is not reachable

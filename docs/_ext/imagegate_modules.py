@@ -1,7 +1,9 @@
 """Sphinx directive ``.. imagegate-automodules::``: renders the sidecar
-documentation of every module in plugins/modules/*.yml (DOCUMENTATION,
+documentation of every module in plugins/modules (the *.yml sidecars of the
+binary modules and the *.py doc stubs of action-only ones: DOCUMENTATION,
 EXAMPLES, RETURN), the same source ansible-doc reads."""
 
+import ast
 import glob
 import os
 import re
@@ -63,9 +65,23 @@ def fields(items, facts, children, depth=0):
     return lines
 
 
-def module_lines(path):
+def module_doc(path):
+    """DOCUMENTATION, EXAMPLES and RETURN of a module: a binary module's
+    sidecar (.yml), or the strings of a Python doc stub (.py)."""
     with open(path) as f:
-        doc = yaml.safe_load(f)
+        text = f.read()
+    if path.endswith(".yml"):
+        return yaml.safe_load(text)
+    doc = {}
+    for node in ast.parse(text).body:
+        if isinstance(node, ast.Assign) and isinstance(node.value, ast.Constant):
+            name = node.targets[0].id
+            doc[name] = node.value.value if name == "EXAMPLES" else yaml.safe_load(node.value.value)
+    return doc
+
+
+def module_lines(path):
+    doc = module_doc(path)
     d = doc["DOCUMENTATION"]
     name = f"imagegate.containers.{d['module']}"
     lines = [name, "-" * len(name), "", markup(d["short_description"]), ""]
@@ -87,7 +103,9 @@ class AutoModules(Directive):
     has_content = False
 
     def run(self):
-        for path in reversed(sorted(glob.glob(os.path.join(ROOT, "plugins", "modules", "*.yml")))):
+        paths = glob.glob(os.path.join(ROOT, "plugins", "modules", "*.yml"))
+        paths += glob.glob(os.path.join(ROOT, "plugins", "modules", "*.py"))
+        for path in reversed(sorted(paths)):
             self.state_machine.insert_input(module_lines(path), path)
         return []
 

@@ -41,8 +41,12 @@ pub struct Args {
     pub target: Option<String>,
     #[serde(default)]
     pub build_args: Vec<String>,
+    /// A mapping, or a list of `key=value` strings as zuul-jobs takes them.
     #[serde(default)]
-    pub labels: BTreeMap<String, String>,
+    pub labels: Labels,
+    /// The build directory, relative to `context` (zuul-jobs' `path`).
+    #[serde(default)]
+    pub path: Option<String>,
     /// Added as the `org.zuul-ci.change` label.
     #[serde(default)]
     pub change: Option<String>,
@@ -88,6 +92,33 @@ impl Builder {
             Builder::Podman => "podman",
             Builder::Buildah => "buildah",
             Builder::Docker => "docker",
+        }
+    }
+}
+
+/// Image labels, given as zuul-jobs gives them (a list of `key=value`
+/// strings) or as a mapping.
+#[derive(Deserialize, Debug, Default, Clone)]
+#[serde(untagged)]
+pub enum Labels {
+    #[default]
+    None,
+    Map(BTreeMap<String, String>),
+    List(Vec<String>),
+}
+
+impl Labels {
+    fn pairs(&self) -> Result<BTreeMap<String, String>, ModuleError> {
+        match self {
+            Labels::None => Ok(BTreeMap::new()),
+            Labels::Map(m) => Ok(m.clone()),
+            Labels::List(items) => items
+                .iter()
+                .map(|item| match item.split_once('=') {
+                    Some((k, v)) if !k.is_empty() => Ok((k.to_string(), v.to_string())),
+                    _ => Err(ModuleError::option("labels", format!("'{item}' is not key=value"))),
+                })
+                .collect(),
         }
     }
 }
@@ -206,18 +237,37 @@ pub fn run(args: Args, ctx: &Context) -> Result<Outcome, ModuleError> {
     if let Some(t) = args.tags.iter().find(|t| !is_valid_tag(t)) {
         return Err(ModuleError::option("tags", format!("'{t}' is not a valid tag")));
     }
-    if let Some(b) = args.build_args.iter().find(|b| !b.contains('=')) {
-        return Err(ModuleError::option("build_args", format!("'{b}' is not NAME=VALUE")));
+    // A build argument without `=` takes its value from the build's
+    // environment (container_build_extra_env), as the builders do.
+    if let Some(b) = args.build_args.iter().find(|b| b.is_empty() || b.starts_with('=')) {
+        return Err(ModuleError::option("build_args", format!("'{b}' names no argument")));
+    }
+    let build_dir = match &args.path {
+        None => args.context.clone(),
+        Some(p) if Path::new(p).is_absolute() || Path::new(p).components().any(|c| c == std::path::Component::ParentDir) => {
+            return Err(ModuleError::option("path", format!("'{p}' must be a relative path inside context")));
+        }
+        Some(p) => args.context.join(p),
+    };
+    if !build_dir.is_dir() {
+        return Err(ModuleError::option("path", format!("{} is not a directory", build_dir.display())));
+    }
+    let mut labels = args.labels.pairs()?;
+    if args.container_command == Builder::Docker && !args.arch.is_empty() && !docker_has_buildx(&args.env) {
+        return Err(ModuleError::option(
+            "arch",
+            "docker builds for a platform only with buildx, which is not installed: install the docker buildx plugin, or leave arch out",
+        ));
     }
     let containerfile = match &args.container_filename {
         Some(f) => args.context.join(f),
-        None if args.container_command == Builder::Docker => args.context.join("Dockerfile"),
+        None if args.container_command == Builder::Docker => build_dir.join("Dockerfile"),
         None => {
-            let c = args.context.join("Containerfile");
+            let c = build_dir.join("Containerfile");
             if c.is_file() {
                 c
             } else {
-                args.context.join("Dockerfile")
+                build_dir.join("Dockerfile")
             }
         }
     };
@@ -255,7 +305,6 @@ pub fn run(args: Args, ctx: &Context) -> Result<Outcome, ModuleError> {
             .join("imagegate-layouts")
             .join(repo.repository_name().replace(['/', ':'], "_"))
     });
-    let mut labels = args.labels.clone();
     if let Some(c) = &args.change {
         labels.insert("org.zuul-ci.change".into(), c.clone());
     }
@@ -312,6 +361,10 @@ pub fn run(args: Args, ctx: &Context) -> Result<Outcome, ModuleError> {
     for b in &args.build_args {
         cmd.args(["--build-arg", b]);
     }
+    if !args.siblings.is_empty() {
+        // As zuul-jobs does: the sibling paths, for the Containerfile to use.
+        cmd.arg("--build-arg").arg(format!("ZUUL_SIBLINGS={}", args.siblings.join(" ")));
+    }
     for (k, v) in &labels {
         cmd.arg("--label").arg(format!("{k}={v}"));
     }
@@ -337,7 +390,7 @@ pub fn run(args: Args, ctx: &Context) -> Result<Outcome, ModuleError> {
         cmd.arg("--iidfile").arg(&iidfile);
     }
     cmd.args(&args.extra_args);
-    cmd.arg(&args.context);
+    cmd.arg(&build_dir);
     if multi && args.container_command != Builder::Docker {
         // A manifest list of that name from an earlier build would be extended.
         let mut rm = Command::new(program);
@@ -357,13 +410,12 @@ pub fn run(args: Args, ctx: &Context) -> Result<Outcome, ModuleError> {
         Builder::Docker if !platforms.is_empty() => {
             let mut c = Command::new("tar");
             c.arg("-xf").arg(&docker_oci_tar).arg("-C").arg(&layout);
-            c
+            Some(c)
         }
         Builder::Docker => {
-            return Err(ModuleError::option(
-                "container_command",
-                "docker exports OCI layouts only through buildx: give arch (one or more platforms)",
-            ))
+            let image = format!("{}:{}", repo.repository_name(), args.tags[0]);
+            docker_save(&image, &layout, &args.tags[0], &args.env)?;
+            None
         }
         _ => {
             let mut c = Command::new(program);
@@ -374,12 +426,14 @@ pub fn run(args: Args, ctx: &Context) -> Result<Outcome, ModuleError> {
                 c.arg("push");
             }
             c.arg(&name).arg(format!("oci:{}:{}", layout.display(), args.tags[0]));
-            c
+            Some(c)
         }
     };
-    let exported = run_cmd(export, &args.env)?;
-    if !exported.ok {
-        return Err(failure("exporting the image to an OCI layout", exported));
+    if let Some(export) = export {
+        let exported = run_cmd(export, &args.env)?;
+        if !exported.ok {
+            return Err(failure("exporting the image to an OCI layout", exported));
+        }
     }
     let oci = OciLayout::open(&layout).map_err(|e| ModuleError::failed(format!("the exported layout: {e}")))?;
     let layout_name = if oci.names().contains(&args.tags[0]) {
@@ -402,6 +456,52 @@ pub fn run(args: Args, ctx: &Context) -> Result<Outcome, ModuleError> {
         diff: None,
         values,
     })
+}
+
+/// Whether `docker buildx` answers.
+fn docker_has_buildx(env: &BTreeMap<String, String>) -> bool {
+    let mut c = Command::new("docker");
+    c.args(["buildx", "version"]).envs(env);
+    c.stdout(std::process::Stdio::null()).stderr(std::process::Stdio::null());
+    c.status().map(|s| s.success()).unwrap_or(false)
+}
+
+/// Streams `docker save <image>` into an OCI layout (layers compressed as
+/// they pass and checked against the config's diff_ids), so a plain
+/// `docker build` is pushed by the engine without buildx.
+fn docker_save(image: &str, layout: &Path, ref_name: &str, env: &BTreeMap<String, String>) -> Result<(), ModuleError> {
+    use std::io::Read;
+    let mut cmd = Command::new("docker");
+    cmd.args(["save", image]).envs(env);
+    cmd.stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::piped());
+    let command = format!("{cmd:?}");
+    let mut child = cmd
+        .spawn()
+        .map_err(|e| ModuleError::option("container_command", format!("cannot run {command}: {e}")))?;
+    let stdout = child.stdout.take().expect("piped stdout");
+    let mut stderr = child.stderr.take().expect("piped stderr");
+    // stderr is read on its own thread so a chatty docker cannot block.
+    let errors = std::thread::spawn(move || {
+        let mut text = String::new();
+        let _ = stderr.by_ref().take(64 * 1024).read_to_string(&mut text);
+        text
+    });
+    let converted = imagegate_registry::docker_archive::archive_to_layout(std::io::BufReader::new(stdout), layout, ref_name);
+    let status = child.wait().map_err(|e| ModuleError::failed(format!("{command}: {e}")))?;
+    let stderr = errors.join().unwrap_or_default();
+    if !status.success() {
+        return Err(failure(
+            "docker save",
+            Run {
+                ok: false,
+                stdout: String::new(),
+                stderr,
+                command,
+            },
+        ));
+    }
+    converted.map_err(|e| ModuleError::failed(format!("reading the docker save archive of {image}: {e}")))?;
+    Ok(())
 }
 
 /// A private temporary directory, removed when dropped.

@@ -1,9 +1,11 @@
 //! The module and the mirror_container_images role through ansible-playbook,
-//! with FQCNs, against real registries.
+//! with FQCNs, against real registries, under each ansible-core release
+//! the collection supports (tools/ansible-cores.txt).
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use imagegate_testkit::ansible::Core;
 use imagegate_testkit::tools::venv_tool;
 use imagegate_testkit::{repo_root, Fixtures, Kind, TestRegistry};
 use serde_json::{json, Value};
@@ -36,20 +38,34 @@ fn collection() -> tempfile::TempDir {
     dir
 }
 
-fn playbook(collections: &Path, playbook: &str, vars: &Value) -> (bool, String) {
+/// The roles path for a test: `roles/` of this checkout, unless the test
+/// put another checkout's roles in `<collections>/roles-source/roles`.
+fn roles_path(collections: &Path) -> PathBuf {
+    let other = collections.join("roles-source/roles");
+    if other.exists() {
+        other
+    } else {
+        repo_root().join("roles")
+    }
+}
+
+fn playbook(core: Core, collections: &Path, playbook: &str, vars: &Value) -> (bool, String) {
     let vars_file = collections.join("vars.json");
     std::fs::write(&vars_file, vars.to_string()).unwrap();
     let home: PathBuf = collections.join("ansible-home");
-    let out = Command::new(venv_tool("ansible-playbook"))
+    let out = Command::new(core.tool("ansible-playbook"))
         .args(["-i", "localhost,", "-c", "local", "-vvv"])
         .arg("-e")
         .arg(format!("@{}", vars_file.display()))
         .arg(repo_root().join(playbook))
         .env("ANSIBLE_COLLECTIONS_PATH", collections)
+        // The job playbooks call roles by short name, as Zuul runs them: from
+        // the repository (the job's implicit role source), not the install.
+        .env("ANSIBLE_ROLES_PATH", roles_path(collections))
         .env("ANSIBLE_HOME", home)
         .env("ANSIBLE_LOCALHOST_WARNING", "false")
         .env("ANSIBLE_NOCOLOR", "1")
-        .env("ANSIBLE_PYTHON_INTERPRETER", venv_tool("python3"))
+        .env("ANSIBLE_PYTHON_INTERPRETER", core.tool("python3"))
         // zuul_return, as the executor would have it (a recording stand-in).
         .env("ANSIBLE_LIBRARY", repo_root().join("tests/integration/library"))
         .env("ZUUL_RETURN_FILE", collections.join("zuul_return.json"))
@@ -59,8 +75,7 @@ fn playbook(collections: &Path, playbook: &str, vars: &Value) -> (bool, String) 
     (out.status.success(), text)
 }
 
-#[test]
-fn module_with_fqcn_four_runs() {
+fn module_with_fqcn_four_runs(core: Core) {
     let fx = Fixtures::get();
     let src = TestRegistry::start(Kind::Distribution);
     let dst = TestRegistry::start(Kind::DistributionTls);
@@ -68,6 +83,7 @@ fn module_with_fqcn_four_runs() {
     let coll = collection();
     let password = dst.rw.as_ref().unwrap().password.clone();
     let (ok, out) = playbook(
+        core,
         coll.path(),
         "tests/integration/targets/registry_mirror/main.yml",
         &json!({
@@ -82,8 +98,7 @@ fn module_with_fqcn_four_runs() {
     assert!(!out.contains(&password), "the password appears in ansible-playbook -vvv output");
 }
 
-#[test]
-fn mirror_role_with_zuul_jobs_inputs() {
+fn mirror_role_with_zuul_jobs_inputs(core: Core) {
     let fx = Fixtures::get();
     let src = TestRegistry::start(Kind::Distribution);
     let dst = TestRegistry::start(Kind::Zuul);
@@ -91,6 +106,7 @@ fn mirror_role_with_zuul_jobs_inputs() {
     let coll = collection();
     let rw = dst.rw.as_ref().unwrap();
     let (ok, out) = playbook(
+        core,
         coll.path(),
         "tests/integration/targets/mirror_container_images/main.yml",
         &json!({
@@ -110,8 +126,7 @@ fn zuul_var(pipeline: &str) -> Value {
     json!({"change": "42", "patchset": "1", "pipeline": pipeline, "build": "b1", "tenant": "t", "project": {"short_name": "app"}})
 }
 
-#[test]
-fn promote_role_tag_method() {
+fn promote_role_tag_method(core: Core) {
     let fx = Fixtures::get();
     let reg = TestRegistry::start(Kind::Distribution);
     for tag in ["change_42_latest", "change_42_1.0"] {
@@ -121,6 +136,7 @@ fn promote_role_tag_method() {
     let (a, b) = (reg.digest("prom/a:change_42_latest"), reg.digest("prom/b:change_42_latest"));
     let coll = collection();
     let (ok, out) = playbook(
+        core,
         coll.path(),
         "tests/integration/targets/promote_container_image/tag.yml",
         &json!({"it_registry": reg.host, "it_registries": {reg.host.clone(): {"plain_http": true}}, "zuul": zuul_var("promote")}),
@@ -134,8 +150,7 @@ fn promote_role_tag_method() {
     }
 }
 
-#[test]
-fn promote_role_intermediate_registry_method() {
+fn promote_role_intermediate_registry_method(core: Core) {
     use imagegate_testkit::webapi::ZuulBuildsApi;
     let fx = Fixtures::get();
     let intermediate = TestRegistry::start(Kind::Zuul);
@@ -160,6 +175,7 @@ fn promote_role_intermediate_registry_method() {
     let port: u16 = intermediate.host.rsplit(':').next().unwrap().parse().unwrap();
     let coll = collection();
     let (ok, out) = playbook(
+        core,
         coll.path(),
         "tests/integration/targets/promote_container_image/intermediate.yml",
         &json!({
@@ -183,10 +199,12 @@ fn promote_role_intermediate_registry_method() {
     );
 }
 
-#[test]
-fn remove_registry_tag_role() {
+fn remove_registry_tag_role(core: Core) {
     let fx = Fixtures::get();
-    let reg = TestRegistry::start(Kind::Distribution);
+    // An authenticated registry: the credentials come in as a Zuul secret
+    // would bring them and must not show in the -vvv output.
+    let reg = TestRegistry::start(Kind::DistributionTls);
+    let rw = reg.rw.as_ref().unwrap();
     reg.seed(&fx.single(5), "rm/app:one_off");
     reg.seed(&fx.single(5), "rm/app:change_1_latest");
     reg.seed(&fx.fresh(), "rm/app:change_2_latest");
@@ -194,11 +212,18 @@ fn remove_registry_tag_role() {
     reg.seed(&fx.single(6), "rm/app:release");
     let coll = collection();
     let (ok, out) = playbook(
+        core,
         coll.path(),
         "tests/integration/targets/remove_registry_tag/main.yml",
-        &json!({"it_registry": reg.host, "it_registries": {reg.host.clone(): {"plain_http": true}}, "zuul": zuul_var("promote")}),
+        &json!({
+            "it_registry": reg.host,
+            "it_registries": {reg.host.clone(): {"ca_cert": reg.ca_cert}},
+            "container_registry_credentials": {reg.host.clone(): {"username": rw.name, "password": rw.password}},
+            "zuul": zuul_var("promote"),
+        }),
     );
     assert!(ok, "{out}");
+    assert!(!out.contains(&rw.password), "the password appears in ansible-playbook -vvv output");
     for gone in ["one_off", "change_1_latest", "promote_old"] {
         assert_eq!(reg.digest(&format!("rm/app:{gone}")), None, "{gone}");
     }
@@ -207,8 +232,7 @@ fn remove_registry_tag_role() {
     }
 }
 
-#[test]
-fn promotion_set_playbook() {
+fn promotion_set_playbook(core: Core) {
     let fx = Fixtures::get();
     let reg = TestRegistry::start(Kind::Distribution);
     for n in 0..3 {
@@ -227,12 +251,12 @@ fn promotion_set_playbook() {
     };
     let mut images: Vec<String> = (0..3).map(|n| format!("{}/tripleo/img{n}", reg.host)).collect();
     images.push(format!("{}/tripleo/missing", reg.host));
-    let (ok, out) = playbook(coll.path(), "playbooks/promote-set.yaml", &vars(images.clone()));
+    let (ok, out) = playbook(core, coll.path(), "playbooks/promote-set.yaml", &vars(images.clone()));
     assert!(!ok, "a set with a missing image must fail");
     assert!(out.contains("tripleo/missing:tripleo-ci-testing"), "{out}");
     assert_eq!(reg.digest("tripleo/img0:current-tripleo"), None, "nothing moved");
     images.pop();
-    let (ok, out) = playbook(coll.path(), "playbooks/promote-set.yaml", &vars(images));
+    let (ok, out) = playbook(core, coll.path(), "playbooks/promote-set.yaml", &vars(images));
     assert!(ok, "{out}");
     for n in 0..3 {
         assert_eq!(
@@ -268,8 +292,7 @@ impl Drop for RemoveDir {
 /// a base image built into it, an image built FROM that base resolved
 /// through use_buildset_registry, both pushed to an intermediate registry
 /// with artifacts returned, and pulled back into a fresh buildset registry.
-#[test]
-fn buildset_registry_flow() {
+fn buildset_registry_flow(core: Core) {
     let intermediate = TestRegistry::start(Kind::Zuul);
     let coll = collection();
     let work = tempfile::Builder::new().prefix("imagegate-buildset-").tempdir().unwrap();
@@ -307,6 +330,7 @@ fn buildset_registry_flow() {
     let mut zuul = zuul_var("gate");
     zuul["build"] = json!("b7");
     let (ok, out) = playbook(
+        core,
         coll.path(),
         "tests/integration/targets/buildset/build.yml",
         &common(port1, zuul.clone()),
@@ -346,7 +370,12 @@ fn buildset_registry_flow() {
 
     zuul["artifacts"] = json!(artifacts);
     zuul["build"] = json!("b8");
-    let (ok, out) = playbook(coll.path(), "tests/integration/targets/buildset/pull.yml", &common(port2, zuul));
+    let (ok, out) = playbook(
+        core,
+        coll.path(),
+        "tests/integration/targets/buildset/pull.yml",
+        &common(port2, zuul),
+    );
     assert!(ok, "{out}");
     let returned: Value = serde_json::from_slice(&std::fs::read(coll.path().join("zuul_return.json")).unwrap()).unwrap();
     let bs2 = returned
@@ -370,8 +399,7 @@ fn buildset_registry_flow() {
     assert_eq!(imagegate_registry::Digest::of(&out.stdout).to_string(), app_digest);
 }
 
-#[test]
-fn upload_role_pushes_speculative_then_final_tags() {
+fn upload_role_pushes_speculative_then_final_tags(core: Core) {
     let reg = TestRegistry::start(Kind::DistributionTls);
     let coll = collection();
     let work = tempfile::Builder::new().prefix("imagegate-upload-").tempdir().unwrap();
@@ -385,6 +413,7 @@ fn upload_role_pushes_speculative_then_final_tags() {
     std::fs::write(w.join("src/app/hello"), "hello\n").unwrap();
     let rw = reg.rw.as_ref().unwrap();
     let (ok, out) = playbook(
+        core,
         coll.path(),
         "tests/integration/targets/upload_container_image/main.yml",
         &json!({
@@ -407,8 +436,7 @@ fn upload_role_pushes_speculative_then_final_tags() {
 /// The job playbooks run as the executor would run them, against a real
 /// registry: check -> gate -> promote for a change that merges, and for a
 /// change that does not, the periodic cleanup removing its tag.
-#[test]
-fn job_playbooks_gate_cycle() {
+fn job_playbooks_gate_cycle(core: Core) {
     let reg = TestRegistry::start(Kind::Distribution);
     let coll = collection();
     let work = tempfile::Builder::new().prefix("imagegate-jobs-").tempdir().unwrap();
@@ -444,7 +472,7 @@ fn job_playbooks_gate_cycle() {
     };
     let job = |playbooks: &[&str], vars: &Value| {
         for p in playbooks {
-            let (ok, out) = playbook(coll.path(), &format!("playbooks/container-image/{p}.yaml"), vars);
+            let (ok, out) = playbook(core, coll.path(), &format!("playbooks/container-image/{p}.yaml"), vars);
             assert!(ok, "{p}: {out}");
         }
     };
@@ -471,8 +499,7 @@ fn job_playbooks_gate_cycle() {
 /// The buildset-registry job's playbooks: the registry starts and is
 /// returned as secret_data, the run playbook pauses the job, and post-run
 /// (with no intermediate registry) pushes nothing.
-#[test]
-fn buildset_registry_job_playbooks() {
+fn buildset_registry_job_playbooks(core: Core) {
     let coll = collection();
     let work = tempfile::Builder::new().prefix("imagegate-bsjob-").tempdir().unwrap();
     let port = imagegate_testkit::free_port();
@@ -487,7 +514,7 @@ fn buildset_registry_job_playbooks() {
         "run_buildset_registry_port": port,
     });
     for p in ["pre", "run", "post"] {
-        let (ok, out) = playbook(coll.path(), &format!("playbooks/buildset-registry/{p}.yaml"), &vars);
+        let (ok, out) = playbook(core, coll.path(), &format!("playbooks/buildset-registry/{p}.yaml"), &vars);
         assert!(ok, "{p}: {out}");
     }
     let returned: Value = serde_json::from_slice(&std::fs::read(coll.path().join("zuul_return.json")).unwrap()).unwrap();
@@ -504,3 +531,185 @@ fn buildset_registry_job_playbooks() {
     );
     assert!(std::net::TcpStream::connect(("127.0.0.1", port)).is_ok(), "the registry is up");
 }
+
+/// Roles from a checkout of another version than the installed modules
+/// stop at their first task, naming both versions and the fix.
+fn roles_check_the_installed_modules_version(core: Core) {
+    let coll = collection();
+    let other = coll.path().join("roles-source");
+    std::fs::create_dir_all(&other).unwrap();
+    // A copy, not a link: Ansible resolves links to the real role path.
+    imagegate_testkit::tools::run(Command::new("cp").arg("-r").arg(repo_root().join("roles")).arg(other.join("roles")));
+    std::fs::write(other.join("galaxy.yml"), "namespace: imagegate\nname: containers\nversion: 9.9.9\n").unwrap();
+    let (ok, out) = playbook(
+        core,
+        coll.path(),
+        "playbooks/container-image/remove-tags.yaml",
+        &json!({"zuul": zuul_var("periodic"), "remove_registry_tag_repository": "127.0.0.1:1/x/y"}),
+    );
+    assert!(!ok, "roles of another version ran: {out}");
+    let installed = std::fs::read_to_string(repo_root().join("galaxy.yml")).unwrap();
+    let installed = installed
+        .lines()
+        .find_map(|l| l.strip_prefix("version: "))
+        .unwrap()
+        .trim()
+        .to_string();
+    assert!(out.contains("written for imagegate.containers 9.9.9"), "{out}");
+    assert!(out.contains(&format!("installed modules are version {installed}")), "{out}");
+    assert!(out.contains("--force"), "{out}");
+    // The same roles with the matching version pass the check.
+    std::fs::write(other.join("galaxy.yml"), format!("version: {installed}\n")).unwrap();
+    let (_, out) = playbook(
+        core,
+        coll.path(),
+        "playbooks/container-image/remove-tags.yaml",
+        &json!({"zuul": zuul_var("periodic"), "remove_registry_tag_repository": "127.0.0.1:1/x/y"}),
+    );
+    assert!(!out.contains("written for imagegate.containers"), "{out}");
+}
+
+/// The docker-image jobs as zuul-jobs users write them (docker_images,
+/// docker_registry, docker_credentials): gate builds with a real Docker
+/// engine and uploads the change tag, promote moves only the manifest.
+fn docker_image_jobs_gate_cycle(core: Core) {
+    use imagegate_testkit::docker::DockerDaemon;
+    let daemon = DockerDaemon::start();
+    daemon.import_busybox("imagegate-base:1");
+    let reg = TestRegistry::start(Kind::DistributionTls);
+    let rw = reg.rw.as_ref().unwrap();
+    let coll = collection();
+    let work = tempfile::Builder::new().prefix("imagegate-docker-jobs-").tempdir().unwrap();
+    let w = work.path();
+    std::fs::create_dir_all(w.join("src/app")).unwrap();
+    std::fs::write(
+        w.join("src/app/Dockerfile.app"),
+        "FROM imagegate-base:1\nARG FLAVOUR\nLABEL flavour=$FLAVOUR\nCOPY version /version\n",
+    )
+    .unwrap();
+    std::fs::write(w.join("src/app/version"), "1\n").unwrap();
+    let vars = |pipeline: &str| {
+        json!({
+            "zuul": zuul_var(pipeline),
+            "zuul_work_dir": w.join("src"),
+            "docker_registry": reg.host,
+            "docker_images": [{
+                "context": "app", "repository": "team/app", "tags": ["latest", "1"],
+                "dockerfile": "Dockerfile.app", "build_args": ["FLAVOUR=plain"],
+            }],
+            "docker_credentials": {"username": rw.name, "password": rw.password},
+            "upload_docker_image_registry_options": {"ca_cert": reg.ca_cert},
+            "promote_docker_image_registry_options": {"ca_cert": reg.ca_cert},
+            "build_container_image_layout_dir": w.join("layouts"),
+            // The test's own daemon, and Debian's client (the engine's version).
+            "container_build_extra_env": {"DOCKER_HOST": daemon.host, "PATH": "/usr/bin:/bin:/usr/sbin:/sbin"},
+        })
+    };
+    // check: build only, nothing reaches the registry.
+    let (ok, out) = playbook(core, coll.path(), "playbooks/docker-image/build.yaml", &vars("check"));
+    assert!(ok, "{out}");
+    assert_eq!(reg.digest("team/app:check_latest"), None);
+    assert_eq!(reg.digest("team/app:latest"), None);
+    let (ok, out) = playbook(core, coll.path(), "playbooks/docker-image/upload.yaml", &vars("gate"));
+    assert!(ok, "{out}");
+    assert!(!out.contains(&rw.password), "the password appears in the output");
+    let gated = reg.digest("team/app:change_42_latest").expect("the change tag was uploaded");
+    assert_eq!(reg.digest("team/app:change_42_1").as_ref(), Some(&gated));
+    assert_eq!(reg.digest("team/app:latest"), None, "final tags wait for promotion");
+    // The image docker built is what was pushed: same config as docker's image ID.
+    let image_id = daemon
+        .image_id(&format!("{}/team/app:latest", reg.host))
+        .expect("docker has the image");
+    let manifest: Value = serde_json::from_slice(&reg.raw_manifest("team/app:change_42_latest")).unwrap();
+    assert_eq!(manifest["config"]["digest"].as_str(), Some(image_id.as_str()));
+
+    let (ok, out) = playbook(core, coll.path(), "playbooks/docker-image/promote.yaml", &vars("promote"));
+    assert!(ok, "{out}");
+    assert!(!out.contains(&rw.password), "the password appears in the output");
+    assert_eq!(reg.digest("team/app:latest").as_ref(), Some(&gated));
+    assert_eq!(reg.digest("team/app:1").as_ref(), Some(&gated));
+    assert_eq!(reg.digest("team/app:change_42_latest"), None, "the change tag is removed");
+}
+
+/// A docker consumer job pulls the speculative image through the buildset
+/// registry: use_buildset_registry writes the daemon's registry-mirrors,
+/// its certs.d entry and the user's docker credentials, and restarts the
+/// (test's own) daemon with the restart command; docker then pulls
+/// `team/app` (docker.io) from the buildset registry, which holds it
+/// un-namespaced as zuul-jobs keeps docker.io images.
+fn docker_consumer_pulls_through_the_buildset_registry(core: Core) {
+    use imagegate_testkit::docker::DockerDaemon;
+    let fx = Fixtures::get();
+    let source = TestRegistry::start(Kind::Distribution);
+    source.seed(&fx.single(7), "spec/app:v1");
+    let daemon = DockerDaemon::start_with_config();
+    let coll = collection();
+    let work = tempfile::Builder::new().prefix("imagegate-docker-bs-").tempdir().unwrap();
+    let w = work.path();
+    let port = imagegate_testkit::free_port();
+    let _kill = PidFile(w.join("bs/registry.pid"));
+    // dockerd reads certificates from /etc/docker/certs.d only.
+    let _certs = RemoveDir(PathBuf::from(format!("/etc/docker/certs.d/127.0.0.1:{port}")));
+    let venv = venv_tool("zuul-registry").parent().unwrap().parent().unwrap().to_path_buf();
+    let home = w.join("home");
+    std::fs::create_dir_all(&home).unwrap();
+    let (ok, out) = playbook(
+        core,
+        coll.path(),
+        "tests/integration/targets/buildset/docker.yml",
+        &json!({
+            "it_work": w,
+            "it_port": port,
+            "it_venv": venv,
+            "it_source": format!("{}/spec/app:v1", source.host),
+            "it_source_registries": {source.host.clone(): {"plain_http": true}},
+            "it_daemon_config": daemon.config_file(),
+            "it_restart": daemon.restart_script(),
+            "ansible_user_dir": home,
+        }),
+    );
+    assert!(ok, "{out}");
+    let config: Value = serde_json::from_slice(&std::fs::read(daemon.config_file()).unwrap()).unwrap();
+    assert_eq!(config["registry-mirrors"], json!([format!("https://127.0.0.1:{port}/")]));
+    assert!(Path::new(&format!("/etc/docker/certs.d/127.0.0.1:{port}/ca.crt")).exists());
+    let info = daemon
+        .docker()
+        .args(["info", "--format", "{{json .RegistryConfig.Mirrors}}"])
+        .output()
+        .unwrap();
+    assert!(
+        String::from_utf8_lossy(&info.stdout).contains(&format!("127.0.0.1:{port}")),
+        "the restarted daemon uses the mirror: {}",
+        String::from_utf8_lossy(&info.stdout)
+    );
+    // No internet here: the pull can only be answered by the mirror.
+    let pull = daemon.docker().args(["pull", "team/app:latest"]).output().unwrap();
+    assert!(pull.status.success(), "docker pull: {}", String::from_utf8_lossy(&pull.stderr));
+    let digests = daemon
+        .docker()
+        .args(["image", "inspect", "--format", "{{json .RepoDigests}}", "team/app:latest"])
+        .output()
+        .unwrap();
+    let digest = source.digest("spec/app:v1").unwrap();
+    assert!(
+        String::from_utf8_lossy(&digests.stdout).contains(&digest),
+        "docker pulled another image: {}",
+        String::from_utf8_lossy(&digests.stdout)
+    );
+}
+
+imagegate_testkit::under_each_core!(
+    docker_consumer_pulls_through_the_buildset_registry,
+    docker_image_jobs_gate_cycle,
+    roles_check_the_installed_modules_version,
+    module_with_fqcn_four_runs,
+    mirror_role_with_zuul_jobs_inputs,
+    promote_role_tag_method,
+    promote_role_intermediate_registry_method,
+    remove_registry_tag_role,
+    promotion_set_playbook,
+    buildset_registry_flow,
+    upload_role_pushes_speculative_then_final_tags,
+    job_playbooks_gate_cycle,
+    buildset_registry_job_playbooks,
+);

@@ -23,20 +23,58 @@ pub struct DockerDaemon {
 impl DockerDaemon {
     /// Starts a daemon and waits until it answers.
     pub fn start() -> Self {
+        Self::launch(false)
+    }
+
+    /// Starts a daemon that reads its configuration from
+    /// [`config_file`](Self::config_file) (`{}` to begin with), and can be
+    /// restarted by [`restart_script`](Self::restart_script), as a role
+    /// would restart the system's daemon.
+    pub fn start_with_config() -> Self {
+        Self::launch(true)
+    }
+
+    fn launch(with_config: bool) -> Self {
         let dir = tempfile::Builder::new().prefix("imagegate-docker-").tempdir().expect("tempdir");
         let d = dir.path();
         let sock = d.join("docker.sock");
+        let mut args: Vec<String> = vec![
+            "--data-root".into(),
+            d.join("data").display().to_string(),
+            "--exec-root".into(),
+            d.join("exec").display().to_string(),
+            "-H".into(),
+            format!("unix://{}", sock.display()),
+            "--pidfile".into(),
+            d.join("docker.pid").display().to_string(),
+            "--iptables=false".into(),
+            "--ip6tables=false".into(),
+            "--bridge=none".into(),
+            "--storage-driver=vfs".into(),
+        ];
+        if with_config {
+            std::fs::write(d.join("daemon.json"), "{}\n").expect("daemon.json");
+            args.extend(["--config-file".into(), d.join("daemon.json").display().to_string()]);
+            // Stops the daemon by the pid it wrote, starts it again with the
+            // same arguments, and waits until it answers.
+            let quoted: Vec<String> = args.iter().map(|a| format!("'{a}'")).collect();
+            let script = format!(
+                "#!/bin/sh\nset -e\npid=$(cat '{pidfile}')\nkill \"$pid\"\n\
+                 for i in $(seq 200); do kill -0 \"$pid\" 2>/dev/null || break; sleep 0.1; done\n\
+                 setsid dockerd {args} >>'{log}' 2>&1 </dev/null &\n\
+                 for i in $(seq 600); do DOCKER_HOST='unix://{sock}' '{client}' version >/dev/null 2>&1 && exit 0; sleep 0.1; done\n\
+                 echo 'dockerd did not come back' >&2; exit 1\n",
+                pidfile = d.join("docker.pid").display(),
+                args = quoted.join(" "),
+                log = d.join("dockerd.log").display(),
+                sock = sock.display(),
+                client = docker_client().display(),
+            );
+            std::fs::write(d.join("restart.sh"), script).expect("restart.sh");
+        }
         let log = std::fs::File::create(d.join("dockerd.log")).expect("log");
         let child = Command::new("dockerd")
-            .arg("--data-root")
-            .arg(d.join("data"))
-            .arg("--exec-root")
-            .arg(d.join("exec"))
-            .arg("-H")
-            .arg(format!("unix://{}", sock.display()))
-            .arg("--pidfile")
-            .arg(d.join("docker.pid"))
-            .args(["--iptables=false", "--ip6tables=false", "--bridge=none", "--storage-driver=vfs"])
+            .args(&args)
             .stdout(log.try_clone().expect("log"))
             .stderr(log)
             .stdin(Stdio::null())
@@ -60,6 +98,25 @@ impl DockerDaemon {
             );
             std::thread::sleep(Duration::from_millis(250));
         }
+    }
+
+    /// The daemon's configuration file (with [`start_with_config`](Self::start_with_config)).
+    pub fn config_file(&self) -> PathBuf {
+        self.dir.path().join("daemon.json")
+    }
+
+    /// A command that restarts the daemon (with [`start_with_config`](Self::start_with_config)).
+    pub fn restart_script(&self) -> String {
+        format!("sh {}", self.dir.path().join("restart.sh").display())
+    }
+
+    /// The process id the running daemon wrote.
+    fn running_pid(&self) -> Option<u32> {
+        std::fs::read_to_string(self.dir.path().join("docker.pid"))
+            .ok()?
+            .trim()
+            .parse()
+            .ok()
     }
 
     /// A `docker` command talking to this daemon.
@@ -109,6 +166,17 @@ pub fn docker_client() -> PathBuf {
 
 impl Drop for DockerDaemon {
     fn drop(&mut self) {
+        // A restarted daemon is no longer our child: stop it by the pid it
+        // wrote, which is a daemon this kit started.
+        let restarted = self.running_pid().filter(|pid| self.child.as_ref().map(|c| c.id()) != Some(*pid));
+        if let Some(pid) = restarted {
+            let _ = Command::new("kill").arg(pid.to_string()).status();
+            let deadline = Instant::now() + Duration::from_secs(20);
+            while Instant::now() < deadline && Path::new(&format!("/proc/{pid}")).exists() {
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            let _ = Command::new("kill").args(["-9", &pid.to_string()]).status();
+        }
         if let Some(mut child) = self.child.take() {
             // SIGTERM lets dockerd stop its containerd and unmount.
             let _ = Command::new("kill").arg(child.id().to_string()).status();

@@ -3,6 +3,7 @@
 //! processes on 127.0.0.1, fixture images are built with buildah, and faults
 //! are injected by a proxy in front of a real registry.
 
+pub mod ansible;
 pub mod docker;
 pub mod fixtures;
 pub mod hostile;
