@@ -1,28 +1,43 @@
-# Sourced by tests/zuul/run.sh: scenario 4, a static node. sshd listens on
-# 127.0.0.2; Zuul logs in as NODE_USER, a non-root user with passwordless
-# sudo (created by tests/zuul/setup.sh), with the executor's key.
-NODE_USER=imagegate-node
-NODE_HOST=127.0.0.2
+# Sourced by tests/zuul/run.sh: scenarios 4 and 5, static nodes. One sshd
+# per node, on 127.0.0.2 and 127.0.0.3; Zuul logs in as a non-root user with
+# passwordless sudo (created by tests/zuul/setup.sh) with the executor's key.
+NODE_HOSTS=(127.0.0.2 127.0.0.3)
+NODE_USERS=(imagegate-node imagegate-node2)
+NODE_PORTS=()
+NODE_KEYS=()
+
+node_home() { getent passwd "$1" | cut -d: -f6; }
 
 start_node() {
-  local dir=$RUN/node home
-  mkdir -p "$dir" /run/sshd
-  id "$NODE_USER" >/dev/null 2>&1 || { echo "user $NODE_USER is missing: run tests/zuul/setup.sh"; return 1; }
-  NODE_PORT=$(free_port)
-  ssh-keygen -q -t ed25519 -N '' -f "$dir/host_ed25519"
-  # The executor's key exists once write_zuul_conf ran; create it here.
-  mkdir -p "$RUN/ssh"
+  local i
+  mkdir -p /run/sshd "$RUN/ssh"
   [ -f "$RUN/ssh/executor_key" ] || ssh-keygen -q -t ed25519 -N '' -f "$RUN/ssh/executor_key"
-  home=$(getent passwd "$NODE_USER" | cut -d: -f6)
+  for i in "${!NODE_HOSTS[@]}"; do
+    start_one_node "$i"
+  done
+}
+
+start_one_node() {
+  local i=$1 host=${NODE_HOSTS[$1]} user=${NODE_USERS[$1]} dir=$RUN/node$1 home port
+  mkdir -p "$dir"
+  id "$user" >/dev/null 2>&1 || { echo "user $user is missing: run tests/zuul/setup.sh"; return 1; }
+  port=$(free_port)
+  ssh-keygen -q -t ed25519 -N '' -f "$dir/host_ed25519"
+  home=$(node_home "$user")
+  case $home in /home/imagegate-node*) ;; *) echo "unexpected home $home for $user"; return 1 ;; esac
+  stop_buildset_registry "$user"
   # The node's own workspace starts empty on every run.
   find "$home" -mindepth 1 -maxdepth 1 ! -name '.ssh' -exec rm -rf {} +
-  install -d -m 0700 -o "$NODE_USER" -g "$NODE_USER" "$home/.ssh"
-  install -m 0600 -o "$NODE_USER" -g "$NODE_USER" "$RUN/ssh/executor_key.pub" "$home/.ssh/authorized_keys"
+  install -d -m 0700 -o "$user" -g "$user" "$home/.ssh"
+  install -m 0600 -o "$user" -g "$user" "$RUN/ssh/executor_key.pub" "$home/.ssh/authorized_keys"
+  # As on a node image: the user's container configuration directories.
+  install -d -o "$user" -g "$user" "$home/.config" "$home/.config/containers" \
+    "$home/.config/containers/registries.conf.d" "$home/.config/containers/certs.d"
   cat >"$dir/sshd_config" <<EOF
-ListenAddress $NODE_HOST:$NODE_PORT
+ListenAddress $host:$port
 HostKey $dir/host_ed25519
 PidFile none
-AllowUsers $NODE_USER
+AllowUsers $user
 PermitRootLogin no
 PasswordAuthentication no
 KbdInteractiveAuthentication no
@@ -31,12 +46,32 @@ UsePAM no
 StrictModes yes
 Subsystem sftp /usr/lib/openssh/sftp-server
 EOF
-  start sshd /usr/sbin/sshd -D -e -f "$dir/sshd_config"
-  wait_port sshd "$NODE_HOST" "$NODE_PORT" 30
-  NODE_HOST_KEY=$(cut -d' ' -f1,2 "$dir/host_ed25519.pub")
+  start "sshd$i" /usr/sbin/sshd -D -e -f "$dir/sshd_config"
+  wait_port "sshd$i" "$host" "$port" 30
+  NODE_PORTS[i]=$port
+  NODE_KEYS[i]=$(cut -d' ' -f1,2 "$dir/host_ed25519.pub")
 }
 
-cleanup_node_user() { :; }
+# The buildset-registry job starts zuul-registry on its node and records its
+# process id in ~/buildset_registry/registry.pid; on a real node it goes with
+# the node. Here the harness stops it by that id, if it is that registry.
+stop_buildset_registry() {
+  local home pidfile pid
+  home=$(node_home "$1")
+  pidfile=$home/buildset_registry/registry.pid
+  [ -f "$pidfile" ] || return 0
+  pid=$(cat "$pidfile")
+  if [ -n "$pid" ] && grep -qF "$home/buildset_registry/registry.yaml" "/proc/$pid/cmdline" 2>/dev/null; then
+    kill -TERM "$pid" 2>/dev/null || true
+  fi
+  rm -f "$pidfile"
+}
+
+cleanup_node_user() {
+  local u
+  [ -n "${NODE_SCENARIO:-}" ] || return 0
+  for u in "${NODE_USERS[@]}"; do stop_buildset_registry "$u"; done
+}
 
 # Zuul 14 launcher objects for the static node, in the config project.
 write_nodes_config() {
@@ -66,13 +101,18 @@ write_nodes_config() {
       - name: harness-debian
     images:
       - name: harness-debian
-        connection-port: $NODE_PORT
-        username: $NODE_USER
         python-path: /usr/bin/python3
     nodes:
-      - name: "$NODE_HOST"
+      - name: "${NODE_HOSTS[0]}"
         label: harness-debian
-        host-key: "$NODE_HOST_KEY"
+        username: ${NODE_USERS[0]}
+        connection-port: ${NODE_PORTS[0]}
+        host-key: "${NODE_KEYS[0]}"
+      - name: "${NODE_HOSTS[1]}"
+        label: harness-debian
+        username: ${NODE_USERS[1]}
+        connection-port: ${NODE_PORTS[1]}
+        host-key: "${NODE_KEYS[1]}"
 
 - nodeset:
     name: harness-debian
@@ -117,4 +157,91 @@ check_node_upload() {
   local tags
   tags=$(regtool tags "$DIST/demo/built" | tr '\n' ' ')
   check_eq "upload on the static node pushed the post_ tag only" "$tags" "post_latest "
+  # The digest the build reported on the node is the one in the registry.
+  local built
+  built=$(grep -o "built $DIST/demo/built:latest (sha256:[0-9a-f]*" "$(job_output demo-upload)" 2>/dev/null | grep -o "sha256:.*" | head -1)
+  check_eq "post_latest has the digest built on the node" "$(regtool digest "$DIST/demo/built:post_latest")" "${built:-no digest in the job output}"
+}
+
+# Scenario 5: a buildset registry (zuul-registry on one node, paused), a
+# build that pushes into it, and a consumer that pulls the image through it
+# under its final name (docker.io/...), never reaching docker.io. The node is
+# this machine: the container configuration goes to the node user's
+# ~/.config/containers, not /etc, and the system trust store is left alone.
+demo_buildset_jobs() {
+  local bs_port use_vars
+  bs_port=$(free_port)
+  mkdir -p "$RUN/git/demo/playbooks"
+  cat >"$RUN/git/demo/playbooks/consume.yaml" <<'EOF'
+---
+- name: Use the image built in this buildset
+  hosts: all
+  tasks:
+    - name: Point podman at the buildset registry
+      ansible.builtin.include_role:
+        name: use_buildset_registry
+    - name: Pull the image by its final name
+      ansible.builtin.command: podman --storage-driver vfs pull docker.io/imagegate/harness-bs:latest
+      changed_when: true
+    # RepoDigests: every manifest digest the image was pulled by (.Digest
+    # keeps the first one, that of the local build if it ran on this node).
+    - name: Read its digests
+      ansible.builtin.command: >-
+        podman --storage-driver vfs image inspect --format {{ '{{.RepoDigests}}' }} docker.io/imagegate/harness-bs:latest
+      register: consume_digest
+      changed_when: false
+    - name: Say what was consumed
+      ansible.builtin.debug:
+        msg: "consumed digests {{ consume_digest.stdout }}"
+EOF
+  use_vars='      use_buildset_registry_registries_conf: "{{ ansible_user_dir }}/.config/containers/registries.conf.d/50-imagegate-buildset-registry.conf"
+      use_buildset_registry_certs_dir: "{{ ansible_user_dir }}/.config/containers/certs.d"
+      use_buildset_registry_system_ca: false'
+  cat <<EOF
+- job:
+    name: demo-buildset-registry
+    parent: buildset-registry
+    nodeset: harness-debian
+    vars:
+      run_buildset_registry_address: "{{ ansible_host }}"
+      run_buildset_registry_port: $bs_port
+      run_buildset_registry_venv: $ROOT/.work/node-registry-venv
+
+- job:
+    name: demo-build-bs
+    parent: build-container-image
+    nodeset: harness-debian
+    dependencies: [demo-buildset-registry]
+    vars:
+      container_images:
+        - context: image
+          repository: docker.io/imagegate/harness-bs
+          tags: [latest]
+      build_container_image_builder_options:
+        storage_driver: vfs
+        isolation: chroot
+$use_vars
+
+- job:
+    name: demo-consume-bs
+    nodeset: harness-debian
+    dependencies: [demo-buildset-registry, demo-build-bs]
+    roles:
+      - zuul: imagegate
+    run: playbooks/consume.yaml
+    vars:
+$use_vars
+
+EOF
+}
+
+check_buildset() {
+  local built consumed
+  built=$(grep -o "built docker.io/imagegate/harness-bs:latest (sha256:[0-9a-f]*" "$(job_output demo-build-bs)" 2>/dev/null | grep -o "sha256:.*" | head -1)
+  consumed=$(grep -o "consumed digests .*" "$(job_output demo-consume-bs)" 2>/dev/null | head -1)
+  if [ -n "$built" ] && [[ $consumed == *"docker.io/imagegate/harness-bs@$built"* ]]; then
+    pass "$ROUND: the consumer pulled, by its final name through the buildset registry, the image built in the buildset ($built)"
+  else
+    fail "$ROUND: the consumer did not pull the built image ${built:-(no digest in demo-build-bs)}: ${consumed:-nothing consumed}"
+  fi
 }

@@ -77,18 +77,22 @@ EOF
         "$ZREG": {ca_cert: $ca}
 
 EOF
-    [ -n "$NODE_SCENARIO" ] && demo_node_jobs
-    cat <<EOF
-- project:
-    post:
-      jobs:
-        - demo-promote-a9
-        - demo-promote-a11
-        - demo-remove-stale-a9
-        - demo-remove-stale-a11
-        - demo-mirror
-EOF
-    [ -n "$NODE_SCENARIO" ] && printf '        - demo-upload\n'
+    if [ -n "$NODE_SCENARIO" ]; then
+      demo_node_jobs
+      demo_buildset_jobs
+    fi
+    # Scenario 3's rounds commit only rounds/<label>: there, only
+    # demo-promote-a11 runs.
+    local jobs=(demo-promote-a9 demo-promote-a11 demo-remove-stale-a9 demo-remove-stale-a11 demo-mirror) j
+    [ -n "$NODE_SCENARIO" ] && jobs+=(demo-upload demo-buildset-registry demo-build-bs demo-consume-bs)
+    printf -- '- project:\n    post:\n      jobs:\n'
+    for j in "${jobs[@]}"; do
+      if [ "$j" = demo-promote-a11 ]; then
+        printf '        - %s\n' "$j"
+      else
+        printf "        - %s:\n            irrelevant-files: ['^rounds/']\n" "$j"
+      fi
+    done
     true
   } >"$RUN/git/demo/.zuul.yaml"
 }
@@ -161,11 +165,21 @@ job_output() { # JOB: path of the job-output.txt of the last round's build
   echo "$RUN/build-logs/$u/job-output.txt"
 }
 
-show_job_output() {
+# Never prints the registry password, even if a job leaked it.
+mask() { sed "s/$REG_PASS/********/g"; }
+
+show_job_output() { _show_job_output "$@" | mask; }
+_show_job_output() {
   local f
   f=$(job_output "$1")
   echo "----- $1 job-output.txt (last 80 lines) -----"
-  if [ -f "$f" ]; then tail -80 "$f"; else echo "(no log kept: $f)"; fi
+  if [ -f "$f" ]; then
+    tail -80 "$f"
+  else
+    # No post-run kept logs (e.g. an unreachable node): the executor's log.
+    echo "(no job-output.txt kept; the executor's log of the build:)"
+    grep -F "[build: $(build_uuid "$1")]" "$RUN/logs/executor.log" | grep -E "Ansible output|ERROR|result" | tail -40 | cut -c1-400
+  fi
   echo "----- end of $1 -----"
 }
 
@@ -269,9 +283,12 @@ run_scenarios() {
   # The commit that adds .zuul.yaml is itself a ref-updated event.
   git_commit demo "Zuul configuration: imagegate child jobs"
   trigger_and_wait first --no-commit
-  check_round_jobs ${NODE_SCENARIO:+demo-upload}
+  check_round_jobs ${NODE_SCENARIO:+demo-upload demo-buildset-registry demo-build-bs demo-consume-bs}
   check_registries
-  [ -n "$NODE_SCENARIO" ] && check_node_upload
+  if [ -n "$NODE_SCENARIO" ]; then
+    check_node_upload
+    check_buildset
+  fi
   check_no_secret
 
   log "scenario 3: a role change in the repository, a galaxy.yml version bump"

@@ -54,7 +54,7 @@ stop_stack() {
     # zuul-scheduler can hang stopping its git watcher: 15 s, then SIGKILL
     # (its state lives in this run's ZooKeeper, which goes anyway).
     local grace=300
-    [ "$name" = scheduler ] && grace=150
+    case $name in scheduler | launcher) grace=150 ;; esac
     for ((n = 0; n < grace; n++)); do
       kill -0 "$pid" 2>/dev/null || break
       sleep 0.1
