@@ -14,7 +14,7 @@ RUN=$ROOT/.work/zuul-run
 VENV=$ROOT/.work/zuul-venv
 ZUUL_ANSIBLE=$ROOT/.work/zuul-ansible
 TENANT=imagegate
-# Scenario 4 (a static node over sshd) runs unless ZUUL_HARNESS_NODES=0.
+# Scenarios 4 and 5 (static nodes over sshd) run unless ZUUL_HARNESS_NODES=0.
 NODE_SCENARIO=${ZUUL_HARNESS_NODES:-1}
 [ "$NODE_SCENARIO" = 0 ] && NODE_SCENARIO=""
 source "$ROOT/tests/zuul/stack.sh"
