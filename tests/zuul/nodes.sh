@@ -197,6 +197,24 @@ EOF
   use_vars='      use_buildset_registry_registries_conf: "{{ ansible_user_dir }}/.config/containers/registries.conf.d/50-imagegate-buildset-registry.conf"
       use_buildset_registry_certs_dir: "{{ ansible_user_dir }}/.config/containers/certs.d"
       use_buildset_registry_system_ca: false'
+  # Scenario 5b (ZUUL_HARNESS_INTERMEDIATE=1): the buildset registry pushes
+  # the buildset's images to the intermediate registry in its post-run.
+  local INTERMEDIATE_BS_VARS="" INTERMEDIATE_BUILD_IMAGE=""
+  if [ -n "${FINAL:-}" ]; then
+    INTERMEDIATE_BS_VARS="      # The post-run pushes these to the intermediate registry.
+      container_images:
+        - repository: $FINAL/demo/inter
+          tags: [latest]
+      push_to_intermediate_registry_registries:
+        \"127.0.0.1:$ZREG_PORT\": {ca_cert: \"{{ ansible_user_dir }}/{{ zuul.project.src_dir }}/harness-ca.pem\"}
+    secrets:
+      - name: intermediate_registry
+        secret: demo-intermediate-registry
+        pass-to-parent: true"
+    INTERMEDIATE_BUILD_IMAGE="        - context: image
+          repository: $FINAL/demo/inter
+          tags: [latest]"
+  fi
   cat <<EOF
 - job:
     name: demo-buildset-registry
@@ -206,6 +224,7 @@ EOF
       run_buildset_registry_address: "{{ ansible_host }}"
       run_buildset_registry_port: $bs_port
       run_buildset_registry_venv: $ROOT/.work/node-registry-venv
+${INTERMEDIATE_BS_VARS}
 
 - job:
     name: demo-build-bs
@@ -217,6 +236,7 @@ EOF
         - context: image
           repository: docker.io/imagegate/harness-bs
           tags: [latest]
+${INTERMEDIATE_BUILD_IMAGE}
       build_container_image_builder_options:
         storage_driver: vfs
         isolation: chroot
@@ -244,4 +264,54 @@ check_buildset() {
   else
     fail "$ROUND: the consumer did not pull the built image ${built:-(no digest in demo-build-bs)}: ${consumed:-nothing consumed}"
   fi
+}
+
+# Scenario 5, intermediate registry: the buildset registry's post-run pushed
+# $FINAL/demo/inter to the intermediate registry (zuul-registry) as
+# <build>_latest and returned it as an artifact; a nodeless promote job with
+# promote_container_image_method: intermediate-registry finds that build in
+# the builds API and copies the image to its final name, digest preserved.
+scenario_intermediate() {
+  ROUND=intermediate
+  local built query
+  built=$(grep -o "built $FINAL/demo/inter:latest (sha256:[0-9a-f]*" "$(job_output demo-build-bs)" 2>/dev/null | grep -o "sha256:.*" | head -1)
+  check_eq "the buildset registry build returned the image as an artifact" \
+    "$(api "tenant/$TENANT/builds?project=demo&job_name=demo-buildset-registry&limit=1" |
+      python3 -c 'import json,sys; b=json.load(sys.stdin); print(",".join(a["name"] for a in b[0]["artifacts"] if (a.get("metadata") or {}).get("type") == "container_image"))')" \
+    "$FINAL/demo/inter:latest"
+  query="project=demo&pipeline=post&job_name=demo-buildset-registry&result=SUCCESS&limit=1"
+  cat >"$RUN/git/demo/.zuul.d/intermediate.yaml" <<EOF
+- job:
+    name: demo-promote-intermediate
+    parent: promote-container-image
+    secrets:
+      - name: container_registry_credentials
+        secret: demo-registry-credentials
+        pass-to-parent: true
+    vars:
+      promote_container_image_method: intermediate-registry
+      promote_container_image_api: $WEB/api/tenant/$TENANT
+      # The git driver has no changes: find the build by job, not by change.
+      promote_container_image_query: "$query"
+      container_images:
+        - repository: $FINAL/demo/inter
+          registry: $FINAL
+          tags: [latest]
+      promote_container_image_registries:
+        "$FINAL": {ca_cert: $RUN/ca/ca.pem}
+        "$ZREG": {ca_cert: $RUN/ca/ca.pem}
+
+- project:
+    post:
+      jobs:
+        - demo-promote-intermediate
+EOF
+  # demo-promote-a11 runs in every round: give it its tags.
+  seed_round
+  git_commit demo "Promote through the intermediate registry"
+  trigger_and_wait intermediate --no-commit
+  check_build demo-promote-intermediate
+  check_build demo-promote-a11
+  check_eq "$FINAL/demo/inter:latest is the image built in the buildset" \
+    "$(regtool digest "$FINAL/demo/inter:latest")" "${built:-no digest in demo-build-bs}"
 }

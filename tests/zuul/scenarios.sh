@@ -11,6 +11,7 @@ write_demo_config() {
   api "tenant/$TENANT/key/demo.pub" >"$key"
   enc=$(SECRET_PLAINTEXT=$REG_PASS "$VENV/bin/python" "$ROOT/tests/zuul/encrypt.py" "$key" | sed 's/^/          /;1s/^ *//')
   local ca=$RUN/ca/ca.pem
+  mkdir -p "$RUN/git/demo/.zuul.d"
   {
     cat <<EOF
 - secret:
@@ -22,8 +23,25 @@ write_demo_config() {
       "$ZREG":
         username: $REG_USER
         password: $enc
-
 EOF
+    if [ -n "${FINAL:-}" ]; then
+      local enc2
+      enc2=$(printf '%s\n' "$enc" | sed 's/^  //')
+      cat <<EOF
+      "$FINAL":
+        username: $REG_USER
+        password: $enc
+
+- secret:
+    name: demo-intermediate-registry
+    data:
+      host: 127.0.0.1
+      port: $ZREG_PORT
+      username: $REG_USER
+      password: $enc2
+EOF
+    fi
+    echo
     for v in 9 11; do
       cat <<EOF
 - job:
@@ -90,11 +108,11 @@ EOF
       if [ "$j" = demo-promote-a11 ]; then
         printf '        - %s\n' "$j"
       else
-        printf "        - %s:\n            irrelevant-files: ['^rounds/']\n" "$j"
+        printf "        - %s:\n            irrelevant-files: ['^rounds/', '^\\.zuul\\.d/intermediate\\.yaml\$']\n" "$j"
       fi
     done
     true
-  } >"$RUN/git/demo/.zuul.yaml"
+  } >"$RUN/git/demo/.zuul.d/demo.yaml"
 }
 
 # Seeds what the jobs of one round work on; records the expected digests.
@@ -288,6 +306,10 @@ run_scenarios() {
   if [ -n "$NODE_SCENARIO" ]; then
     check_node_upload
     check_buildset
+    if [ -n "${FINAL:-}" ]; then
+      log "scenario 5b: promotion through the intermediate registry"
+      scenario_intermediate
+    fi
   fi
   check_no_secret
 

@@ -74,7 +74,7 @@ make_certs() {
   openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj /CN=imagegate-zuul-harness-ca \
     -addext basicConstraints=critical,CA:TRUE -addext keyUsage=critical,keyCertSign,cRLSign \
     -keyout "$d/ca.key" -out "$d/ca.pem" 2>/dev/null
-  printf '%s\n' 'subjectAltName=DNS:localhost,IP:127.0.0.1,IP:127.0.0.2' \
+  printf '%s\n' 'subjectAltName=DNS:localhost,IP:127.0.0.1,IP:127.0.0.2,IP:127.0.0.4' \
     'extendedKeyUsage=serverAuth,clientAuth' 'basicConstraints=CA:FALSE' \
     'keyUsage=critical,digitalSignature,keyEncipherment' >"$d/ext.cnf"
   openssl req -newkey rsa:2048 -nodes -subj /CN=localhost -keyout "$d/server.key" -out "$d/server.csr" 2>/dev/null
@@ -157,6 +157,17 @@ auth:
 EOF
   chmod 0600 "$dir/dist/config.yml"
   start registry-dist docker-registry serve "$dir/dist/config.yml"
+  if [ -n "${NODE_SCENARIO:-}" ] && [ "${ZUUL_HARNESS_INTERMEDIATE:-0}" = 1 ]; then
+    # The final registry of the intermediate-registry promotion: its
+    # repositories have no port (127.0.0.4/demo/inter), since the buildset
+    # registry keeps images under <buildset registry>/<repository>, where a
+    # host:port would not be a valid path.
+    FINAL=127.0.0.4
+    mkdir -p "$dir/final"
+    sed -e "s|$dir/dist/data|$dir/final/data|" -e "s|addr: $DIST|addr: $FINAL:443|" "$dir/dist/config.yml" >"$dir/final/config.yml"
+    chmod 0600 "$dir/final/config.yml"
+    start registry-final docker-registry serve "$dir/final/config.yml"
+  fi
   (umask 077 && cat >"$dir/zuul/registry.yaml" <<EOF
 registry:
   address: '127.0.0.1'
@@ -177,6 +188,7 @@ EOF
   start registry-zuul "$ROOT/.venv/bin/zuul-registry" -c "$dir/zuul/registry.yaml" serve
   wait_port registry-dist 127.0.0.1 "$DIST_PORT" 30
   wait_port registry-zuul 127.0.0.1 "$ZREG_PORT" 60
+  [ -z "${FINAL:-}" ] || wait_port registry-final "$FINAL" 443 30
 }
 
 # A git repository the git driver serves: RUN/git/NAME, branch master.
