@@ -3,7 +3,7 @@
 
 regtool() { REG_USER=$REG_USER REG_PASS=$REG_PASS REG_CA=$RUN/certs/ca.pem python3 "$ROOT/tests/zuul/regtool.py" "$@"; }
 
-# The demo project's .zuul.yaml, as a zuul-jobs user writes child jobs: the
+# The demo project's .zuul.d/demo.yaml, as a zuul-jobs user writes child jobs: the
 # registry credentials are a Zuul secret encrypted with the project's key,
 # passed to the parent job's playbooks (pass-to-parent).
 write_demo_config() {
@@ -298,7 +298,7 @@ run_scenarios() {
   write_demo_config
   seed_round
   ROUND=first
-  # The commit that adds .zuul.yaml is itself a ref-updated event.
+  # The commit that adds .zuul.d/demo.yaml is itself a ref-updated event.
   git_commit demo "Zuul configuration: imagegate child jobs"
   trigger_and_wait first --no-commit
   check_round_jobs ${NODE_SCENARIO:+demo-upload demo-buildset-registry demo-build-bs demo-consume-bs}
