@@ -1,0 +1,70 @@
+#!/usr/bin/env bash
+# Installs what the Zuul harness needs, idempotently:
+#   Debian packages: ZooKeeper, bubblewrap, PostgreSQL, sshd, sudo
+#   .work/zuul-venv:    zuul 14.3.0 and zuul-client, in a venv made from
+#                       /usr/bin/python3 (visible inside bubblewrap)
+#   .work/zuul-ansible: Ansible 9 and 11 installed by zuul-manage-ansible,
+#                       reused by later runs
+# Run tools/setup.sh first (it builds the module binaries and .venv).
+set -euo pipefail
+ROOT=$(cd "$(dirname "$0")/../.." && pwd)
+cd "$ROOT"
+log() { printf '\033[1m==> %s\033[0m\n' "$*"; }
+
+ZUUL_VERSION=14.3.0
+ZUUL_CLIENT_VERSION=${ZUUL_CLIENT_VERSION:-}
+DEBS=(zookeeper bubblewrap postgresql openssh-server sudo openssl git curl default-jre-headless docker-registry apache2-utils python3-venv podman buildah busybox-static uidmap)
+missing=()
+for p in "${DEBS[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if ((${#missing[@]})); then
+  log "installing Debian packages: ${missing[*]}"
+  SUDO=""
+  [ "$(id -u)" = 0 ] || SUDO=sudo
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+VENV=.work/zuul-venv
+if [ ! -x "$VENV/bin/zuul-scheduler" ] || [ "$(cat "$VENV/.zuul-version" 2>/dev/null)" != "$ZUUL_VERSION" ]; then
+  log "creating $VENV (zuul $ZUUL_VERSION, zuul-client) from /usr/bin/python3"
+  rm -rf "$VENV"
+  /usr/bin/python3 -m venv "$VENV"
+  "$VENV/bin/pip" install -q --disable-pip-version-check "zuul==$ZUUL_VERSION" "zuul-client${ZUUL_CLIENT_VERSION:+==$ZUUL_CLIENT_VERSION}"
+  echo "$ZUUL_VERSION" > "$VENV/.zuul-version"
+fi
+
+# The static node's login: a non-root user with passwordless sudo, key
+# login only (password field '*': no password, not locked), with subordinate
+# ids for rootless builds.
+for NODE_USER in imagegate-node imagegate-node2; do
+  if ! id "$NODE_USER" >/dev/null 2>&1; then
+    log "creating the node user $NODE_USER (passwordless sudo)"
+    useradd -m -s /bin/bash "$NODE_USER"
+  fi
+  usermod -p '*' "$NODE_USER"
+  printf '%s ALL=(ALL) NOPASSWD:ALL\n' "$NODE_USER" >"/etc/sudoers.d/$NODE_USER"
+  chmod 0440 "/etc/sudoers.d/$NODE_USER"
+done
+# useradd gives each user subordinate ids (rootless podman) on Debian 12.
+
+# zuul-registry for the buildset-registry job's node, in a venv made from
+# /usr/bin/python3: the node user cannot run .venv's Python (it may live
+# under /root, as pyenv's does).
+NODE_REGISTRY_VENV=.work/node-registry-venv
+if [ ! -x "$NODE_REGISTRY_VENV/bin/zuul-registry" ]; then
+  log "creating $NODE_REGISTRY_VENV (zuul-registry for the nodes)"
+  /usr/bin/python3 -m venv "$NODE_REGISTRY_VENV"
+  "$NODE_REGISTRY_VENV/bin/pip" install -q --disable-pip-version-check zuul-registry==1.3.0
+fi
+
+ANSROOT=.work/zuul-ansible
+if [ ! -f "$ANSROOT/.done-$ZUUL_VERSION" ]; then
+  log "installing Zuul's Ansible versions into $ANSROOT (a few minutes, once)"
+  rm -rf "$ANSROOT"
+  mkdir -p "$ANSROOT"
+  "$VENV/bin/zuul-manage-ansible" -r "$ROOT/$ANSROOT"
+  touch "$ANSROOT/.done-$ZUUL_VERSION"
+fi
+log "Zuul harness prerequisites ready"
