@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what is needed, then runs every check and test:
-# rustfmt, clippy, ansible-lint, and the test suite (unit tests, tests against
-# real registries, ansible-playbook runs).
+# rustfmt, clippy, ansible-lint, the test suite (unit tests, tests against
+# real registries, ansible-playbook runs under each ansible-core), and a real
+# Zuul running the jobs (tests/zuul).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash tools/setup.sh
@@ -14,8 +15,12 @@ cargo clippy --quiet --locked --all-targets -- -D warnings
 echo "==> ansible-lint"
 ansible-lint --offline -q
 echo "==> tests"
+status=0
 if cargo nextest --version >/dev/null 2>&1; then
-  cargo nextest run --locked --workspace --no-fail-fast --failure-output final
+  cargo nextest run --locked --workspace --no-fail-fast --failure-output final || status=$?
 else
-  cargo test --locked --workspace --no-fail-fast
+  cargo test --locked --workspace --no-fail-fast || status=$?
 fi
+echo "==> a real Zuul runs the jobs (tests/zuul)"
+ZUUL_HARNESS_INTERMEDIATE=1 bash tests/zuul/run.sh || status=$?
+exit "$status"

@@ -865,6 +865,7 @@ fn stage_promotion_gated_on_zuul_builds(core: Core) {
                 "promote_set_keep_previous": true,
                 "promote_set_registries": {reg.host.clone(): {"plain_http": true}},
                 "promote_set_criteria": {"api": api.base, "project": "rdo/promotion", "jobs": ["standalone", "ovb"]},
+                "promote_set_record_file": coll.path().join("stage-record.json"),
             }),
         )
     };
@@ -892,6 +893,20 @@ fn stage_promotion_gated_on_zuul_builds(core: Core) {
             digests[&images[n]].as_str().map(str::to_string).as_ref(),
             "img{n}"
         );
+    }
+    // The previous stage comes back in one call, from the record.
+    let (ok, out) = playbook(
+        core,
+        coll.path(),
+        "playbooks/promote-set.yaml",
+        &json!({
+            "promote_set_restore_from": coll.path().join("stage-record.json"),
+            "promote_set_registries": {reg.host.clone(): {"plain_http": true}},
+        }),
+    );
+    assert!(ok, "{out}");
+    for n in 0..21 {
+        assert_eq!(reg.digest(&format!("tripleo/img{n}:current-tripleo")), None, "img{n} had no stage before");
     }
 }
 
@@ -925,9 +940,28 @@ fn promotion_declared_by_digest(core: Core) {
         &json!({"promote_set_manifest": manifest, "promote_set_registries": {reg.host.clone(): {"plain_http": true}}}),
     );
     assert!(ok, "{out}");
-    assert_eq!(reg.digest("rdo/a:current-tripleo"), Some(a));
+    assert_eq!(reg.digest("rdo/a:current-tripleo"), Some(a.clone()));
     assert_eq!(reg.digest("rdo/b:current-tripleo").as_ref(), Some(&b));
     assert_eq!(reg.digest("rdo/b:stable"), Some(b));
+    // A declared digest the source does not have is refused; nothing moves.
+    let missing = format!("sha256:{}", "0".repeat(64));
+    std::fs::write(
+        &manifest,
+        format!(
+            "images:\n  - name: {h}/rdo/a\n    digest: {a}\n    tags: [next]\n  - name: {h}/rdo/b\n    digest: {missing}\n    tags: [next]\n",
+            h = reg.host
+        ),
+    )
+    .unwrap();
+    let (ok, out) = playbook(
+        core,
+        coll.path(),
+        "playbooks/promote-set.yaml",
+        &json!({"promote_set_manifest": manifest, "promote_set_registries": {reg.host.clone(): {"plain_http": true}}}),
+    );
+    assert!(!ok, "{out}");
+    assert!(out.contains(&missing[..20]), "{out}");
+    assert_eq!(reg.digest("rdo/a:next"), None, "nothing moved");
 }
 
 /// A stage copied to other registries: each gets the same digests under
