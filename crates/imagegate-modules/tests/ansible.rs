@@ -617,6 +617,33 @@ fn buildset_registry_job_playbooks(core: Core) {
         .output()
         .unwrap();
     assert!(inspect.status.success(), "{}", String::from_utf8_lossy(&inspect.stderr));
+
+    // The job's post-run (another playbook: the pre-run's facts are gone)
+    // finds the buildset registry in the returned data too, and saves the
+    // buildset's images in the intermediate registry.
+    let intermediate = TestRegistry::start(Kind::Zuul);
+    let rw = intermediate.rw.as_ref().unwrap();
+    let iport: u16 = intermediate.host.rsplit(':').next().unwrap().parse().unwrap();
+    let mut zuul = zuul_var("gate");
+    zuul["build"] = json!("b9");
+    zuul["executor"] = json!({"result_data_file": results});
+    let (ok, out) = playbook(
+        core,
+        coll.path(),
+        "playbooks/buildset-registry/post.yaml",
+        &json!({
+            "zuul": zuul,
+            "container_images": [{"context": "app", "repository": "quay.io/example/fromresults"}],
+            "intermediate_registry": {"host": "127.0.0.1", "port": iport, "username": rw.name, "password": rw.password},
+            "push_to_intermediate_registry_registries": {intermediate.host.clone(): {"ca_cert": intermediate.ca_cert}},
+        }),
+    );
+    assert!(ok, "{out}");
+    assert!(!out.contains(password) && !out.contains(&rw.password), "a password is printed");
+    assert!(
+        intermediate.digest("quay.io/example/fromresults:b9_latest").is_some(),
+        "the post-run saved the image: {out}"
+    );
 }
 
 /// Roles from a checkout of another version than the installed modules
@@ -906,7 +933,11 @@ fn stage_promotion_gated_on_zuul_builds(core: Core) {
     );
     assert!(ok, "{out}");
     for n in 0..21 {
-        assert_eq!(reg.digest(&format!("tripleo/img{n}:current-tripleo")), None, "img{n} had no stage before");
+        assert_eq!(
+            reg.digest(&format!("tripleo/img{n}:current-tripleo")),
+            None,
+            "img{n} had no stage before"
+        );
     }
 }
 
