@@ -14,6 +14,12 @@ RUN=$ROOT/.work/zuul-run
 VENV=$ROOT/.work/zuul-venv
 ZUUL_ANSIBLE=$ROOT/.work/zuul-ansible
 TENANT=imagegate
+# Zuul and its Ansible see only what a real executor sees: the collection
+# installed in /usr/share/ansible/collections. The ANSIBLE_* variables that
+# tools/env.sh exports (tools/test.sh sources it) would point them at this
+# checkout instead, and outside bubblewrap's view when it lies under /tmp.
+unset ANSIBLE_COLLECTIONS_PATH ANSIBLE_COLLECTIONS_PATHS ANSIBLE_HOME ANSIBLE_PYTHON_INTERPRETER \
+  ANSIBLE_LIBRARY ANSIBLE_ROLES_PATH ANSIBLE_LOCALHOST_WARNING ANSIBLE_INVENTORY_UNPARSED_WARNING
 # Scenarios 4 and 5 (static nodes over sshd) run unless ZUUL_HARNESS_NODES=0.
 NODE_SCENARIO=${ZUUL_HARNESS_NODES:-1}
 [ "$NODE_SCENARIO" = 0 ] && NODE_SCENARIO=""
