@@ -766,10 +766,15 @@ fn docker_consumer_pulls_through_the_buildset_registry(core: Core) {
     let coll = collection();
     let work = tempfile::Builder::new().prefix("imagegate-docker-bs-").tempdir().unwrap();
     let w = work.path();
+    // The buildset registry listens on a loopback address of its own: a
+    // port picked free on 127.0.0.1 could be taken by another test's
+    // server before the role starts the registry.
+    let host = format!("127.0.{}.{}", 1 + std::process::id() % 250, 2 + (std::process::id() / 250) % 250);
     let port = imagegate_testkit::free_port();
+    let name = format!("{host}:{port}");
     let _kill = PidFile(w.join("bs/registry.pid"));
     // dockerd reads certificates from /etc/docker/certs.d only.
-    let _certs = RemoveDir(PathBuf::from(format!("/etc/docker/certs.d/127.0.0.1:{port}")));
+    let _certs = RemoveDir(PathBuf::from(format!("/etc/docker/certs.d/{name}")));
     let venv = venv_tool("zuul-registry").parent().unwrap().parent().unwrap().to_path_buf();
     let home = w.join("home");
     std::fs::create_dir_all(&home).unwrap();
@@ -779,6 +784,7 @@ fn docker_consumer_pulls_through_the_buildset_registry(core: Core) {
         "tests/integration/targets/buildset/docker.yml",
         &json!({
             "it_work": w,
+            "it_host": host,
             "it_port": port,
             "it_venv": venv,
             "it_source": format!("{}/spec/app:v1", source.host),
@@ -790,15 +796,15 @@ fn docker_consumer_pulls_through_the_buildset_registry(core: Core) {
     );
     assert!(ok, "{out}");
     let config: Value = serde_json::from_slice(&std::fs::read(daemon.config_file()).unwrap()).unwrap();
-    assert_eq!(config["registry-mirrors"], json!([format!("https://127.0.0.1:{port}/")]));
-    assert!(Path::new(&format!("/etc/docker/certs.d/127.0.0.1:{port}/ca.crt")).exists());
+    assert_eq!(config["registry-mirrors"], json!([format!("https://{name}/")]));
+    assert!(Path::new(&format!("/etc/docker/certs.d/{name}/ca.crt")).exists());
     let info = daemon
         .docker()
         .args(["info", "--format", "{{json .RegistryConfig.Mirrors}}"])
         .output()
         .unwrap();
     assert!(
-        String::from_utf8_lossy(&info.stdout).contains(&format!("127.0.0.1:{port}")),
+        String::from_utf8_lossy(&info.stdout).contains(&name),
         "the restarted daemon uses the mirror: {}",
         String::from_utf8_lossy(&info.stdout)
     );
