@@ -17,17 +17,8 @@ cd "$ROOT"
 log() { printf '\033[1m==> %s\033[0m\n' "$*"; }
 
 DEBS=(docker.io sudo docker-registry buildah podman busybox-static skopeo openssl apache2-utils ca-certificates musl-tools python3-venv)
-missing=()
-for p in "${DEBS[@]}"; do
-  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
-done
-if ((${#missing[@]})); then
-  log "installing Debian packages: ${missing[*]}"
-  SUDO=""
-  [ "$(id -u)" = 0 ] || SUDO=sudo
-  $SUDO apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-fi
+source "$ROOT/tools/debs.sh"
+ensure_debs "${DEBS[@]}"
 
 if [ ! -x .venv/bin/ansible-playbook ] || ! cmp -s requirements.txt .venv/.requirements; then
   log "creating .venv (ansible-core, ansible-lint, zuul-registry)"

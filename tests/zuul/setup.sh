@@ -14,17 +14,8 @@ log() { printf '\033[1m==> %s\033[0m\n' "$*"; }
 ZUUL_VERSION=14.3.0
 ZUUL_CLIENT_VERSION=${ZUUL_CLIENT_VERSION:-}
 DEBS=(zookeeper bubblewrap postgresql openssh-server sudo openssl git curl default-jre-headless docker-registry apache2-utils python3-venv podman buildah busybox-static uidmap)
-missing=()
-for p in "${DEBS[@]}"; do
-  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
-done
-if ((${#missing[@]})); then
-  log "installing Debian packages: ${missing[*]}"
-  SUDO=""
-  [ "$(id -u)" = 0 ] || SUDO=sudo
-  $SUDO apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-fi
+source "$ROOT/tools/debs.sh"
+ensure_debs "${DEBS[@]}"
 
 VENV=.work/zuul-venv
 if [ ! -x "$VENV/bin/zuul-scheduler" ] || [ "$(cat "$VENV/.zuul-version" 2>/dev/null)" != "$ZUUL_VERSION" ]; then
