@@ -156,6 +156,41 @@ fn promote_role_tag_method(core: Core) {
     }
 }
 
+/// A misspelt method: zuul-jobs matches neither of its two `when:` branches
+/// and succeeds having promoted nothing; we fail before anything moves,
+/// naming the option, its value and the accepted values.
+fn promote_role_unknown_method_fails_naming_it(core: Core) {
+    let fx = Fixtures::get();
+    let reg = TestRegistry::start(Kind::Distribution);
+    for tag in ["change_42_latest", "change_42_1.0"] {
+        reg.seed(&fx.single(1), &format!("prom/a:{tag}"));
+    }
+    reg.seed(&fx.single(2), "prom/b:change_42_latest");
+    let coll = collection();
+    let (ok, out) = playbook(
+        core,
+        coll.path(),
+        "tests/integration/targets/promote_container_image/tag.yml",
+        &json!({
+            "it_registry": reg.host,
+            "it_registries": {reg.host.clone(): {"plain_http": true}},
+            "zuul": zuul_var("promote"),
+            "promote_container_image_method": "intermediate_registry",
+        }),
+    );
+    assert!(!ok, "a misspelt method must fail: {out}");
+    assert!(out.contains("promote_container_image_method"), "{out}");
+    assert!(out.contains("intermediate_registry"), "the message names the value: {out}");
+    assert!(
+        out.contains("intermediate-registry"),
+        "the message names the accepted values: {out}"
+    );
+    assert!(reg.digest("prom/a:change_42_latest").is_some());
+    for never in ["prom/a:latest", "prom/a:1.0", "prom/b:latest"] {
+        assert_eq!(reg.digest(never), None, "{never} moved although the role failed");
+    }
+}
+
 fn promote_role_intermediate_registry_method(core: Core) {
     use imagegate_testkit::webapi::ZuulBuildsApi;
     let fx = Fixtures::get();
@@ -1050,6 +1085,7 @@ imagegate_testkit::under_each_core!(
     module_with_fqcn_four_runs,
     mirror_role_with_zuul_jobs_inputs,
     promote_role_tag_method,
+    promote_role_unknown_method_fails_naming_it,
     promote_role_intermediate_registry_method,
     remove_registry_tag_role,
     promotion_set_playbook,
