@@ -804,8 +804,8 @@ fn docker_consumer_pulls_through_the_buildset_registry(core: Core) {
     // The buildset registry listens on a loopback address of its own: a
     // port picked free on 127.0.0.1 could be taken by another test's
     // server before the role starts the registry.
-    let host = format!("127.0.{}.{}", 1 + std::process::id() % 250, 2 + (std::process::id() / 250) % 250);
-    let port = imagegate_testkit::free_port();
+    let host = imagegate_testkit::private_loopback();
+    let port = imagegate_testkit::free_port_on(&host);
     let name = format!("{host}:{port}");
     let _kill = PidFile(w.join("bs/registry.pid"));
     // dockerd reads certificates from /etc/docker/certs.d only.

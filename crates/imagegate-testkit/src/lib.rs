@@ -38,6 +38,24 @@ pub fn free_port() -> u16 {
         .expect("bind 127.0.0.1:0")
 }
 
+/// A loopback address of this test process's own (127.a.b.c, from the
+/// process id; nextest runs each test in a process of its own), for a server
+/// that something else starts later, such as a role. A port picked free on
+/// 127.0.0.1 could be taken by another test's server in the meantime; on an
+/// address no other running test uses, it cannot.
+pub fn private_loopback() -> String {
+    let pid = std::process::id();
+    format!("127.{}.{}.{}", 1 + (pid / 62_500) % 250, 1 + (pid / 250) % 250, 2 + pid % 250)
+}
+
+/// A port that is free on `host` now.
+pub fn free_port_on(host: &str) -> u16 {
+    std::net::TcpListener::bind((host, 0))
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .unwrap_or_else(|e| panic!("bind {host}:0: {e}"))
+}
+
 /// The repository root.
 pub fn repo_root() -> std::path::PathBuf {
     std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
