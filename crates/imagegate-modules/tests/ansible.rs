@@ -360,6 +360,217 @@ impl Drop for RemoveDir {
     }
 }
 
+/// Held while a test lets the roles write system paths (/etc/hosts, where
+/// use_buildset_registry names an IP-addressed registry
+/// zuul-jobs.buildset-registry, and /etc/containers, /etc/buildkit, the CA
+/// store): the runs under each ansible-core and the conformance suite
+/// (tests/conformance) take turns on this lock file. Dropping it puts back
+/// /etc/hosts and every file registered with `file`, then releases the lock.
+struct SystemPaths {
+    hosts: String,
+    files: Vec<(PathBuf, Option<Vec<u8>>)>,
+    dirs: Vec<PathBuf>,
+    update_ca: bool,
+    _lock: std::fs::File,
+}
+
+const SYSTEM_PATHS_LOCK: &str = "/tmp/imagegate-conformance.lock";
+
+impl SystemPaths {
+    fn lock() -> SystemPaths {
+        let lock = std::fs::File::create(SYSTEM_PATHS_LOCK).expect("lock file");
+        lock.lock().expect("lock");
+        SystemPaths {
+            hosts: std::fs::read_to_string("/etc/hosts").unwrap(),
+            files: Vec::new(),
+            dirs: Vec::new(),
+            update_ca: false,
+            _lock: lock,
+        }
+    }
+
+    /// Restores `path` (or removes it, if it is new) when dropped.
+    fn file(&mut self, path: impl Into<PathBuf>) {
+        let path = path.into();
+        let before = std::fs::read(&path).ok();
+        self.files.push((path, before));
+    }
+
+    /// Removes `dir` when dropped if it does not exist now.
+    fn new_dir(&mut self, dir: impl Into<PathBuf>) {
+        let dir = dir.into();
+        if !dir.exists() {
+            self.dirs.push(dir);
+        }
+    }
+
+    /// Runs update-ca-certificates after the files are put back.
+    fn update_ca(&mut self) {
+        self.update_ca = true;
+    }
+}
+
+impl Drop for SystemPaths {
+    fn drop(&mut self) {
+        for (path, before) in self.files.iter().rev() {
+            match before {
+                Some(content) => drop(std::fs::write(path, content)),
+                None => drop(std::fs::remove_file(path)),
+            }
+        }
+        for dir in &self.dirs {
+            let _ = std::fs::remove_dir_all(dir);
+        }
+        if self.update_ca {
+            // --fresh: a plain run leaves the link to a removed CA behind.
+            let _ = Command::new("update-ca-certificates").arg("--fresh").output();
+        }
+        let _ = std::fs::write("/etc/hosts", &self.hosts);
+    }
+}
+
+/// The lines of /etc/hosts that name zuul-jobs.buildset-registry.
+fn alias_lines() -> Vec<String> {
+    std::fs::read_to_string("/etc/hosts")
+        .unwrap()
+        .lines()
+        .filter(|l| l.split_whitespace().nth(1) == Some("zuul-jobs.buildset-registry"))
+        .map(str::to_string)
+        .collect()
+}
+
+/// A TOML file as JSON, read by the venv's Python (tomllib).
+fn toml_file(core: Core, path: &Path) -> Value {
+    let out = Command::new(core.tool("python3"))
+        .args([
+            "-c",
+            "import json, sys, tomllib; print(json.dumps(tomllib.load(open(sys.argv[1], 'rb'))))",
+        ])
+        .arg(path)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{} is not TOML: {}",
+        path.display(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+/// The node of the tests that run a role as a non-root user with
+/// passwordless sudo, reached over ssh, as Zuul reaches its nodes: this
+/// machine, a private sshd on a loopback port that lets only the node user
+/// in. The user is made when missing; dropping the node stops sshd and
+/// removes the user (hold it under SystemPaths).
+struct NodeUser {
+    sshd: std::process::Child,
+    inventory: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+const NODE_USER: &str = "igbuildset";
+
+impl NodeUser {
+    fn ensure() -> NodeUser {
+        use imagegate_testkit::tools::run;
+        use std::os::unix::fs::PermissionsExt;
+        if !Command::new("id").arg(NODE_USER).output().unwrap().status.success() {
+            run(Command::new("useradd").args(["-m", "-s", "/bin/bash", NODE_USER]));
+        }
+        // '*': no password, but not locked (sshd refuses locked users).
+        run(Command::new("usermod").args(["-p", "*", NODE_USER]));
+        let sudoers = format!("/etc/sudoers.d/{NODE_USER}");
+        std::fs::write(&sudoers, format!("{NODE_USER} ALL=(ALL) NOPASSWD:ALL\n")).unwrap();
+        run(Command::new("chmod").args(["0440", &sudoers]));
+        let dir = tempfile::Builder::new().prefix("imagegate-node-").tempdir().unwrap();
+        let d = dir.path();
+        std::fs::set_permissions(d, std::fs::Permissions::from_mode(0o755)).unwrap();
+        for key in ["id", "host"] {
+            run(Command::new("ssh-keygen")
+                .args(["-q", "-t", "ed25519", "-N", "", "-f"])
+                .arg(d.join(key)));
+        }
+        std::fs::copy(d.join("id.pub"), d.join("authorized_keys")).unwrap();
+        let port = imagegate_testkit::free_port();
+        std::fs::write(
+            d.join("sshd_config"),
+            format!(
+                "Port {port}\nListenAddress 127.0.0.1\nHostKey {dir}/host\nPidFile {dir}/sshd.pid\n\
+                 AuthorizedKeysFile {dir}/authorized_keys\nAllowUsers {NODE_USER}\nStrictModes no\n\
+                 PasswordAuthentication no\nKbdInteractiveAuthentication no\nUsePAM no\n",
+                dir = d.display()
+            ),
+        )
+        .unwrap();
+        std::fs::create_dir_all("/run/sshd").unwrap();
+        let log = std::fs::File::create(d.join("sshd.log")).unwrap();
+        let sshd = Command::new("/usr/sbin/sshd")
+            .args(["-D", "-e", "-f"])
+            .arg(d.join("sshd_config"))
+            .stdin(std::process::Stdio::null())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .expect("start sshd");
+        let inventory = d.join("inventory");
+        std::fs::write(
+            &inventory,
+            format!(
+                "localhost ansible_connection=ssh ansible_host=127.0.0.1 ansible_port={port} \
+                 ansible_user={NODE_USER} ansible_ssh_private_key_file={key} \
+                 ansible_python_interpreter=/usr/bin/python3 ansible_ssh_args='-o ControlMaster=no' \
+                 ansible_ssh_common_args='-o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null'\n",
+                key = d.join("id").display()
+            ),
+        )
+        .unwrap();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(std::time::Instant::now() < deadline, "sshd did not start");
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+        NodeUser {
+            sshd,
+            inventory,
+            _dir: dir,
+        }
+    }
+
+    fn home(&self) -> PathBuf {
+        PathBuf::from(format!("/home/{NODE_USER}"))
+    }
+
+    /// A command run as the node user, with its HOME and a runtime
+    /// directory of its own (as a login on a node has).
+    fn command(&self, program: impl AsRef<std::ffi::OsStr>) -> Command {
+        let runtime = self._dir.path().join("runtime");
+        if !runtime.exists() {
+            std::fs::create_dir(&runtime).unwrap();
+            imagegate_testkit::tools::run(Command::new("chown").arg(NODE_USER).arg(&runtime));
+        }
+        let mut cmd = Command::new("sudo");
+        cmd.args(["-u", NODE_USER, "-H", "env"])
+            .arg(format!("XDG_RUNTIME_DIR={}", runtime.display()))
+            .arg(program);
+        cmd
+    }
+
+    /// ansible-playbook on the controller (root) against the node over ssh.
+    fn playbook(&self, core: Core, collections: &Path, playbook: &str, vars: &Value) -> (bool, String) {
+        playbook_on(core, collections, playbook, vars, self.inventory.to_str().unwrap())
+    }
+}
+
+impl Drop for NodeUser {
+    fn drop(&mut self) {
+        let _ = self.sshd.kill();
+        let _ = self.sshd.wait();
+        let _ = std::fs::remove_file(format!("/etc/sudoers.d/{NODE_USER}"));
+        let _ = Command::new("userdel").args(["-r", NODE_USER]).output();
+    }
+}
+
 /// The whole buildset flow through ansible-playbook: a buildset registry,
 /// a base image built into it, an image built FROM that base resolved
 /// through use_buildset_registry, both pushed to an intermediate registry
@@ -385,7 +596,12 @@ fn buildset_registry_flow(core: Core) {
     let (port1, port2) = (imagegate_testkit::free_port(), imagegate_testkit::free_port());
     let _kill1 = PidFile(w.join("bs1/registry.pid"));
     let _kill2 = PidFile(w.join("bs2/registry.pid"));
-    let _certs = RemoveDir(PathBuf::from(format!("/etc/containers/certs.d/127.0.0.1:{port1}")));
+    // use_buildset_registry names the IP-addressed registry
+    // zuul-jobs.buildset-registry in /etc/hosts.
+    let _system = SystemPaths::lock();
+    let _certs = RemoveDir(PathBuf::from(format!(
+        "/etc/containers/certs.d/zuul-jobs.buildset-registry:{port1}"
+    )));
     let rw = intermediate.rw.as_ref().unwrap();
     let iport: u16 = intermediate.host.rsplit(':').next().unwrap().parse().unwrap();
     let venv = venv_tool("zuul-registry").parent().unwrap().parent().unwrap().to_path_buf();
@@ -806,7 +1022,10 @@ fn docker_consumer_pulls_through_the_buildset_registry(core: Core) {
     // server before the role starts the registry.
     let host = imagegate_testkit::private_loopback();
     let port = imagegate_testkit::free_port_on(&host);
-    let name = format!("{host}:{port}");
+    // As zuul-jobs: docker reaches the IP-addressed registry by the name
+    // zuul-jobs.buildset-registry, which /etc/hosts maps to its address.
+    let _system = SystemPaths::lock();
+    let name = format!("zuul-jobs.buildset-registry:{port}");
     let _kill = PidFile(w.join("bs/registry.pid"));
     // dockerd reads certificates from /etc/docker/certs.d only.
     let _certs = RemoveDir(PathBuf::from(format!("/etc/docker/certs.d/{name}")));
@@ -857,6 +1076,280 @@ fn docker_consumer_pulls_through_the_buildset_registry(core: Core) {
         "docker pulled another image: {}",
         String::from_utf8_lossy(&digests.stdout)
     );
+}
+
+/// use_buildset_registry on a node as zuul-jobs configures one, with
+/// zuul-jobs' inputs only, run as a non-root user with sudo and the default
+/// system paths: /etc/hosts names the IP-addressed registry
+/// zuul-jobs.buildset-registry; the registries.conf drop-in mirrors every
+/// buildset_registry_namespaces entry and sets
+/// unqualified-search-registries; the CA is in certs.d and the Debian trust
+/// store (update-ca-certificates run); buildkitd.toml and microk8s'
+/// hosts.toml get the mirrors. Then real pulls: skopeo (as the node user)
+/// through the quay.io and a custom namespace's mirrors, and podman by a
+/// short name through unqualified-search-registries and docker.io's
+/// un-namespaced mirror. A second run changes nothing.
+fn use_buildset_registry_configures_a_node_as_zuul_jobs_does(core: Core) {
+    let fx = Fixtures::get();
+    let source = TestRegistry::start(Kind::Distribution);
+    source.seed(&fx.single(7), "spec/app:v1");
+    source.seed(&fx.single(8), "spec/tool:v1");
+    let coll = collection();
+    let work = tempfile::Builder::new().prefix("imagegate-bs-node-").tempdir().unwrap();
+    let w = work.path();
+    let mut system = SystemPaths::lock();
+    let user = NodeUser::ensure();
+    let host = imagegate_testkit::private_loopback();
+    let port = imagegate_testkit::free_port_on(&host);
+    let name = format!("zuul-jobs.buildset-registry:{port}");
+    let _kill = PidFile(w.join("bs/registry.pid"));
+    let conf = PathBuf::from("/etc/containers/registries.conf.d/50-imagegate-buildset-registry.conf");
+    let ca = PathBuf::from("/usr/local/share/ca-certificates/zuul-jobs.buildset-registry.crt");
+    let buildkitd = PathBuf::from("/etc/buildkit/buildkitd.toml");
+    let _certs = RemoveDir(PathBuf::from(format!("/etc/containers/certs.d/{name}")));
+    system.file(&conf);
+    system.file(&ca);
+    system.file(&buildkitd);
+    system.new_dir("/etc/buildkit");
+    system.update_ca();
+    let venv = venv_tool("zuul-registry").parent().unwrap().parent().unwrap().to_path_buf();
+    let bs = format!("{host}:{port}");
+    let (ok, out) = playbook(
+        core,
+        coll.path(),
+        "tests/integration/targets/buildset/serve.yml",
+        &json!({
+            "it_work": w,
+            "it_host": host,
+            "it_port": port,
+            "it_venv": venv,
+            "it_images": [
+                {"src": format!("{}/spec/app:v1", source.host), "dest": format!("{bs}/team/app:latest")},
+                {"src": format!("{}/spec/app:v1", source.host), "dest": format!("{bs}/quay.io/example/app:latest")},
+                {"src": format!("{}/spec/tool:v1", source.host), "dest": format!("{bs}/registry.example.org/team/tool:1")},
+            ],
+            "it_source_registries": {source.host.clone(): {"plain_http": true}},
+            "zuul": zuul_var("check"),
+        }),
+    );
+    assert!(ok, "{out}");
+    let returned: Value = serde_json::from_slice(&std::fs::read(coll.path().join("zuul_return.json")).unwrap()).unwrap();
+    let registry = returned
+        .as_array()
+        .unwrap()
+        .iter()
+        .find_map(|r| r["secret_data"]["buildset_registry"].as_object().cloned())
+        .expect("buildset_registry returned");
+    let password = registry["password"].as_str().unwrap().to_string();
+    let microk8s = w.join("microk8s");
+    std::fs::create_dir_all(&microk8s).unwrap();
+    let vars = json!({
+        "buildset_registry": registry,
+        "buildset_registry_namespaces": [
+            ["docker.io", "https://registry-1.docker.io"],
+            ["quay.io", "https://quay.io"],
+            ["registry.example.org", "https://registry.example.org"],
+        ],
+        "buildset_registry_unqualified_registries": ["docker.io"],
+        "it_microk8s": microk8s,
+    });
+    let (ok, out) = user.playbook(core, coll.path(), "tests/integration/targets/buildset/consumer.yml", &vars);
+    assert!(ok, "{out}");
+    assert!(!out.contains(&password), "the buildset registry password is printed");
+
+    assert_eq!(alias_lines(), vec![format!("{host}\tzuul-jobs.buildset-registry")]);
+    let registries = toml_file(core, &conf);
+    assert_eq!(registries["unqualified-search-registries"], json!(["docker.io"]));
+    let entries: Vec<(String, String, Value)> = registries["registry"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            let mirrors: Vec<Value> = r["mirror"].as_array().unwrap().iter().map(|m| m["location"].clone()).collect();
+            (
+                r["prefix"].as_str().unwrap().to_string(),
+                r["location"].as_str().unwrap().to_string(),
+                json!(mirrors),
+            )
+        })
+        .collect();
+    assert_eq!(
+        entries,
+        vec![
+            ("docker.io".into(), "docker.io".into(), json!([name.clone()])),
+            ("quay.io".into(), "quay.io".into(), json!([format!("{name}/quay.io")])),
+            (
+                "registry.example.org".into(),
+                "registry.example.org".into(),
+                json!([format!("{name}/registry.example.org")])
+            ),
+        ]
+    );
+    let cert = registry["cert"].as_str().unwrap();
+    assert_eq!(std::fs::read_to_string(&ca).unwrap(), cert);
+    assert_eq!(
+        std::fs::read_to_string(format!("/etc/containers/certs.d/{name}/ca.crt")).unwrap(),
+        cert
+    );
+    assert!(
+        Path::new("/etc/ssl/certs/zuul-jobs.buildset-registry.pem").exists(),
+        "update-ca-certificates did not take the CA in"
+    );
+    let kit = toml_file(core, &buildkitd);
+    assert_eq!(kit["registry"]["docker.io"]["mirrors"], json!([name.clone()]));
+    assert_eq!(kit["registry"]["quay.io"]["mirrors"], json!([format!("{name}/quay.io")]));
+    assert_eq!(
+        kit["registry"]["registry.example.org"]["mirrors"],
+        json!([format!("{name}/registry.example.org")])
+    );
+    assert!(kit["registry"].get("gcr.io").is_none(), "a namespace that was not given: {kit}");
+    for (ns, server, path) in [
+        ("docker.io", "https://registry-1.docker.io", "/v2"),
+        ("quay.io", "https://quay.io", "/v2/quay.io"),
+        ("registry.example.org", "https://registry.example.org", "/v2/registry.example.org"),
+    ] {
+        let dir = microk8s.join("current/args/certs.d").join(ns);
+        let hosts = toml_file(core, &dir.join("hosts.toml"));
+        assert_eq!(hosts["server"], server);
+        let h = &hosts["host"][format!("https://{name}{path}")];
+        assert_eq!(h["capabilities"], json!(["pull", "resolve"]), "{hosts}");
+        assert_eq!(h["override_path"], json!(true));
+        assert_eq!(h["ca"], json!(dir.join("ca.crt")));
+        assert_eq!(std::fs::read_to_string(dir.join("ca.crt")).unwrap(), cert);
+    }
+    let auth: Value = serde_json::from_slice(&std::fs::read(user.home().join(".config/containers/auth.json")).unwrap()).unwrap();
+    assert!(auth["auths"][&name]["auth"].is_string(), "{name} not in the auth file");
+
+    // No internet here: these pulls can only be answered by the mirrors.
+    for (reference, src) in [
+        ("quay.io/example/app:latest", "spec/app:v1"),
+        ("registry.example.org/team/tool:1", "spec/tool:v1"),
+    ] {
+        let inspect = user
+            .command("skopeo")
+            .args(["inspect", "--raw"])
+            .arg(format!("docker://{reference}"))
+            .output()
+            .unwrap();
+        assert!(
+            inspect.status.success(),
+            "{reference}: {}",
+            String::from_utf8_lossy(&inspect.stderr)
+        );
+        assert_eq!(
+            imagegate_registry::Digest::of(&inspect.stdout).to_string(),
+            source.digest(src).unwrap(),
+            "{reference}"
+        );
+    }
+    let storage = w.join("podman");
+    let podman = |args: &[&str]| {
+        Command::new("podman")
+            .arg("--root")
+            .arg(storage.join("root"))
+            .arg("--runroot")
+            .arg(storage.join("run"))
+            .args(["--storage-driver", "vfs"])
+            .args(args)
+            .env("HOME", storage.join("home"))
+            .output()
+            .unwrap()
+    };
+    let authfile = user.home().join(".config/containers/auth.json");
+    let pull = podman(&["pull", "--authfile", authfile.to_str().unwrap(), "team/app:latest"]);
+    assert!(
+        pull.status.success(),
+        "podman pull by short name: {}",
+        String::from_utf8_lossy(&pull.stderr)
+    );
+    let digest = podman(&["image", "inspect", "--format", "{{.Digest}}", "docker.io/team/app:latest"]);
+    assert_eq!(
+        String::from_utf8_lossy(&digest.stdout).trim(),
+        source.digest("spec/app:v1").unwrap()
+    );
+
+    // Idempotent: the second run adds no line and updates no trust store.
+    let (ok, out) = user.playbook(core, coll.path(), "tests/integration/targets/buildset/consumer.yml", &vars);
+    assert!(ok, "{out}");
+    assert_eq!(alias_lines().len(), 1);
+    assert!(!out.contains("RUNNING HANDLER"), "a handler ran again: {out}");
+    assert_eq!(toml_file(core, &conf), registries);
+    assert_eq!(toml_file(core, &buildkitd), kit);
+}
+
+/// The system CA step on a RedHat-family node (ansible_os_family RedHat,
+/// set as the fact would be; this machine is Debian): the CA goes to
+/// /etc/pki/ca-trust/source/anchors/<registry name>.crt and update-ca-trust
+/// is run, which this Debian machine does not have, so the run stops there
+/// naming it, and nothing goes to Debian's store. A registry given by name
+/// keeps its name (no /etc/hosts alias).
+fn use_buildset_registry_redhat_trust_store(core: Core) {
+    let coll = collection();
+    let work = tempfile::Builder::new().prefix("imagegate-bs-rhel-").tempdir().unwrap();
+    let w = work.path();
+    let mut system = SystemPaths::lock();
+    let host = format!("registry-{}.example.test", core.name().replace('.', "-"));
+    let anchor = PathBuf::from(format!("/etc/pki/ca-trust/source/anchors/{host}.crt"));
+    let debian = PathBuf::from(format!("/usr/local/share/ca-certificates/{host}.crt"));
+    system.new_dir("/etc/pki");
+    system.file(&anchor);
+    system.file(&debian);
+    let (ok, out) = playbook(
+        core,
+        coll.path(),
+        "tests/integration/targets/buildset/consumer.yml",
+        &json!({
+            "buildset_registry": {"host": host, "port": 5000, "username": "zuul", "password": "not-printed-pw", "cert": "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n"},
+            "ansible_os_family": "RedHat",
+            "it_microk8s": w.join("no-microk8s"),
+            "use_buildset_registry_registries_conf": w.join("registries.conf"),
+            "use_buildset_registry_certs_dir": w.join("certs.d"),
+            "use_buildset_registry_auth_file": w.join("auth.json"),
+            "use_buildset_registry_buildkitd_toml": w.join("buildkitd.toml"),
+        }),
+    );
+    assert!(!ok, "update-ca-trust ran on Debian? {out}");
+    assert!(out.contains("update-ca-trust"), "{out}");
+    assert!(!out.contains("update-ca-certificates"), "{out}");
+    assert!(!out.contains("not-printed-pw"), "the password is printed");
+    assert!(std::fs::read_to_string(&anchor).unwrap().contains("MIIB"));
+    assert!(!debian.exists());
+    assert!(alias_lines().is_empty(), "a registry given by name got the alias");
+    let registries = toml_file(core, &w.join("registries.conf"));
+    assert_eq!(registries["registry"][0]["mirror"][0]["location"], format!("{host}:5000"));
+    assert_eq!(
+        registries["registry"].as_array().unwrap().len(),
+        4,
+        "zuul-jobs' four default namespaces"
+    );
+}
+
+/// The buildset-registry job under a parent that runs the buildset
+/// registry (buildset_registry given): as with zuul-jobs, no registry is
+/// started, nothing is returned, and the job does not pause.
+fn buildset_registry_job_under_a_parent_registry(core: Core) {
+    let coll = collection();
+    let work = tempfile::Builder::new().prefix("imagegate-bsparent-").tempdir().unwrap();
+    let port = imagegate_testkit::free_port();
+    let _kill = PidFile(work.path().join("bs/registry.pid"));
+    let vars = json!({
+        "zuul": zuul_var("check"),
+        "buildset_registry": {"host": "127.0.0.1", "port": 5999, "username": "zuul", "password": "parent-pw"},
+        "run_buildset_registry_dir": work.path().join("bs"),
+        "run_buildset_registry_host": "127.0.0.1",
+        "run_buildset_registry_address": "127.0.0.1",
+        "run_buildset_registry_port": port,
+    });
+    for p in ["pre", "run", "post"] {
+        let (ok, out) = playbook(core, coll.path(), &format!("playbooks/buildset-registry/{p}.yaml"), &vars);
+        assert!(ok, "{p}: {out}");
+        assert!(!out.contains("parent-pw"), "the password is printed");
+    }
+    let returned = std::fs::read(coll.path().join("zuul_return.json")).unwrap_or_default();
+    let returned: Value = serde_json::from_slice(&returned).unwrap_or(json!([]));
+    assert_eq!(returned, json!([]), "nothing is returned, no pause");
+    assert!(!work.path().join("bs").exists(), "a registry was set up");
+    assert!(std::net::TcpStream::connect(("127.0.0.1", port)).is_err(), "a registry listens");
 }
 
 /// The mirror job's playbook as zuul-jobs shapes it: on the job's first
@@ -1074,6 +1567,9 @@ fn stage_copied_to_other_registries(core: Core) {
 }
 
 imagegate_testkit::under_each_core!(
+    use_buildset_registry_configures_a_node_as_zuul_jobs_does,
+    use_buildset_registry_redhat_trust_store,
+    buildset_registry_job_under_a_parent_registry,
     stage_copied_to_other_registries,
     stage_promotion_gated_on_zuul_builds,
     promotion_declared_by_digest,
