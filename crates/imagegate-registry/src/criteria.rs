@@ -72,8 +72,9 @@ impl ZuulCriteria {
         if !matches!(url.scheme(), "http" | "https") {
             return Err("must be an http or https URL");
         }
-        if !url.host_str().is_some_and(|h| !h.is_empty()) {
-            return Err("has no host");
+        match url.host_str() {
+            Some(h) if !h.is_empty() => {}
+            _ => return Err("has no host"),
         }
         if !url.username().is_empty() || url.password().is_some() {
             return Err("must not carry credentials (the builds API is read without any)");

@@ -357,7 +357,7 @@ fn huge_builds(size: usize) -> Response<Body> {
     let n = size / (build.len() * 1000) + 1;
     let build = Bytes::from(build.repeat(1000));
     let chunks = futures_util::stream::iter(std::iter::once(Bytes::from_static(b"[")))
-        .chain(futures_util::stream::iter(std::iter::repeat(build).take(n)))
+        .chain(futures_util::stream::iter(std::iter::repeat_n(build, n)))
         .chain(futures_util::stream::iter(std::iter::once(Bytes::from_static(b"{}]"))))
         .map(|b| Ok::<_, Infallible>(hyper::body::Frame::data(b)));
     Response::builder()
