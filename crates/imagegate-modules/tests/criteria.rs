@@ -324,3 +324,36 @@ fn a_builds_api_on_the_registrys_origin_gets_no_credentials() {
     assert_eq!(reg.count("PUT", "/manifests/"), 0, "nothing moved");
     assert!(!run.all_output().contains(&reg.password));
 }
+
+/// An https builds API is trusted through `criteria.ca_cert` (and not
+/// without it): the registry's own TLS settings do not apply to it.
+#[test]
+fn an_https_builds_api_is_trusted_through_its_ca_cert() {
+    let s = three_images();
+    let api = ZuulBuildsApi::start_tls(
+        "rdo",
+        json!([
+            stage("standalone", "SUCCESS", "s1", &s.digests),
+            stage("ovb", "SUCCESS", "o1", &s.digests)
+        ]),
+    );
+    let mut args = args(&s, &api.base, false);
+    args["retries"] = json!(0);
+    let untrusted = retag(&args);
+    assert!(untrusted.failed(), "{}", untrusted.stdout);
+    assert!(
+        untrusted.msg().contains("could not be read")
+            && untrusted.msg().contains("certificate")
+            && untrusted.msg().contains("the API's CA with its ca_cert"),
+        "{}",
+        untrusted.msg()
+    );
+    assert_eq!(s.reg.digest("tripleo/img0:current-tripleo"), None, "nothing moved");
+    args["criteria"]["ca_cert"] = json!(api.ca_cert);
+    let trusted = retag(&args);
+    trusted.assert_ok();
+    assert_eq!(
+        s.reg.digest("tripleo/img0:current-tripleo").as_deref(),
+        s.digests[&s.images[0]].as_str()
+    );
+}

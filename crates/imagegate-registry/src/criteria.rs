@@ -232,7 +232,8 @@ impl ZuulApi {
                     })
                 })
             })
-            .await?;
+            .await
+            .map_err(|e| self.tls_hint(e))?;
         match serde_json::from_slice::<Value>(&bytes) {
             Ok(Value::Array(builds)) => Ok(builds),
             Ok(_) => Err(Error::new(ErrorKind::Protocol(format!(
@@ -242,6 +243,21 @@ impl ZuulApi {
                 "{what} answered with something other than JSON: {}",
                 untrusted_text(&e.to_string(), 200)
             )))),
+        }
+    }
+
+    /// A TLS failure named for the API, with the API's own settings as the
+    /// fix (the transport's hint speaks of a registry).
+    fn tls_hint(&self, e: Error) -> Error {
+        match e.kind() {
+            ErrorKind::Tls { detail, .. } => {
+                let detail = detail.split(" (trust the registry's CA").next().unwrap_or(detail);
+                Error::new(ErrorKind::Tls {
+                    registry: format!("the Zuul API {}", self.api.origin().ascii_serialization()),
+                    detail: format!("{detail} (trust the API's CA with its ca_cert, or turn its tls_verify off)"),
+                })
+            }
+            _ => e,
         }
     }
 

@@ -281,7 +281,10 @@ pub struct ZuulBuildsApi {
     pub queries: Arc<Mutex<Vec<String>>>,
     /// The Authorization header of every request (empty if none).
     pub authorizations: Arc<Mutex<Vec<String>>>,
+    /// With [`ZuulBuildsApi::start_tls`], the CA that signed its certificate.
+    pub ca_cert: Option<std::path::PathBuf>,
     _server: Server,
+    _dir: Option<tempfile::TempDir>,
 }
 
 /// How a misbehaving builds API answers every request.
@@ -298,18 +301,24 @@ pub enum ZuulMisbehaviour {
 
 impl ZuulBuildsApi {
     pub fn start(tenant: &str, builds: serde_json::Value) -> Self {
-        Self::serve(tenant, builds, None)
+        Self::serve(tenant, builds, None, false)
+    }
+
+    /// Speaks HTTPS with a certificate for 127.0.0.1 signed by a CA made for
+    /// it ([`ZuulBuildsApi::ca_cert`]).
+    pub fn start_tls(tenant: &str, builds: serde_json::Value) -> Self {
+        Self::serve(tenant, builds, None, true)
     }
 
     pub fn misbehaving(tenant: &str, builds: serde_json::Value, how: ZuulMisbehaviour) -> Self {
-        Self::serve(tenant, builds, Some(how))
+        Self::serve(tenant, builds, Some(how), false)
     }
 
-    fn serve(tenant: &str, builds: serde_json::Value, how: Option<ZuulMisbehaviour>) -> Self {
+    fn serve(tenant: &str, builds: serde_json::Value, how: Option<ZuulMisbehaviour>, tls: bool) -> Self {
         let queries: Arc<Mutex<Vec<String>>> = Arc::default();
         let authorizations: Arc<Mutex<Vec<String>>> = Arc::default();
         let (q, a) = (queries.clone(), authorizations.clone());
-        let server = Server::start(move |req: Request<Incoming>| {
+        let handler = move |req: Request<Incoming>| {
             q.lock().unwrap().push(req.uri().to_string());
             a.lock().unwrap().push(
                 req.headers()
@@ -339,12 +348,22 @@ impl ZuulBuildsApi {
                     Some(ZuulMisbehaviour::HugeBody(size)) => huge_builds(size),
                 }
             }
-        });
+        };
+        let (server, dir, ca_cert) = if tls {
+            let dir = tempfile::tempdir().expect("tempdir");
+            let (ca, _, cert, key) = crate::registry::make_certs(dir.path());
+            (Server::start_tls(handler, &cert, &key), Some(dir), Some(ca))
+        } else {
+            (Server::start(handler), None, None)
+        };
+        let scheme = if tls { "https" } else { "http" };
         Self {
-            base: format!("http://{}/api/tenant/{tenant}", server.addr),
+            base: format!("{scheme}://{}/api/tenant/{tenant}", server.addr),
             queries,
             authorizations,
+            ca_cert,
             _server: server,
+            _dir: dir,
         }
     }
 }
