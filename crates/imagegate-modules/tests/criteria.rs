@@ -357,3 +357,22 @@ fn an_https_builds_api_is_trusted_through_its_ca_cert() {
         s.digests[&s.images[0]].as_str()
     );
 }
+
+/// A builds API that ignores `limit` and `skip` and answers every page in
+/// full is read for four pages per job, no more; the builds it returned
+/// still decide (here: failed).
+#[test]
+fn pages_of_builds_are_bounded() {
+    let s = three_images();
+    let failures: Vec<Value> = (0..600).map(|n| stage("ovb", "FAILURE", &format!("f{n}"), &s.digests)).collect();
+    let api = ZuulBuildsApi::start("rdo", Value::Array(failures));
+    let mut args = args(&s, &api.base, false);
+    args["criteria"]["jobs"] = json!(["ovb"]);
+    let run = retag(&args);
+    assert!(run.failed(), "{}", run.stdout);
+    assert!(run.msg().contains(&format!("ovb failed (FAILURE) for {}@", s.images[0])), "{}", run.msg());
+    let queries = api.queries.lock().unwrap().clone();
+    assert_eq!(queries.len(), 4, "{queries:?}");
+    assert!(queries[3].contains("skip=1800"), "{queries:?}");
+    assert_eq!(s.reg.digest("tripleo/img0:current-tripleo"), None, "nothing moved");
+}
