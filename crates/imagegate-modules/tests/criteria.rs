@@ -370,7 +370,11 @@ fn pages_of_builds_are_bounded() {
     args["criteria"]["jobs"] = json!(["ovb"]);
     let run = retag(&args);
     assert!(run.failed(), "{}", run.stdout);
-    assert!(run.msg().contains(&format!("ovb failed (FAILURE) for {}@", s.images[0])), "{}", run.msg());
+    assert!(
+        run.msg().contains(&format!("ovb failed (FAILURE) for {}@", s.images[0])),
+        "{}",
+        run.msg()
+    );
     let queries = api.queries.lock().unwrap().clone();
     assert_eq!(queries.len(), 4, "{queries:?}");
     assert!(queries[3].contains("skip=1800"), "{queries:?}");
