@@ -29,7 +29,7 @@ fi
 # The static node's login: a non-root user with passwordless sudo, key
 # login only (password field '*': no password, not locked), with subordinate
 # ids for rootless builds.
-for NODE_USER in imagegate-node imagegate-node2; do
+for NODE_USER in imagegate-node imagegate-node2 imagegate-node3 imagegate-node4; do
   if ! id "$NODE_USER" >/dev/null 2>&1; then
     log "creating the node user $NODE_USER (passwordless sudo)"
     useradd -m -s /bin/bash "$NODE_USER"
