@@ -449,7 +449,11 @@ check_output_has() { # JOB WHAT FIXED_STRING
 }
 
 check_output_lacks() { # JOB WHAT FIXED_STRING
-  if grep -qF -- "$3" "$(job_output "$1")" 2>/dev/null; then
+  local out
+  out=$(job_output "$1")
+  if [ ! -f "$out" ]; then
+    fail "$ROUND: $1: $2: no job-output.txt kept"
+  elif grep -qF -- "$3" "$out"; then
     fail "$ROUND: $1: $2: '$3' is in its output"
   else
     pass "$ROUND: $1: $2"
@@ -508,7 +512,8 @@ check_stage_promotion() { # V
       "demo-stage-broken failed (FAILURE) for $repo@${EXPECT[$repo-from]}"
   done
   check_output_has "demo-promote-stage-unmet-a$v" "says nothing moved" "nothing moved; criteria not met"
-  check_output_lacks "demo-promote-stage-unmet-a$v" "does not count the job that passed as unmet" "demo-stage-test-a$v missing"
+  check_output_lacks "demo-promote-stage-unmet-a$v" "does not count the job that passed as missing" "demo-stage-test-a$v missing"
+  check_output_lacks "demo-promote-stage-unmet-a$v" "does not count the job that passed as failed" "demo-stage-test-a$v failed"
 }
 
 # Scenario 2: the registry password appears in no job output and no log.
