@@ -1179,6 +1179,60 @@ fn stage_copied_to_other_registries(core: Core) {
     }
 }
 
+/// Zuul gives a job's vars to Ansible in the inventory and its secrets in
+/// group_vars, both below play vars in Ansible's precedence: the playbook's
+/// inputs must reach it from there. (The real-Zuul harness found the job's
+/// `promote_set_registries` secret and `promote_set_keep_previous: true`
+/// overridden by defaults the playbook set as play vars.)
+fn promotion_set_inputs_as_zuul_gives_them(core: Core) {
+    let fx = Fixtures::get();
+    let reg = TestRegistry::start(Kind::DistributionTls);
+    for n in 0..2 {
+        reg.seed(&fx.single(n), &format!("stage/img{n}:candidate"));
+        reg.seed(&fx.single(n + 2), &format!("stage/img{n}:current"));
+    }
+    let before: Vec<Option<String>> = (0..2).map(|n| reg.digest(&format!("stage/img{n}:current"))).collect();
+    let coll = collection();
+    let inventory = coll.path().join("zuul-inventory");
+    std::fs::create_dir_all(inventory.join("group_vars")).unwrap();
+    let images: Vec<String> = (0..2).map(|n| format!("{}/stage/img{n}", reg.host)).collect();
+    // The job's vars, where Zuul writes them: the inventory's `all` vars.
+    let job_vars = json!({"all": {"hosts": {"localhost": {"ansible_connection": "local"}}, "vars": {
+        "promote_set_images": images,
+        "promote_set_from": "candidate",
+        "promote_set_to": "current",
+        "promote_set_keep_previous": true,
+    }}});
+    std::fs::write(inventory.join("inventory.yaml"), job_vars.to_string()).unwrap();
+    // The secret (credentials and CA), where Zuul writes it: group_vars/all.yaml.
+    let secret = json!({"promote_set_registries": {reg.host.clone(): reg.module_entry()}});
+    std::fs::write(inventory.join("group_vars/all.yaml"), secret.to_string()).unwrap();
+    let (ok, out) = playbook_on(
+        core,
+        coll.path(),
+        "playbooks/promote-set.yaml",
+        &json!({}),
+        inventory.join("inventory.yaml").to_str().unwrap(),
+    );
+    assert!(ok, "{out}");
+    assert!(
+        !out.contains(&reg.rw.as_ref().unwrap().password),
+        "the password appears in ansible-playbook -vvv output"
+    );
+    for (n, old) in before.iter().enumerate() {
+        assert_eq!(
+            reg.digest(&format!("stage/img{n}:current")),
+            reg.digest(&format!("stage/img{n}:candidate")),
+            "img{n}"
+        );
+        assert_eq!(
+            &reg.digest(&format!("stage/img{n}:previous-current")),
+            old,
+            "img{n} keeps previous-current"
+        );
+    }
+}
+
 imagegate_testkit::under_each_core!(
     stage_copied_to_other_registries,
     stage_promotion_gated_on_zuul_builds,
@@ -1196,6 +1250,7 @@ imagegate_testkit::under_each_core!(
     promote_role_intermediate_registry_carries_signatures,
     remove_registry_tag_role,
     promotion_set_playbook,
+    promotion_set_inputs_as_zuul_gives_them,
     buildset_registry_flow,
     upload_role_pushes_speculative_then_final_tags,
     job_playbooks_gate_cycle,
