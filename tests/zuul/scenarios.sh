@@ -587,7 +587,7 @@ scenario_version_bump() {
 
 run_scenarios() {
   local v
-  log "round 1: scenarios 1, 2, 4, 5, 6 (tests) under Ansible ${VERSIONS[*]}"
+  log "round 1: scenarios 1, 2, ${NODE_SCENARIO:+4, 5, }6 (tests) under Ansible ${VERSIONS[*]}"
   write_demo_config
   seed_round
   seed_stages
