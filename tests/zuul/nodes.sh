@@ -13,7 +13,8 @@ NODE_USERS=(imagegate-node imagegate-node2 imagegate-node3 imagegate-node4)
 NODE_PORTS=()
 NODE_KEYS=()
 
-node_home() { getent passwd "$1" | cut -d: -f6; }
+# node_home, node_authorize, node_container_dirs, node_sshd_config.
+source "$ROOT/tools/node.sh"
 
 start_node() {
   local i
@@ -29,30 +30,15 @@ start_one_node() {
   mkdir -p "$dir"
   id "$user" >/dev/null 2>&1 || { echo "user $user is missing: run tests/zuul/setup.sh"; return 1; }
   port=$(free_port)
-  ssh-keygen -q -t ed25519 -N '' -f "$dir/host_ed25519"
   home=$(node_home "$user")
   case $home in /home/imagegate-node*) ;; *) echo "unexpected home $home for $user"; return 1 ;; esac
   stop_buildset_registry "$user"
   # The node's own workspace starts empty on every run.
   find "$home" -mindepth 1 -maxdepth 1 ! -name '.ssh' -exec rm -rf {} +
-  install -d -m 0700 -o "$user" -g "$user" "$home/.ssh"
-  install -m 0600 -o "$user" -g "$user" "$RUN/ssh/executor_key.pub" "$home/.ssh/authorized_keys"
+  node_authorize "$user" "$RUN/ssh/executor_key.pub"
   # As on a node image: the user's container configuration directories.
-  install -d -o "$user" -g "$user" "$home/.config" "$home/.config/containers" \
-    "$home/.config/containers/registries.conf.d" "$home/.config/containers/certs.d"
-  cat >"$dir/sshd_config" <<EOF
-ListenAddress $host:$port
-HostKey $dir/host_ed25519
-PidFile none
-AllowUsers $user
-PermitRootLogin no
-PasswordAuthentication no
-KbdInteractiveAuthentication no
-PubkeyAuthentication yes
-UsePAM no
-StrictModes yes
-Subsystem sftp /usr/lib/openssh/sftp-server
-EOF
+  node_container_dirs "$user"
+  node_sshd_config "$dir" "$host" "$port" "$user"
   start "sshd$i" /usr/sbin/sshd -D -e -f "$dir/sshd_config"
   wait_port "sshd$i" "$host" "$port" 30
   NODE_PORTS[i]=$port
