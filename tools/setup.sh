@@ -7,6 +7,8 @@
 #   .work/ansible-*: one venv per ansible-core that the playbook tests run
 #                    under: 2.16 and 2.18 (what Zuul 14 runs jobs with) and
 #                    the newest release (tools/ansible-cores.txt)
+#   .work/node-registry-venv: zuul-registry for buildset registries that
+#                    non-root node users start (from /usr/bin/python3)
 #   plugins/modules: the module binaries (static musl if the target is
 #                    available, else glibc)
 #   .work/collections/ansible_collections/imagegate/containers -> this checkout
@@ -55,6 +57,16 @@ while read -r name version python; do
   "$dir/bin/pip" install -q --disable-pip-version-check "ansible-core==$version"
   echo "$version" > "$dir/.version"
 done < tools/ansible-cores.txt
+
+# zuul-registry for a buildset registry that a non-root node user starts
+# (the conformance suite's and the Zuul harness's nodes), in a venv made
+# from /usr/bin/python3: the node user cannot run .venv's Python when it
+# lives under /root (pyenv).
+if [ ! -x .work/node-registry-venv/bin/zuul-registry ]; then
+  log "creating .work/node-registry-venv (zuul-registry for the nodes)"
+  /usr/bin/python3 -m venv .work/node-registry-venv
+  .work/node-registry-venv/bin/pip install -q --disable-pip-version-check zuul-registry==1.3.0
+fi
 
 # Static musl binaries run on any x86_64 Linux node. rustup fetches the musl
 # standard library from the Rust distribution server, which is not reachable

@@ -12,7 +12,9 @@ ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 cd "$ROOT"
 RUN=$ROOT/.work/zuul-run
 VENV=$ROOT/.work/zuul-venv
-ZUUL_ANSIBLE=$ROOT/.work/zuul-ansible
+# The real path: bubblewrap mounts ansible_root itself, not the target of a
+# symlink (a worktree may link .work/zuul-ansible to another checkout's).
+ZUUL_ANSIBLE=$(readlink -f "$ROOT/.work/zuul-ansible")
 TENANT=imagegate
 # Zuul and its Ansible see only what a real executor sees: the collection
 # installed in /usr/share/ansible/collections. The ANSIBLE_* variables that
@@ -20,7 +22,7 @@ TENANT=imagegate
 # checkout instead, and outside bubblewrap's view when it lies under /tmp.
 unset ANSIBLE_COLLECTIONS_PATH ANSIBLE_COLLECTIONS_PATHS ANSIBLE_HOME ANSIBLE_PYTHON_INTERPRETER \
   ANSIBLE_LIBRARY ANSIBLE_ROLES_PATH ANSIBLE_LOCALHOST_WARNING ANSIBLE_INVENTORY_UNPARSED_WARNING
-# Scenarios 4 and 5 (static nodes over sshd) run unless ZUUL_HARNESS_NODES=0.
+# Scenarios 4, 5 and 5b (static nodes over sshd) run unless ZUUL_HARNESS_NODES=0.
 NODE_SCENARIO=${ZUUL_HARNESS_NODES:-1}
 [ "$NODE_SCENARIO" = 0 ] && NODE_SCENARIO=""
 source "$ROOT/tests/zuul/stack.sh"

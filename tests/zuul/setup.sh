@@ -29,26 +29,13 @@ fi
 # The static node's login: a non-root user with passwordless sudo, key
 # login only (password field '*': no password, not locked), with subordinate
 # ids for rootless builds.
-for NODE_USER in imagegate-node imagegate-node2; do
-  if ! id "$NODE_USER" >/dev/null 2>&1; then
-    log "creating the node user $NODE_USER (passwordless sudo)"
-    useradd -m -s /bin/bash "$NODE_USER"
-  fi
-  usermod -p '*' "$NODE_USER"
-  printf '%s ALL=(ALL) NOPASSWD:ALL\n' "$NODE_USER" >"/etc/sudoers.d/$NODE_USER"
-  chmod 0440 "/etc/sudoers.d/$NODE_USER"
+source "$ROOT/tools/node.sh"
+for NODE_USER in imagegate-node imagegate-node2 imagegate-node3 imagegate-node4; do
+  id "$NODE_USER" >/dev/null 2>&1 || log "creating the node user $NODE_USER (passwordless sudo)"
+  node_user_ensure "$NODE_USER"
 done
-# useradd gives each user subordinate ids (rootless podman) on Debian 12.
 
-# zuul-registry for the buildset-registry job's node, in a venv made from
-# /usr/bin/python3: the node user cannot run .venv's Python (it may live
-# under /root, as pyenv's does).
-NODE_REGISTRY_VENV=.work/node-registry-venv
-if [ ! -x "$NODE_REGISTRY_VENV/bin/zuul-registry" ]; then
-  log "creating $NODE_REGISTRY_VENV (zuul-registry for the nodes)"
-  /usr/bin/python3 -m venv "$NODE_REGISTRY_VENV"
-  "$NODE_REGISTRY_VENV/bin/pip" install -q --disable-pip-version-check zuul-registry==1.3.0
-fi
+# .work/node-registry-venv (zuul-registry for the nodes) is made by tools/setup.sh.
 
 ANSROOT=.work/zuul-ansible
 if [ ! -f "$ANSROOT/.done-$ZUUL_VERSION" ]; then

@@ -30,16 +30,44 @@ pid_of() {
 
 alive() { local pid; pid=$(pid_of "$1"); [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null; }
 
-wait_port() { # NAME HOST PORT [SECONDS]
-  local i
-  for ((i = 0; i < ${4:-60} * 10; i++)); do
-    (exec 3<>"/dev/tcp/$2/$3") 2>/dev/null && return 0
-    alive "$1" || { echo "$1 exited; its log:"; tail -40 "$RUN/logs/$1.log"; return 1; }
-    sleep 0.1
+# poll SECONDS INTERVAL CMD...: runs CMD every INTERVAL seconds until it
+# returns 0 (done: poll returns 0) or 2 or more (it gave up and said why:
+# poll returns that), for at most SECONDS seconds (then poll returns 1).
+# CMD returns 1 to be asked again.
+poll() {
+  local limit=$1 interval=$2 t=$SECONDS rc
+  shift 2
+  while :; do
+    "$@" && return 0 || rc=$?
+    ((rc >= 2)) && return "$rc"
+    ((SECONDS - t >= limit)) && return 1
+    sleep "$interval"
   done
-  echo "$1 did not listen on $2:$3; its log:"
-  tail -40 "$RUN/logs/$1.log"
+}
+
+# dead NAME...: 0 (and its log's tail) if one of the named servers exited.
+dead() {
+  local c
+  for c in "$@"; do
+    alive "$c" || { echo "$c exited; its log:"; tail -40 "$RUN/logs/$c.log"; return 0; }
+  done
   return 1
+}
+
+port_open() { # NAME HOST PORT
+  (exec 3<>"/dev/tcp/$2/$3") 2>/dev/null && return 0
+  dead "$1" && return 2
+  return 1
+}
+
+wait_port() { # NAME HOST PORT [SECONDS]
+  local rc=0
+  poll "${4:-60}" 0.1 port_open "$1" "$2" "$3" || rc=$?
+  if [ "$rc" = 1 ]; then
+    echo "$1 did not listen on $2:$3; its log:"
+    tail -40 "$RUN/logs/$1.log"
+  fi
+  return "$rc"
 }
 
 stop_stack() {
@@ -124,11 +152,8 @@ start_postgres() {
     "$bin/postgres" -D "$dir/data" -c listen_addresses=127.0.0.1 -p "$PG_PORT" \
     -c unix_socket_directories="$dir/sock" -c fsync=off -c full_page_writes=off
   wait_port postgres 127.0.0.1 "$PG_PORT" 60
-  local i
-  for ((i = 0; i < 100; i++)); do
-    "$bin/pg_isready" -q -h 127.0.0.1 -p "$PG_PORT" && break
-    sleep 0.1
-  done
+  # pg_isready exits 2 while the server starts: poll sees 1 until it is ready.
+  poll 10 0.1 sh -c '"$0" -q -h 127.0.0.1 -p "$1" || exit 1' "$bin/pg_isready" "$PG_PORT" || true
   "$bin/psql" -q -h 127.0.0.1 -p "$PG_PORT" -U postgres -c "CREATE USER zuul" -c "CREATE DATABASE zuul OWNER zuul" >/dev/null
 }
 
@@ -337,21 +362,19 @@ start_zuul() {
 
 api() { curl -fsS --max-time 20 "$WEB/api/$1"; }
 
+tenant_loaded() {
+  dead scheduler web executor && return 2
+  api tenants 2>/dev/null | python3 -c 'import json,sys; sys.exit(0 if any(t["name"]=="imagegate" for t in json.load(sys.stdin)) else 1)' 2>/dev/null
+}
+
 wait_tenant() {
-  local i
-  for ((i = 0; i < 240; i++)); do
-    for c in scheduler web executor; do
-      alive "$c" || { echo "$c exited; its log:"; tail -60 "$RUN/logs/$c.log"; return 1; }
-    done
-    if api tenants 2>/dev/null | python3 -c 'import json,sys; sys.exit(0 if any(t["name"]=="imagegate" for t in json.load(sys.stdin)) else 1)' 2>/dev/null; then
-      check_config_errors
-      return
-    fi
-    sleep 0.5
-  done
-  echo "the tenant never loaded; scheduler log:"
-  tail -60 "$RUN/logs/scheduler.log"
-  return 1
+  local rc=0
+  poll 120 0.5 tenant_loaded || rc=$?
+  case $rc in
+    0) check_config_errors ;;
+    1) echo "the tenant never loaded; scheduler log:"; tail -60 "$RUN/logs/scheduler.log"; return 1 ;;
+    *) return "$rc" ;;
+  esac
 }
 
 # The tenant's configuration errors (none expected), from zuul-web.

@@ -448,6 +448,12 @@ pub fn run(args: Args, ctx: &Context) -> Result<Outcome, ModuleError> {
         }
         (_, true) => {
             cmd.arg("--platform").arg(platforms.join(",")).arg("--manifest").arg(&name);
+            // podman and buildah 4.3 (Debian 12) reuse a step cached for one
+            // platform for the next when nothing platform-specific precedes
+            // it (FROM scratch): the second platform gets the first one's
+            // image and the list ends up with a single, mislabelled entry.
+            // Seen by the conformance suite (tests/conformance, multiarch).
+            cmd.arg("--no-cache");
         }
         (_, false) => {
             if let Some(p) = platforms.first() {

@@ -3,6 +3,7 @@
 //! registry work in `imagegate-registry`.
 
 pub mod build;
+pub mod criteria;
 pub mod mirror;
 pub mod push;
 pub mod registries;

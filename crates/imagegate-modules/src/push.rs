@@ -77,13 +77,29 @@ fn export_image(args: &Args, image: &str, target: &std::path::Path) -> Result<()
             format!("'{program}' is not podman, buildah or docker"),
         ));
     }
-    let out = Command::new(program)
-        .args(crate::build::storage_flags(
-            args.storage_driver.as_deref(),
-            args.storage_root.as_deref(),
-            args.storage_runroot.as_deref(),
-        ))
-        .arg("push")
+    let flags = crate::build::storage_flags(
+        args.storage_driver.as_deref(),
+        args.storage_root.as_deref(),
+        args.storage_runroot.as_deref(),
+    );
+    // A multi-platform build leaves a manifest list under the name: plain
+    // `push` would export one of its images (podman 4.3), `manifest push
+    // --all` exports the list with every image.
+    let is_list = Command::new(program)
+        .args(&flags)
+        .args(["manifest", "exists", image])
+        .envs(&args.env)
+        .output()
+        .map(|o| o.status.success())
+        .unwrap_or(false);
+    let mut cmd = Command::new(program);
+    cmd.args(&flags);
+    if is_list {
+        cmd.args(["manifest", "push", "--all"]);
+    } else {
+        cmd.arg("push");
+    }
+    let out = cmd
         .arg(image)
         .arg(format!("oci:{}:image", target.display()))
         .envs(&args.env)

@@ -268,6 +268,12 @@ impl Registries {
         }
     }
 
+    /// The engine's transport options (retries, deadlines, shared backoff),
+    /// for a transport to a non-registry API.
+    pub fn transport_options(&self) -> imagegate_registry::TransportOptions {
+        self.engine.transport_options()
+    }
+
     /// A client for one side of a copy.
     pub fn client(
         &self,

@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use imagegate_ansible::{Context, Diff, ModuleError, ModuleSpec, Outcome};
+use imagegate_registry::criteria::Candidate;
 use imagegate_registry::journal::{Journal, Record};
 use imagegate_registry::promote::{self, RetagRequest, TagMove};
 use imagegate_registry::reference::is_valid_tag;
@@ -47,6 +48,9 @@ pub struct Args {
     /// Refuse, before any write, to promote an image with no signature.
     #[serde(default)]
     pub require_signature: bool,
+    /// Named Zuul jobs must have succeeded for the digests about to move.
+    #[serde(default)]
+    pub criteria: Option<crate::criteria::CriteriaArgs>,
 }
 }
 
@@ -250,10 +254,10 @@ fn validate_cleanup(i: usize, a: CleanupArgs) -> Result<Cleanup, ModuleError> {
 pub fn run(mut args: Args, ctx: &Context) -> Result<Outcome, ModuleError> {
     let common = args.take_common();
     if let Some(path) = &args.restore_from {
-        if !args.images.is_empty() || !args.cleanup.is_empty() || args.record_file.is_some() {
+        if !args.images.is_empty() || !args.cleanup.is_empty() || args.record_file.is_some() || args.criteria.is_some() {
             return Err(ModuleError::option(
                 "restore_from",
-                "puts a recorded promotion back on its own: give it without images, cleanup or record_file",
+                "puts a recorded promotion back on its own: give it without images, cleanup, record_file or criteria",
             ));
         }
         let regs = Registries::new(&common, None, None)?;
@@ -274,6 +278,10 @@ pub fn run(mut args: Args, ctx: &Context) -> Result<Outcome, ModuleError> {
         .enumerate()
         .map(|(i, a)| validate_cleanup(i, a))
         .collect::<Result<_, _>>()?;
+    let criteria = args.criteria.take().map(crate::criteria::validate).transpose()?;
+    if criteria.is_some() && images.iter().all(|i| i.request.targets.is_empty()) {
+        return Err(ModuleError::option("criteria", "gates a promotion: give images with target tags"));
+    }
     let regs = Registries::new(&common, None, None)?;
     for (i, img) in images.iter().enumerate() {
         let d = &img.request.dest;
@@ -308,6 +316,20 @@ pub fn run(mut args: Args, ctx: &Context) -> Result<Outcome, ModuleError> {
             .iter()
             .all(|p| p.request.source.registry == p.request.dest.registry && p.request.source.repository == p.request.dest.repository);
         values.insert("signatures_stay_valid".into(), json!(same_repository));
+        // Before anything moves (and in check mode too): the jobs named must
+        // have succeeded for exactly the digests the plan resolved, which
+        // are the ones that move even if a source tag moves meanwhile.
+        if let Some(criteria) = &criteria {
+            let candidates: Vec<Candidate> = planned
+                .iter()
+                .map(|p| Candidate {
+                    image: p.request.source.repository_name(),
+                    digest: p.manifest.digest.clone(),
+                })
+                .collect();
+            let met = crate::criteria::check(criteria, &candidates, &regs, &stats).await?;
+            values.insert("criteria".into(), met);
+        }
         if args.require_signature {
             let mut found = Vec::new();
             let mut missing = Vec::new();

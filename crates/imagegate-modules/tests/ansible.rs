@@ -240,6 +240,112 @@ fn promote_role_intermediate_registry_method(core: Core) {
     );
 }
 
+/// Issue 12 §2: the intermediate-registry promotion carries an image's
+/// cosign-style signature tag and its OCI referrer (listed in the referrers
+/// tag schema: neither zuul-registry nor distribution 2.8 has the referrers
+/// API) from the intermediate registry to the final one, digests equal.
+fn promote_role_intermediate_registry_carries_signatures(core: Core) {
+    use bytes::Bytes;
+    use imagegate_registry::manifest::{Manifest, OCI_INDEX, OCI_MANIFEST};
+    use imagegate_registry::referrers::fallback_tag;
+    use imagegate_registry::{Credential, Engine, EngineOptions, RegistryConfig, Stats};
+    use imagegate_testkit::webapi::ZuulBuildsApi;
+    let intermediate = TestRegistry::start(Kind::Zuul);
+    let final_reg = TestRegistry::start(Kind::Distribution);
+    let rw = intermediate.rw.as_ref().unwrap();
+    // Pushed with the plain registry API, as the build's job would have.
+    let engine = Engine::new(EngineOptions::default());
+    let config = RegistryConfig {
+        ca_cert: intermediate.ca_cert.clone(),
+        credential: Some(Credential::new(rw.name.clone(), rw.password.clone())),
+        ..RegistryConfig::default()
+    };
+    let c = engine
+        .client(&intermediate.host, "seed", &config, std::sync::Arc::new(Stats::default()))
+        .unwrap();
+    let repo = "final/app";
+    let push = |reference: Option<String>, payload: &'static [u8], extra: Value| {
+        let c = c.clone();
+        async move {
+            let config = c.put_blob_bytes(repo, Bytes::from_static(b"{}")).await.unwrap();
+            let layer = c.put_blob_bytes(repo, Bytes::from_static(payload)).await.unwrap();
+            let mut m = json!({
+                "schemaVersion": 2, "mediaType": OCI_MANIFEST,
+                "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": config.as_str(), "size": 2},
+                "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar", "digest": layer.as_str(), "size": payload.len()}],
+            });
+            if let (Value::Object(m), Value::Object(e)) = (&mut m, extra) {
+                m.extend(e);
+            }
+            let m = Manifest::from_bytes("seed", Bytes::from(m.to_string()), Some(OCI_MANIFEST)).unwrap();
+            let reference = reference.unwrap_or_else(|| m.digest.to_string());
+            c.put_manifest(repo, &reference, &m).await.unwrap();
+            (m.digest.clone(), m.bytes.len())
+        }
+    };
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let (image, artifact) = rt.block_on(async {
+        let (image, size) = push(Some("b1_latest".into()), b"the image layer", json!({})).await;
+        let subject = json!({"mediaType": OCI_MANIFEST, "digest": image.as_str(), "size": size});
+        let (artifact, artifact_size) = push(
+            None,
+            b"an attestation",
+            json!({"artifactType": "application/vnd.example.sbom", "subject": subject}),
+        )
+        .await;
+        let index = json!({"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": [
+            {"mediaType": OCI_MANIFEST, "digest": artifact.as_str(), "size": artifact_size, "artifactType": "application/vnd.example.sbom"}]});
+        let index = Manifest::from_bytes("seed", Bytes::from(index.to_string()), Some(OCI_INDEX)).unwrap();
+        c.put_manifest(repo, &fallback_tag(&image), &index).await.unwrap();
+        push(Some(format!("{}.sig", fallback_tag(&image))), b"a signature", json!({})).await;
+        (image, artifact)
+    });
+    let sig_tag = format!("{}.sig", fallback_tag(&image));
+    let api = ZuulBuildsApi::start(
+        "t",
+        json!([{"uuid": "b1", "job_name": "upload-image", "artifacts": [
+            {"name": "final/app:latest", "url": format!("docker://{}/final/app:b1_latest", intermediate.host),
+             "metadata": {"type": "container_image", "repository": format!("{}/final/app", final_reg.host), "tag": "latest"}},
+        ]}]),
+    );
+    let port: u16 = intermediate.host.rsplit(':').next().unwrap().parse().unwrap();
+    let coll = collection();
+    let (ok, out) = playbook(
+        core,
+        coll.path(),
+        "tests/integration/targets/promote_container_image/signed.yml",
+        &json!({
+            "it_final": final_reg.host,
+            "it_api": api.base,
+            "it_registries": {final_reg.host.clone(): {"plain_http": true}, intermediate.host.clone(): {"ca_cert": intermediate.ca_cert}},
+            "intermediate_registry": {"host": "127.0.0.1", "port": port, "username": rw.name, "password": rw.password},
+            "zuul": zuul_var("promote"),
+        }),
+    );
+    assert!(ok, "{out}");
+    assert!(!out.contains(&rw.password));
+    assert_eq!(final_reg.digest("final/app:latest").as_deref(), Some(image.as_str()));
+    assert_eq!(
+        final_reg.digest(&format!("final/app@{artifact}")).as_deref(),
+        Some(artifact.as_str()),
+        "the referrer arrived with its digest"
+    );
+    assert_eq!(
+        final_reg.digest(&format!("final/app:{sig_tag}")),
+        intermediate.digest(&format!("final/app:{sig_tag}"))
+    );
+    assert!(
+        final_reg.digest(&format!("final/app:{sig_tag}")).is_some(),
+        "the signature tag arrived"
+    );
+    let index: Value = serde_json::from_slice(&final_reg.raw_manifest(&format!("final/app:{}", fallback_tag(&image)))).unwrap();
+    assert_eq!(
+        index["manifests"][0]["digest"],
+        artifact.as_str(),
+        "the referrers tag index lists it"
+    );
+}
+
 fn remove_registry_tag_role(core: Core) {
     let fx = Fixtures::get();
     // An authenticated registry: the credentials come in as a Zuul secret
@@ -1568,6 +1674,60 @@ fn stage_copied_to_other_registries(core: Core) {
     }
 }
 
+/// Zuul gives a job's vars to Ansible in the inventory and its secrets in
+/// group_vars, both below play vars in Ansible's precedence: the playbook's
+/// inputs must reach it from there. (The real-Zuul harness found the job's
+/// `promote_set_registries` secret and `promote_set_keep_previous: true`
+/// overridden by defaults the playbook set as play vars.)
+fn promotion_set_inputs_as_zuul_gives_them(core: Core) {
+    let fx = Fixtures::get();
+    let reg = TestRegistry::start(Kind::DistributionTls);
+    for n in 0..2 {
+        reg.seed(&fx.single(n), &format!("stage/img{n}:candidate"));
+        reg.seed(&fx.single(n + 2), &format!("stage/img{n}:current"));
+    }
+    let before: Vec<Option<String>> = (0..2).map(|n| reg.digest(&format!("stage/img{n}:current"))).collect();
+    let coll = collection();
+    let inventory = coll.path().join("zuul-inventory");
+    std::fs::create_dir_all(inventory.join("group_vars")).unwrap();
+    let images: Vec<String> = (0..2).map(|n| format!("{}/stage/img{n}", reg.host)).collect();
+    // The job's vars, where Zuul writes them: the inventory's `all` vars.
+    let job_vars = json!({"all": {"hosts": {"localhost": {"ansible_connection": "local"}}, "vars": {
+        "promote_set_images": images,
+        "promote_set_from": "candidate",
+        "promote_set_to": "current",
+        "promote_set_keep_previous": true,
+    }}});
+    std::fs::write(inventory.join("inventory.yaml"), job_vars.to_string()).unwrap();
+    // The secret (credentials and CA), where Zuul writes it: group_vars/all.yaml.
+    let secret = json!({"promote_set_registries": {reg.host.clone(): reg.module_entry()}});
+    std::fs::write(inventory.join("group_vars/all.yaml"), secret.to_string()).unwrap();
+    let (ok, out) = playbook_on(
+        core,
+        coll.path(),
+        "playbooks/promote-set.yaml",
+        &json!({}),
+        inventory.join("inventory.yaml").to_str().unwrap(),
+    );
+    assert!(ok, "{out}");
+    assert!(
+        !out.contains(&reg.rw.as_ref().unwrap().password),
+        "the password appears in ansible-playbook -vvv output"
+    );
+    for (n, old) in before.iter().enumerate() {
+        assert_eq!(
+            reg.digest(&format!("stage/img{n}:current")),
+            reg.digest(&format!("stage/img{n}:candidate")),
+            "img{n}"
+        );
+        assert_eq!(
+            &reg.digest(&format!("stage/img{n}:previous-current")),
+            old,
+            "img{n} keeps previous-current"
+        );
+    }
+}
+
 imagegate_testkit::under_each_core!(
     use_buildset_registry_configures_a_node_as_zuul_jobs_does,
     use_buildset_registry_redhat_trust_store,
@@ -1585,8 +1745,10 @@ imagegate_testkit::under_each_core!(
     promote_role_tag_method,
     promote_role_unknown_method_fails_naming_it,
     promote_role_intermediate_registry_method,
+    promote_role_intermediate_registry_carries_signatures,
     remove_registry_tag_role,
     promotion_set_playbook,
+    promotion_set_inputs_as_zuul_gives_them,
     buildset_registry_flow,
     upload_role_pushes_speculative_then_final_tags,
     job_playbooks_gate_cycle,

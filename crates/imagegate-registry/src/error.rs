@@ -75,6 +75,8 @@ pub enum ErrorKind {
     Tls { registry: String, detail: String },
     #[error("{registry} pointed a request at {url}, which is not its own origin {own}; refused, so that its credentials go nowhere else")]
     ForeignUrl { registry: String, url: String, own: String },
+    #[error("{origin} redirected to {url}, another origin; refused, so that the answer comes only from {origin}")]
+    Redirected { origin: String, url: String },
     #[error("refusing the token realm {realm} of {registry}: {reason}")]
     RealmRefused {
         registry: String,

@@ -3,12 +3,14 @@
 //! Layers point one way: [`reference`], [`digest`] and [`secret`] depend on
 //! nothing; [`credentials`] on those; [`transport`] (HTTP, TLS, auth, the one
 //! retry loop) on credentials; [`client`] (registry operations) on transport;
-//! [`copy`] (whole-image operations) on client; [`Engine`] is the facade
-//! that modules use.
+//! [`copy`] (whole-image operations) on client; [`criteria`] (a Zuul
+//! builds API, through a transport of its own) beside client; [`Engine`] is
+//! the facade that modules use.
 
 pub mod client;
 pub mod copy;
 pub mod credentials;
+pub mod criteria;
 pub mod digest;
 pub mod docker_archive;
 pub mod error;
@@ -78,6 +80,17 @@ impl Engine {
         }
     }
 
+    /// The options a transport of this engine gets: its retry policy,
+    /// deadlines, and the backoff per host shared with every other one. For
+    /// a transport to something other than a registry (a Zuul API).
+    pub fn transport_options(&self) -> TransportOptions {
+        TransportOptions {
+            retry: self.options.retry,
+            limits: self.options.limits,
+            gates: self.gates.clone(),
+        }
+    }
+
     /// A client for `registry` in `role`, configured by `config` the first
     /// time the pair is asked for. `stats` collects what the client does.
     pub fn client(&self, registry: &str, role: &str, config: &RegistryConfig, stats: Arc<Stats>) -> Result<RegistryClient, Error> {
@@ -86,11 +99,7 @@ impl Engine {
         let transport = match map.get(&key) {
             Some(t) => t.clone(),
             None => {
-                let options = TransportOptions {
-                    retry: self.options.retry,
-                    limits: self.options.limits,
-                    gates: self.gates.clone(),
-                };
+                let options = self.transport_options();
                 let t = Arc::new(Transport::new(registry, config, &options)?);
                 map.insert(key, t.clone());
                 t

@@ -272,33 +272,118 @@ async fn answer(s: Arc<Shared>, req: Request<Incoming>) -> Result<Response<Body>
 /// (used where a test needs builds no job here could produce): answers with
 /// the builds it was given, filtered as zuul-web filters them by the
 /// `job_name`, `project`, `ref` and `result` query parameters (a build
-/// without the field passes), and records the queries.
+/// without the field passes), and records the queries and the
+/// Authorization headers it was sent. [`ZuulBuildsApi::misbehaving`] makes
+/// it answer as a broken or hostile API would.
 pub struct ZuulBuildsApi {
     /// `http://127.0.0.1:<port>/api/tenant/<tenant>`
     pub base: String,
     pub queries: Arc<Mutex<Vec<String>>>,
+    /// The Authorization header of every request (empty if none).
+    pub authorizations: Arc<Mutex<Vec<String>>>,
+    /// With [`ZuulBuildsApi::start_tls`], the CA that signed its certificate.
+    pub ca_cert: Option<std::path::PathBuf>,
     _server: Server,
+    _dir: Option<tempfile::TempDir>,
+}
+
+/// How a misbehaving builds API answers every request.
+#[derive(Clone, Debug)]
+pub enum ZuulMisbehaviour {
+    /// A JSON list of this many bytes (a build repeated), streamed without
+    /// a Content-Length.
+    HugeBody(usize),
+    /// Nothing for this long, then the builds.
+    Slow(std::time::Duration),
+    /// `302 Found` to this URL.
+    RedirectTo(String),
 }
 
 impl ZuulBuildsApi {
     pub fn start(tenant: &str, builds: serde_json::Value) -> Self {
+        Self::serve(tenant, builds, None, false)
+    }
+
+    /// Speaks HTTPS with a certificate for 127.0.0.1 signed by a CA made for
+    /// it ([`ZuulBuildsApi::ca_cert`]).
+    pub fn start_tls(tenant: &str, builds: serde_json::Value) -> Self {
+        Self::serve(tenant, builds, None, true)
+    }
+
+    pub fn misbehaving(tenant: &str, builds: serde_json::Value, how: ZuulMisbehaviour) -> Self {
+        Self::serve(tenant, builds, Some(how), false)
+    }
+
+    fn serve(tenant: &str, builds: serde_json::Value, how: Option<ZuulMisbehaviour>, tls: bool) -> Self {
         let queries: Arc<Mutex<Vec<String>>> = Arc::default();
-        let q = queries.clone();
-        let server = Server::start(move |req: Request<Incoming>| {
+        let authorizations: Arc<Mutex<Vec<String>>> = Arc::default();
+        let (q, a) = (queries.clone(), authorizations.clone());
+        let handler = move |req: Request<Incoming>| {
             q.lock().unwrap().push(req.uri().to_string());
+            a.lock().unwrap().push(
+                req.headers()
+                    .get("authorization")
+                    .and_then(|v| v.to_str().ok())
+                    .unwrap_or("")
+                    .to_string(),
+            );
             let answer = if req.uri().path().ends_with("/builds") {
                 json(200, filter_builds(&builds, req.uri().query().unwrap_or("")))
             } else {
                 json(404, serde_json::json!({}))
             };
-            async move { answer }
-        });
+            let how = how.clone();
+            async move {
+                match how {
+                    None => answer,
+                    Some(ZuulMisbehaviour::Slow(d)) => {
+                        tokio::time::sleep(d).await;
+                        answer
+                    }
+                    Some(ZuulMisbehaviour::RedirectTo(url)) => Response::builder()
+                        .status(302)
+                        .header("location", url)
+                        .body(Full::new(Bytes::new()).boxed())
+                        .expect("response"),
+                    Some(ZuulMisbehaviour::HugeBody(size)) => huge_builds(size),
+                }
+            }
+        };
+        let (server, dir, ca_cert) = if tls {
+            let dir = tempfile::tempdir().expect("tempdir");
+            let (ca, _, cert, key) = crate::registry::make_certs(dir.path());
+            (Server::start_tls(handler, &cert, &key), Some(dir), Some(ca))
+        } else {
+            (Server::start(handler), None, None)
+        };
+        let scheme = if tls { "https" } else { "http" };
         Self {
-            base: format!("http://{}/api/tenant/{tenant}", server.addr),
+            base: format!("{scheme}://{}/api/tenant/{tenant}", server.addr),
             queries,
+            authorizations,
+            ca_cert,
             _server: server,
+            _dir: dir,
         }
     }
+}
+
+/// A streamed JSON list of about `size` bytes of one build repeated.
+fn huge_builds(size: usize) -> Response<Body> {
+    use futures_util::StreamExt;
+    // Chunks of a thousand builds each (about 60 KiB).
+    let build: &[u8] = br#"{"job_name": "ovb", "result": "SUCCESS", "artifacts": []},"#;
+    let n = size / (build.len() * 1000) + 1;
+    let build = Bytes::from(build.repeat(1000));
+    let chunks = futures_util::stream::iter(std::iter::once(Bytes::from_static(b"[")))
+        .chain(futures_util::stream::iter(std::iter::repeat_n(build, n)))
+        .chain(futures_util::stream::iter(std::iter::once(Bytes::from_static(b"{}]"))))
+        .map(|b| Ok::<_, Infallible>(hyper::body::Frame::data(b)));
+    Response::builder()
+        .status(200)
+        .header("content-type", "application/json")
+        .body(BodyExt::boxed(http_body_util::StreamBody::new(chunks)))
+        .expect("response")
 }
 
 /// The builds that match every filter of a builds query.

@@ -98,6 +98,11 @@ pub(crate) struct Request {
     /// own Authorization header: no registry challenge handling for it, and
     /// that header goes only to the API's own origin.
     pub web_api: bool,
+    /// A request to a non-registry API (Zuul's) whose answer must come from
+    /// the transport's own origin: no Authorization of any kind, no
+    /// registry challenge handling, and a redirect to another origin is
+    /// refused rather than followed.
+    pub pinned: bool,
 }
 
 impl Request {
@@ -109,6 +114,15 @@ impl Request {
             body: None,
             scope,
             web_api: false,
+            pinned: false,
+        }
+    }
+
+    /// A request pinned to the transport's origin (see [`Request::pinned`]).
+    pub(crate) fn pinned(method: Method, url: impl Into<String>) -> Self {
+        Self {
+            pinned: true,
+            ..Self::new(method, url, Vec::new())
         }
     }
 
@@ -297,7 +311,7 @@ impl Transport {
         let mut extra_scope: Option<String> = None;
         let mut retried_auth = false;
         loop {
-            let authorization = if req.web_api {
+            let authorization = if req.web_api || req.pinned {
                 None
             } else {
                 self.authorization(&req.scope, extra_scope.as_deref()).await?
@@ -316,7 +330,7 @@ impl Transport {
             }
             let resp = rb.send().await.map_err(|e| self.transport_error(&url, e))?;
             let status = resp.status();
-            if status == StatusCode::UNAUTHORIZED && !req.web_api {
+            if status == StatusCode::UNAUTHORIZED && !req.web_api && !req.pinned {
                 let challenge = resp
                     .headers()
                     .get(WWW_AUTHENTICATE)
@@ -371,6 +385,12 @@ impl Transport {
                     crate::error::untrusted_text(url.scheme(), 20)
                 ))));
             }
+            if req.pinned && url.origin() != self.base.origin() {
+                return Err(Error::new(ErrorKind::Redirected {
+                    origin: self.origin(),
+                    url: crate::error::untrusted_text(&redact_url(url.as_str()), 200),
+                }));
+            }
             let same_origin = if req.web_api {
                 url.origin() == from.origin()
             } else {
@@ -383,7 +403,7 @@ impl Transport {
                 }
                 rb = rb.header(name, value);
             }
-            if same_origin && !req.web_api {
+            if same_origin && !req.web_api && !req.pinned {
                 if let Some(a) = self.authorization(&req.scope, extra).await? {
                     rb = rb.header(AUTHORIZATION, a);
                 }

@@ -1,0 +1,95 @@
+//! `container_retag`'s `criteria` option: raw arguments, their validation,
+//! and the verdict turned into the module's result. The check itself is the
+//! engine's ([`imagegate_registry::criteria`]).
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use imagegate_ansible::ModuleError;
+use imagegate_registry::criteria::{self, Candidate, ZuulCriteria, DEFAULT_DEADLINE};
+use imagegate_registry::Stats;
+use serde::Deserialize;
+use serde_json::{json, Map, Value};
+
+use crate::registries::Registries;
+
+/// `criteria`: the shape of `promote-set.yaml`'s `promote_set_criteria`.
+#[derive(Deserialize, Debug)]
+#[serde(deny_unknown_fields)]
+pub struct CriteriaArgs {
+    /// The tenant's API root, `https://zuul.example.com/api/tenant/<t>`.
+    pub api: String,
+    #[serde(default)]
+    pub project: Option<String>,
+    #[serde(default, rename = "ref")]
+    pub git_ref: Option<String>,
+    #[serde(default)]
+    pub jobs: Vec<String>,
+    #[serde(default)]
+    pub ca_cert: Option<PathBuf>,
+    #[serde(default = "yes")]
+    pub tls_verify: bool,
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// The typed criteria, or a failure naming the option.
+pub fn validate(a: CriteriaArgs) -> Result<ZuulCriteria, ModuleError> {
+    let api = ZuulCriteria::parse_api(&a.api).map_err(|reason| ModuleError::option("criteria.api", reason))?;
+    if a.jobs.is_empty() {
+        return Err(ModuleError::option(
+            "criteria.jobs",
+            "name at least one job that must have succeeded",
+        ));
+    }
+    if let Some(j) = a.jobs.iter().find(|j| j.trim().is_empty()) {
+        return Err(ModuleError::option("criteria.jobs", format!("'{j}' is not a job name")));
+    }
+    for (name, v) in [("criteria.project", &a.project), ("criteria.ref", &a.git_ref)] {
+        if v.as_deref().is_some_and(|v| v.trim().is_empty()) {
+            return Err(ModuleError::option(name, "empty; leave it out to not filter by it"));
+        }
+    }
+    if let Some(ca) = &a.ca_cert {
+        if !ca.is_file() {
+            return Err(ModuleError::option("criteria.ca_cert", format!("{} is not a file", ca.display())));
+        }
+    }
+    Ok(ZuulCriteria {
+        api,
+        project: a.project,
+        git_ref: a.git_ref,
+        jobs: a.jobs,
+        ca_cert: a.ca_cert,
+        tls_verify: a.tls_verify,
+        deadline: DEFAULT_DEADLINE,
+    })
+}
+
+/// Asks the API. Met: the result's `criteria` value. Unmet, or an API that
+/// could not be asked: a failure that says nothing moved (with
+/// `criteria_unmet` listing each job and image).
+pub async fn check(criteria: &ZuulCriteria, candidates: &[Candidate], regs: &Registries, stats: &Arc<Stats>) -> Result<Value, ModuleError> {
+    let verdict = criteria::check(criteria, candidates, &regs.transport_options(), stats)
+        .await
+        .map_err(|e| ModuleError::failed(format!("nothing moved; the promotion criteria could not be read: {e}")))?;
+    if verdict.unmet.is_empty() {
+        let images: std::collections::BTreeSet<&str> = candidates.iter().map(|c| c.image.as_str()).collect();
+        return Ok(json!({
+            "jobs": criteria.jobs,
+            "met": verdict.met,
+            "builds_read": verdict.builds_read,
+            "msg": format!("{} jobs succeeded for all {} images", criteria.jobs.len(), images.len()),
+        }));
+    }
+    let mut values = Map::new();
+    values.insert("criteria_unmet".into(), json!(verdict.unmet));
+    let unmet: Vec<String> = verdict.unmet.iter().map(ToString::to_string).collect();
+    Err(ModuleError::Failed {
+        msg: format!("nothing moved; criteria not met: {}", unmet.join("; ")),
+        changed: false,
+        values,
+    })
+}
