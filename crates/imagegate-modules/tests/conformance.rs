@@ -34,6 +34,7 @@ const LOCK_FILE: &str = "/tmp/imagegate-conformance.lock";
 const SYSTEM_DIRS: &[&str] = &[
     "/etc/containers/registries.conf.d",
     "/etc/containers/certs.d",
+    "/etc/buildkit",
     "/etc/docker/certs.d",
     "/usr/local/share/ca-certificates",
 ];
