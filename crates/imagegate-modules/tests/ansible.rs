@@ -14,28 +14,7 @@ use serde_json::{json, Value};
 /// once installed: this checkout's files plus the module binary built for
 /// this test run.
 fn collection() -> tempfile::TempDir {
-    let dir = tempfile::tempdir().unwrap();
-    let root = repo_root();
-    let coll = dir.path().join("ansible_collections/imagegate/containers");
-    std::fs::create_dir_all(coll.join("plugins/modules")).unwrap();
-    for entry in ["galaxy.yml", "meta", "roles", "playbooks", "plugins/action"] {
-        std::os::unix::fs::symlink(root.join(entry), coll.join(entry)).unwrap();
-    }
-    let binaries = [
-        ("registry_mirror", env!("CARGO_BIN_EXE_registry_mirror")),
-        ("container_retag", env!("CARGO_BIN_EXE_container_retag")),
-        ("container_push", env!("CARGO_BIN_EXE_container_push")),
-        ("container_build", env!("CARGO_BIN_EXE_container_build")),
-    ];
-    for (module, binary) in binaries {
-        std::os::unix::fs::symlink(
-            root.join(format!("plugins/modules/{module}.yml")),
-            coll.join(format!("plugins/modules/{module}.yml")),
-        )
-        .unwrap();
-        std::fs::copy(binary, coll.join(format!("plugins/modules/{module}"))).unwrap();
-    }
-    dir
+    imagegate_testkit::ansible::collection(&imagegate_testkit::module_binaries!())
 }
 
 /// The roles path for a test: `roles/` of this checkout, unless the test

@@ -42,28 +42,7 @@ const SYSTEM_DIRS: &[&str] = &[
 /// A collections path holding imagegate.containers with the module binaries
 /// built for this test run (as tests/ansible.rs makes it).
 fn collection() -> tempfile::TempDir {
-    let dir = tempfile::tempdir().unwrap();
-    let root = repo_root();
-    let coll = dir.path().join("ansible_collections/imagegate/containers");
-    std::fs::create_dir_all(coll.join("plugins/modules")).unwrap();
-    for entry in ["galaxy.yml", "meta", "roles", "playbooks", "plugins/action"] {
-        std::os::unix::fs::symlink(root.join(entry), coll.join(entry)).unwrap();
-    }
-    let binaries = [
-        ("registry_mirror", env!("CARGO_BIN_EXE_registry_mirror")),
-        ("container_retag", env!("CARGO_BIN_EXE_container_retag")),
-        ("container_push", env!("CARGO_BIN_EXE_container_push")),
-        ("container_build", env!("CARGO_BIN_EXE_container_build")),
-    ];
-    for (module, binary) in binaries {
-        std::os::unix::fs::symlink(
-            root.join(format!("plugins/modules/{module}.yml")),
-            coll.join(format!("plugins/modules/{module}.yml")),
-        )
-        .unwrap();
-        std::fs::copy(binary, coll.join(format!("plugins/modules/{module}"))).unwrap();
-    }
-    dir
+    imagegate_testkit::ansible::collection(&imagegate_testkit::module_binaries!())
 }
 
 /// Runs a function of tools/node.sh (shared with the Zuul harness) as root.

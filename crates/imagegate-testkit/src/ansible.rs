@@ -75,3 +75,40 @@ macro_rules! under_each_core {
         }
     };
 }
+
+/// The module binaries of this test build, as `(module, path)` pairs for
+/// [`collection`]. A macro because `CARGO_BIN_EXE_*` exist only in the
+/// crate that builds the binaries (imagegate-modules' tests).
+#[macro_export]
+macro_rules! module_binaries {
+    () => {
+        [
+            ("registry_mirror", env!("CARGO_BIN_EXE_registry_mirror")),
+            ("container_retag", env!("CARGO_BIN_EXE_container_retag")),
+            ("container_push", env!("CARGO_BIN_EXE_container_push")),
+            ("container_build", env!("CARGO_BIN_EXE_container_build")),
+        ]
+    };
+}
+
+/// A collections path holding imagegate.containers as Ansible would see it
+/// once installed: this checkout's files plus the given module binaries
+/// (see [`module_binaries!`](crate::module_binaries)).
+pub fn collection(binaries: &[(&str, &str)]) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let root = repo_root();
+    let coll = dir.path().join("ansible_collections/imagegate/containers");
+    std::fs::create_dir_all(coll.join("plugins/modules")).expect("mkdir");
+    for entry in ["galaxy.yml", "meta", "roles", "playbooks", "plugins/action"] {
+        std::os::unix::fs::symlink(root.join(entry), coll.join(entry)).expect("symlink");
+    }
+    for (module, binary) in binaries {
+        std::os::unix::fs::symlink(
+            root.join(format!("plugins/modules/{module}.yml")),
+            coll.join(format!("plugins/modules/{module}.yml")),
+        )
+        .expect("symlink");
+        std::fs::copy(binary, coll.join(format!("plugins/modules/{module}"))).expect("copy module");
+    }
+    dir
+}
