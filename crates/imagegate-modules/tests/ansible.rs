@@ -1228,6 +1228,8 @@ fn use_buildset_registry_configures_a_node_as_zuul_jobs_does(core: Core) {
     let password = registry["password"].as_str().unwrap().to_string();
     let microk8s = w.join("microk8s");
     std::fs::create_dir_all(&microk8s).unwrap();
+    let kubelet = w.join("kubelet");
+    std::fs::create_dir_all(&kubelet).unwrap();
     let vars = json!({
         "buildset_registry": registry,
         "buildset_registry_namespaces": [
@@ -1237,6 +1239,7 @@ fn use_buildset_registry_configures_a_node_as_zuul_jobs_does(core: Core) {
         ],
         "buildset_registry_unqualified_registries": ["docker.io"],
         "it_microk8s": microk8s,
+        "it_kubelet": kubelet,
     });
     let (ok, out) = user.playbook(core, coll.path(), "tests/integration/targets/buildset/consumer.yml", &vars);
     assert!(ok, "{out}");
@@ -1304,6 +1307,12 @@ fn use_buildset_registry_configures_a_node_as_zuul_jobs_does(core: Core) {
     }
     let auth: Value = serde_json::from_slice(&std::fs::read(user.home().join(".config/containers/auth.json")).unwrap()).unwrap();
     assert!(auth["auths"][&name]["auth"].is_string(), "{name} not in the auth file");
+    // The kubelet pulls with the same credentials (zuul-jobs links the
+    // docker user's config.json there).
+    assert_eq!(
+        std::fs::read_link(kubelet.join("config.json")).unwrap(),
+        user.home().join(".config/containers/auth.json")
+    );
 
     // No internet here: these pulls can only be answered by the mirrors.
     for (reference, src) in [
