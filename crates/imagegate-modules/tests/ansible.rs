@@ -170,8 +170,37 @@ fn promote_role_unknown_method_fails_naming_it(core: Core) {
     }
 }
 
+/// Runs a promote_container_image playbook (intermediate-registry method)
+/// against a builds API whose one gate build `b1` of `upload-image` returned
+/// these artifacts; gives back the API (its queries) and the run.
+fn promote_from_intermediate(
+    core: Core,
+    playbook_path: &str,
+    intermediate: &TestRegistry,
+    final_reg: &TestRegistry,
+    artifacts: Value,
+) -> (imagegate_testkit::webapi::ZuulBuildsApi, bool, String) {
+    let api =
+        imagegate_testkit::webapi::ZuulBuildsApi::start("t", json!([{"uuid": "b1", "job_name": "upload-image", "artifacts": artifacts}]));
+    let rw = intermediate.rw.as_ref().unwrap();
+    let port: u16 = intermediate.host.rsplit(':').next().unwrap().parse().unwrap();
+    let coll = collection();
+    let (ok, out) = playbook(
+        core,
+        coll.path(),
+        playbook_path,
+        &json!({
+            "it_final": final_reg.host,
+            "it_api": api.base,
+            "it_registries": {final_reg.host.clone(): {"plain_http": true}, intermediate.host.clone(): {"ca_cert": intermediate.ca_cert}},
+            "intermediate_registry": {"host": "127.0.0.1", "port": port, "username": rw.name, "password": rw.password},
+            "zuul": zuul_var("promote"),
+        }),
+    );
+    (api, ok, out)
+}
+
 fn promote_role_intermediate_registry_method(core: Core) {
-    use imagegate_testkit::webapi::ZuulBuildsApi;
     let fx = Fixtures::get();
     let intermediate = TestRegistry::start(Kind::Zuul);
     let final_reg = TestRegistry::start(Kind::Distribution);
@@ -184,28 +213,15 @@ fn promote_role_intermediate_registry_method(core: Core) {
             "metadata": {"type": "container_image", "repository": format!("{}/final/app", final_reg.host), "tag": tag},
         })
     };
-    let api = ZuulBuildsApi::start(
-        "t",
-        json!([{"uuid": "b1", "job_name": "upload-image", "artifacts": [
-            artifact("latest"), artifact("stable"),
-            {"name": "docs", "url": "https://logs.example/docs/", "metadata": {"type": "docs_site"}},
-        ]}]),
+    let (api, ok, out) = promote_from_intermediate(
+        core,
+        "tests/integration/targets/promote_container_image/intermediate.yml",
+        &intermediate,
+        &final_reg,
+        json!([artifact("latest"), artifact("stable"),
+            {"name": "docs", "url": "https://logs.example/docs/", "metadata": {"type": "docs_site"}}]),
     );
     let rw = intermediate.rw.as_ref().unwrap();
-    let port: u16 = intermediate.host.rsplit(':').next().unwrap().parse().unwrap();
-    let coll = collection();
-    let (ok, out) = playbook(
-        core,
-        coll.path(),
-        "tests/integration/targets/promote_container_image/intermediate.yml",
-        &json!({
-            "it_final": final_reg.host,
-            "it_api": api.base,
-            "it_registries": {final_reg.host.clone(): {"plain_http": true}, intermediate.host.clone(): {"ca_cert": intermediate.ca_cert}},
-            "intermediate_registry": {"host": "127.0.0.1", "port": port, "username": rw.name, "password": rw.password},
-            "zuul": zuul_var("promote"),
-        }),
-    );
     assert!(ok, "{out}");
     assert!(!out.contains(&rw.password));
     assert_eq!(final_reg.digest("final/app:latest"), intermediate.digest("final/app:b1_latest"));
@@ -228,7 +244,6 @@ fn promote_role_intermediate_registry_carries_signatures(core: Core) {
     use imagegate_registry::manifest::{Manifest, OCI_INDEX, OCI_MANIFEST};
     use imagegate_registry::referrers::fallback_tag;
     use imagegate_registry::{Credential, Engine, EngineOptions, RegistryConfig, Stats};
-    use imagegate_testkit::webapi::ZuulBuildsApi;
     let intermediate = TestRegistry::start(Kind::Zuul);
     let final_reg = TestRegistry::start(Kind::Distribution);
     let rw = intermediate.rw.as_ref().unwrap();
@@ -280,26 +295,13 @@ fn promote_role_intermediate_registry_carries_signatures(core: Core) {
         (image, artifact)
     });
     let sig_tag = format!("{}.sig", fallback_tag(&image));
-    let api = ZuulBuildsApi::start(
-        "t",
-        json!([{"uuid": "b1", "job_name": "upload-image", "artifacts": [
-            {"name": "final/app:latest", "url": format!("docker://{}/final/app:b1_latest", intermediate.host),
-             "metadata": {"type": "container_image", "repository": format!("{}/final/app", final_reg.host), "tag": "latest"}},
-        ]}]),
-    );
-    let port: u16 = intermediate.host.rsplit(':').next().unwrap().parse().unwrap();
-    let coll = collection();
-    let (ok, out) = playbook(
+    let (_api, ok, out) = promote_from_intermediate(
         core,
-        coll.path(),
         "tests/integration/targets/promote_container_image/signed.yml",
-        &json!({
-            "it_final": final_reg.host,
-            "it_api": api.base,
-            "it_registries": {final_reg.host.clone(): {"plain_http": true}, intermediate.host.clone(): {"ca_cert": intermediate.ca_cert}},
-            "intermediate_registry": {"host": "127.0.0.1", "port": port, "username": rw.name, "password": rw.password},
-            "zuul": zuul_var("promote"),
-        }),
+        &intermediate,
+        &final_reg,
+        json!([{"name": "final/app:latest", "url": format!("docker://{}/final/app:b1_latest", intermediate.host),
+             "metadata": {"type": "container_image", "repository": format!("{}/final/app", final_reg.host), "tag": "latest"}}]),
     );
     assert!(ok, "{out}");
     assert!(!out.contains(&rw.password));
