@@ -20,6 +20,7 @@ start_node() {
   local i
   mkdir -p /run/sshd "$RUN/ssh"
   [ -f "$RUN/ssh/executor_key" ] || ssh-keygen -q -t ed25519 -N '' -f "$RUN/ssh/executor_key"
+  save_node_hosts
   for i in "${!NODE_HOSTS[@]}"; do
     start_one_node "$i"
   done
@@ -67,6 +68,20 @@ cleanup_node_user() {
   local u
   [ -n "${NODE_SCENARIO:-}" ] || return 0
   for u in "${NODE_USERS[@]}"; do stop_buildset_registry "$u"; done
+  restore_node_hosts
+}
+
+# The nodes are this machine: use_buildset_registry writes the alias
+# zuul-jobs.buildset-registry into its /etc/hosts (as on a real node, with
+# sudo). The harness keeps the file as it found it and puts it back on exit.
+save_node_hosts() {
+  mkdir -p "$RUN/node-state"
+  cp -p /etc/hosts "$RUN/node-state/hosts"
+}
+restore_node_hosts() {
+  # /etc/hosts may be a bind mount: rewrite it in place, never replace it.
+  [ -f "$RUN/node-state/hosts" ] && cat "$RUN/node-state/hosts" >/etc/hosts
+  return 0
 }
 
 # Zuul 14 launcher objects for the static nodes, in the config project.
@@ -160,15 +175,21 @@ EOF
 # name (docker.io/imagegate/harness-bsV), never reaching docker.io. The node
 # is this machine: the container configuration goes to the node user's
 # ~/.config/containers, not /etc, and the system trust store is left alone.
+# One /etc/hosts serves every node here, and the alias
+# zuul-jobs.buildset-registry in it names one registry at a time (on real
+# nodes each has its own): with PREV (the version before V), V's buildset
+# registry waits for PREV's consumer, so the chains never overlap.
 # Scenario 5b (FINAL set): the buildset registry's post-run also pushes
 # $FINAL/demo/interV to the intermediate registry.
 demo_node_jobs() {
-  local v=$1 bs_port use_vars ca_on_node
+  local v=$1 prev=${2:-} bs_port use_vars ca_on_node after_prev=""
   bs_port=$(free_port)
   ca_on_node='"{{ ansible_user_dir }}/{{ zuul.project.src_dir }}/harness-ca.pem"'
   use_vars='      use_buildset_registry_registries_conf: "{{ ansible_user_dir }}/.config/containers/registries.conf.d/50-imagegate-buildset-registry.conf"
       use_buildset_registry_certs_dir: "{{ ansible_user_dir }}/.config/containers/certs.d"
+      use_buildset_registry_buildkitd_toml: "{{ ansible_user_dir }}/.config/buildkit/buildkitd.toml"
       use_buildset_registry_system_ca: false'
+  [ -z "$prev" ] || after_prev="    dependencies: [demo-consume-bs-a$prev]"
   local inter_bs_vars="" inter_image=""
   if [ -n "${FINAL:-}" ]; then
     inter_bs_vars="      # The post-run pushes these to the intermediate registry.
@@ -212,6 +233,7 @@ demo_node_jobs() {
     parent: buildset-registry
     ansible-version: $v
     nodeset: harness-debian
+$after_prev
     vars:
       run_buildset_registry_dir: "{{ ansible_user_dir }}/buildset_registry_a$v"
       run_buildset_registry_address: "{{ ansible_host }}"

@@ -253,16 +253,18 @@ project_stanza() {
 # the registry credentials are a Zuul secret encrypted with the project's
 # key, passed to the parent job's playbooks (pass-to-parent).
 write_demo_config() {
-  local v
+  local v prev
   plan_rounds
   demo_stage_files
   [ -z "$NODE_SCENARIO" ] || demo_node_files
   mkdir -p "$RUN/git/demo/.zuul.d"
   {
     demo_secrets
+    prev=""
     for v in "${VERSIONS[@]}"; do
       demo_nodeless_jobs "$v"
-      [ -z "$NODE_SCENARIO" ] || demo_node_jobs "$v"
+      [ -z "$NODE_SCENARIO" ] || demo_node_jobs "$v" "$prev"
+      prev=$v
     done
     demo_stage_broken_job
     # Later rounds commit rounds/<label> or .zuul.d/promote.yaml: there,
@@ -409,6 +411,11 @@ _show_job_output() {
   echo "----- $1 job-output.txt (last 80 lines) -----"
   if [ -f "$f" ]; then
     tail -80 "$f"
+    # The copy was taken in the base job's post-run, before the job ended:
+    # what the executor logged about the build's end follows.
+    echo "----- $1 in the executor's log -----"
+    grep -F "[build: $(build_field "$1" 3)]" "$RUN/logs/executor.log" |
+      grep -E "ERROR|WARNING|[Rr]esult|[Pp]laybook|fatal" | tail -30 | cut -c1-400
   else
     # No post-run kept logs (e.g. an unreachable node): the executor's log.
     echo "(no job-output.txt kept; the executor's log of the build:)"

@@ -467,8 +467,18 @@ impl SystemPaths {
     fn lock() -> SystemPaths {
         let lock = std::fs::File::create(SYSTEM_PATHS_LOCK).expect("lock file");
         lock.lock().expect("lock");
+        let hosts = std::fs::read_to_string("/etc/hosts").unwrap();
+        // The test starts without an alias (one left by an earlier run of
+        // another tool would be counted as the role's); the file as found
+        // is put back on drop.
+        let without_alias: String = hosts
+            .lines()
+            .filter(|l| !is_alias(l))
+            .map(|l| format!("{l}\n"))
+            .collect();
+        std::fs::write("/etc/hosts", without_alias).expect("write /etc/hosts");
         SystemPaths {
-            hosts: std::fs::read_to_string("/etc/hosts").unwrap(),
+            hosts,
             files: Vec::new(),
             dirs: Vec::new(),
             update_ca: false,
@@ -521,9 +531,13 @@ fn alias_lines() -> Vec<String> {
     std::fs::read_to_string("/etc/hosts")
         .unwrap()
         .lines()
-        .filter(|l| l.split_whitespace().nth(1) == Some("zuul-jobs.buildset-registry"))
+        .filter(|l| is_alias(l))
         .map(str::to_string)
         .collect()
+}
+
+fn is_alias(line: &str) -> bool {
+    line.split_whitespace().nth(1) == Some("zuul-jobs.buildset-registry")
 }
 
 /// A TOML file as JSON, read by the venv's Python (tomllib).
@@ -1398,6 +1412,7 @@ fn use_buildset_registry_redhat_trust_store(core: Core) {
             "buildset_registry": {"host": host, "port": 5000, "username": "zuul", "password": "not-printed-pw", "cert": "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n"},
             "ansible_os_family": "RedHat",
             "it_microk8s": w.join("no-microk8s"),
+            "it_kubelet": w.join("no-kubelet"),
             "use_buildset_registry_registries_conf": w.join("registries.conf"),
             "use_buildset_registry_certs_dir": w.join("certs.d"),
             "use_buildset_registry_auth_file": w.join("auth.json"),
