@@ -8,7 +8,7 @@ use imagegate_registry::copy::human_bytes;
 use imagegate_registry::promote::{refuse_conflicts, Claim};
 use imagegate_registry::reference::is_valid_tag;
 use imagegate_registry::referrers::Carried;
-use imagegate_registry::{copy_image, BlobCache, CopyReport, CopyRequest, Reference, Stats, StatsSnapshot};
+use imagegate_registry::{copy_image_keeping, BlobCache, CopyReport, CopyRequest, Reference, Stats, StatsSnapshot};
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
 
@@ -20,8 +20,9 @@ pub const SPEC: ModuleSpec = ModuleSpec {
     lenient: &["images[]"],
 };
 
-/// Images copied at once by default.
-const DEFAULT_CONCURRENCY: usize = 4;
+/// Images copied at once by default: with 4 blobs each, 32 transfers to a
+/// registry at most; chosen by measurement (docs/architecture.md).
+const DEFAULT_CONCURRENCY: usize = 8;
 
 crate::registry_module_args! {
 #[derive(Deserialize, Debug)]
@@ -350,14 +351,10 @@ async fn mirror_one(
                 dest_tags: vec![tag],
                 platforms: img.platforms.clone(),
             };
-            let report = copy_image(&src, &dst, &req, check_mode, blob_conc, cache).await?;
+            let (report, subject) = copy_image_keeping(&src, &dst, &req, check_mode, blob_conc, cache).await?;
             let carried = if referrers {
-                // The copied manifest: with a platform filter, a new index
-                // whose kept children still carry their referrers.
-                let mut subject = src.get_manifest(&img.src.repository, &report.src_digest).await?;
-                if subject.is_index() && !img.platforms.is_empty() {
-                    subject = subject.filter_platforms(&report.src, &img.platforms)?;
-                }
+                // The copied manifest (with a platform filter, a new index
+                // whose kept children still carry their referrers).
                 imagegate_registry::referrers::carry(&src, &img.src.repository, &dst, &img.dest.repository, &subject, check_mode, cache)
                     .await?
             } else {

@@ -17,7 +17,7 @@ use imagegate_registry::{Digest, Reference, RegistryClient, Stats};
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
 
-use crate::registries::{runtime, Registries, Side, SECRET_OPTIONS};
+use crate::registries::{concurrency, runtime, Registries, Side, SECRET_OPTIONS};
 
 pub const SPEC: ModuleSpec = ModuleSpec {
     name: "container_retag",
@@ -51,6 +51,9 @@ pub struct Args {
     /// Named Zuul jobs must have succeeded for the digests about to move.
     #[serde(default)]
     pub criteria: Option<crate::criteria::CriteriaArgs>,
+    /// Images resolved and moved at once (1-32).
+    #[serde(default)]
+    pub concurrency: Option<usize>,
 }
 }
 
@@ -278,6 +281,7 @@ pub fn run(mut args: Args, ctx: &Context) -> Result<Outcome, ModuleError> {
         .enumerate()
         .map(|(i, a)| validate_cleanup(i, a))
         .collect::<Result<_, _>>()?;
+    let conc = concurrency(args.concurrency, promote::DEFAULT_CONCURRENCY, "concurrency")?;
     let criteria = args.criteria.take().map(crate::criteria::validate).transpose()?;
     if criteria.is_some() && images.iter().all(|i| i.request.targets.is_empty()) {
         return Err(ModuleError::option("criteria", "gates a promotion: give images with target tags"));
@@ -309,7 +313,7 @@ pub fn run(mut args: Args, ctx: &Context) -> Result<Outcome, ModuleError> {
                 client(&img.request.source, img.registry.as_deref()).map_err(fail)?,
             ));
         }
-        let planned = promote::plan(&items).await.map_err(fail)?;
+        let planned = promote::plan(&items, conc).await.map_err(fail)?;
         // A re-tag within one repository moves no bytes: the digest, and so
         // every signature and attestation made over it, stays valid.
         let same_repository = planned
@@ -394,7 +398,7 @@ pub fn run(mut args: Args, ctx: &Context) -> Result<Outcome, ModuleError> {
                 ),
                 _ => None,
             };
-            let result = promote::apply(&planned, &clients, rollback, journal.as_ref()).await;
+            let result = promote::apply(&planned, &clients, rollback, journal.as_ref(), conc).await;
             wrote = moves.iter().any(|m| m.changed);
             if let Err(f) = result {
                 let changed = !f.moved.is_empty();

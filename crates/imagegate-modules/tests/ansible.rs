@@ -471,11 +471,7 @@ impl SystemPaths {
         // The test starts without an alias (one left by an earlier run of
         // another tool would be counted as the role's); the file as found
         // is put back on drop.
-        let without_alias: String = hosts
-            .lines()
-            .filter(|l| !is_alias(l))
-            .map(|l| format!("{l}\n"))
-            .collect();
+        let without_alias: String = hosts.lines().filter(|l| !is_alias(l)).map(|l| format!("{l}\n")).collect();
         std::fs::write("/etc/hosts", without_alias).expect("write /etc/hosts");
         SystemPaths {
             hosts,

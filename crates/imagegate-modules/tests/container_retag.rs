@@ -421,6 +421,14 @@ fn bad_input_names_the_option() {
             "option 'cleanup[0].regex'",
         ),
         (json!({}), "option 'images'"),
+        (
+            json!({"images": [{"repository": "r.io/a", "src_tag": "x", "tags": ["y"]}], "concurrency": 0}),
+            "option 'concurrency': must be between 1 and 32",
+        ),
+        (
+            json!({"images": [{"repository": "r.io/a", "src_tag": "x", "tags": ["y"]}], "concurrency": 33}),
+            "option 'concurrency': must be between 1 and 32",
+        ),
     ];
     for (args, expect) in cases {
         let run = module(&args);

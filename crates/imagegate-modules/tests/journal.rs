@@ -258,7 +258,9 @@ fn a_killed_promotion_leaves_a_record_that_restores_every_tag() {
     let args = args_file(
         dir.path(),
         "args",
-        &json!({"images": images, "record_file": record, "registries": entry}),
+        // Four images at a time: the kill lands between waves of moves,
+        // never after all of them (the default moves all 32 at once).
+        &json!({"images": images, "record_file": record, "registries": entry, "concurrency": 4}),
     );
     let mut child = Command::new(env!("CARGO_BIN_EXE_container_retag"))
         .arg(&args)
@@ -348,8 +350,10 @@ fn racing_promotions_of_the_same_tags_have_at_most_one_winner() {
         json!({"images": images, "registries": {proxy.host.clone(): {"plain_http": true}}})
     };
     // `b` starts together with `a`, or a little later (while `a` is still
-    // planning or moving), so that the two interleave in different ways.
-    for (round, stagger_ms) in [0u64, 0, 100, 250].into_iter().enumerate() {
+    // planning or moving: with every image at once, `a` needs four round
+    // trips of 20 ms after its start-up), so that the two interleave in
+    // different ways.
+    for (round, stagger_ms) in [0u64, 0, 30, 60].into_iter().enumerate() {
         // Back to the start.
         for n in 0..IMAGES {
             reg.seed(&fx.single((n + 5) % 10), &format!("race/img{n}:current"));

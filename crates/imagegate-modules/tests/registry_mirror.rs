@@ -193,6 +193,49 @@ fn survives_twenty_percent_faults() {
     }
 }
 
+/// What the benchmarks report beside their times: the proxy counts the
+/// requests it forwarded and the body bytes each way, and its own stats
+/// path is not counted.
+#[test]
+fn the_proxy_counts_requests_and_bytes_for_the_benchmarks() {
+    let fx = Fixtures::get();
+    let src = TestRegistry::start(Kind::Distribution);
+    let dst = TestRegistry::start(Kind::Distribution);
+    src.seed(&fx.single(5), "counted/app:v1");
+    let sp = FaultProxy::start(&format!("http://{}", src.host), FaultConfig::default());
+    let dp = FaultProxy::start(&format!("http://{}", dst.host), FaultConfig::default());
+    let stats = |host: &str| -> Value {
+        use std::io::{Read as _, Write as _};
+        let mut s = std::net::TcpStream::connect(host).unwrap();
+        write!(
+            s,
+            "GET {} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n",
+            imagegate_testkit::STATS_PATH
+        )
+        .unwrap();
+        let mut out = String::new();
+        s.read_to_string(&mut out).unwrap();
+        serde_json::from_str(out.split("\r\n\r\n").nth(1).unwrap()).unwrap()
+    };
+    assert_eq!(stats(&sp.host)["requests"], 0);
+    let run = module(&json!({
+        "images": [{"src": format!("{}/counted/app:v1", sp.host), "dest": format!("{}/counted/app", dp.host)}],
+        "registries": {sp.host.clone(): {"plain_http": true}, dp.host.clone(): {"plain_http": true}},
+    }));
+    run.assert_ok();
+    let moved = totals(&run, "bytes_moved");
+    let (s, d) = (stats(&sp.host), stats(&dp.host));
+    assert_eq!(stats(&sp.host), s, "asking for the stats is not counted");
+    // Every blob came down from the source and went up to the destination,
+    // with the manifests and the config beside them.
+    assert!(moved > 0);
+    assert!(s["bytes_down"].as_u64().unwrap() >= moved, "{s} vs {moved}");
+    assert!(d["bytes_up"].as_u64().unwrap() >= moved, "{d} vs {moved}");
+    assert_eq!(s["bytes_up"], 0, "nothing was uploaded to the source");
+    assert!(s["requests"].as_u64().unwrap() >= 2, "{s}");
+    assert!(d["requests"].as_u64().unwrap() >= 3, "{d}");
+}
+
 /// A byte flipped in transit fails the copy with a digest error naming the
 /// blob, and the destination tag is never created.
 #[test]

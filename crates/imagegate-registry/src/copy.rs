@@ -126,14 +126,21 @@ pub async fn copy_image(
     blob_concurrency: usize,
     cache: &BlobCache,
 ) -> Result<CopyReport, Error> {
+    Ok(copy_image_keeping(src, dst, req, check_mode, blob_concurrency, cache).await?.0)
+}
+
+/// [`copy_image`], also returning the manifest it delivered (after any
+/// platform filter), so that what comes next need not fetch it again.
+pub async fn copy_image_keeping(
+    src: &RegistryClient,
+    dst: &RegistryClient,
+    req: &CopyRequest,
+    check_mode: bool,
+    blob_concurrency: usize,
+    cache: &BlobCache,
+) -> Result<(CopyReport, Manifest), Error> {
     let src_ref = req.src.tag_or_digest();
     let src_name = req.src.to_string();
-    let mut manifest = src.get_manifest(&req.src.repository, &src_ref).await?;
-    let src_digest = manifest.digest.clone();
-    if manifest.is_index() && !req.platforms.is_empty() {
-        manifest = manifest.filter_platforms(&src_name, &req.platforms)?;
-    }
-    let source = Source::Registry(src, &req.src.repository);
     let delivery = Delivery {
         dst,
         dest: &req.dest,
@@ -142,12 +149,20 @@ pub async fn copy_image(
         blob_concurrency,
         cache,
     };
-    let (tags, changed) = delivery.run(source, &src_name, &manifest).await?;
+    // The source manifest and the destination tags are read at once.
+    let (manifest, befores) = futures_util::future::join(src.get_manifest(&req.src.repository, &src_ref), delivery.read_tags()).await;
+    let mut manifest = manifest?;
+    let src_digest = manifest.digest.clone();
+    if manifest.is_index() && !req.platforms.is_empty() {
+        manifest = manifest.filter_platforms(&src_name, &req.platforms)?;
+    }
+    let source = Source::Registry(src, &req.src.repository);
+    let (tags, changed) = delivery.deliver(source, &src_name, &manifest, befores?).await?;
     let mut stats = src.stats().snapshot();
     if !std::sync::Arc::ptr_eq(src.stats(), dst.stats()) {
         stats += dst.stats().snapshot();
     }
-    Ok(CopyReport {
+    let report = CopyReport {
         src: src_name,
         dest: req.dest.repository_name(),
         src_digest: src_digest.to_string(),
@@ -156,7 +171,8 @@ pub async fn copy_image(
         tags,
         changed,
         stats,
-    })
+    };
+    Ok((report, manifest))
 }
 
 /// Putting one manifest under tags of one repository, with everything it
@@ -175,10 +191,30 @@ impl Delivery<'_> {
     /// in check mode), copies what the manifest references from `source`,
     /// then writes the tags that move.
     pub(crate) async fn run(&self, source: Source<'_>, src_name: &str, manifest: &Manifest) -> Result<(Vec<TagChange>, bool), Error> {
+        let befores = self.read_tags().await?;
+        self.deliver(source, src_name, manifest, befores).await
+    }
+
+    /// Where each destination tag points now (a few at once).
+    pub(crate) async fn read_tags(&self) -> Result<Vec<Option<Digest>>, Error> {
+        futures_util::stream::iter(self.tags.iter().map(|tag| self.dst.manifest_digest(&self.dest.repository, tag)))
+            .buffered(4)
+            .try_collect()
+            .await
+    }
+
+    /// [`Delivery::run`] with the tags already read (`befores`, in the
+    /// order of `tags`).
+    pub(crate) async fn deliver(
+        &self,
+        source: Source<'_>,
+        src_name: &str,
+        manifest: &Manifest,
+        befores: Vec<Option<Digest>>,
+    ) -> Result<(Vec<TagChange>, bool), Error> {
         let (dst, repo) = (self.dst, &self.dest.repository);
         let mut tags = Vec::new();
-        for tag in self.tags {
-            let before = dst.manifest_digest(repo, tag).await?;
+        for (tag, before) in self.tags.iter().zip(befores) {
             tags.push(TagChange {
                 tag: tag.clone(),
                 changed: before.as_ref() != Some(&manifest.digest),

@@ -3,7 +3,8 @@
 //! is resolved before anything moves; if a write fails, every tag already
 //! moved is put back. Each move is a compare-and-swap as far as the
 //! registry API allows: the tag is read just before its write and must still
-//! point where the plan saw it, and read again after the write.
+//! point where the plan saw it, and once every image is through, every
+//! moved tag is read again.
 
 use std::collections::HashMap;
 
@@ -55,9 +56,14 @@ pub struct Planned {
     old: HashMap<String, Manifest>,
 }
 
-/// Images resolved or moved at once. Each image costs a few small requests,
-/// so parallelism, not bandwidth, sets the pace of a promotion.
-const CONCURRENCY: usize = 8;
+/// Images resolved or moved at once by default (container_retag's
+/// `concurrency`). Each image costs a few small requests, so round trips
+/// run in parallel, not bandwidth, set the pace of a promotion; see
+/// docs/architecture.md for the measurement behind the figure.
+pub const DEFAULT_CONCURRENCY: usize = 32;
+/// The target tags of one image read at once while planning (so at most
+/// `concurrency` x (1 + this) requests are in flight).
+const TAG_READS_AT_ONCE: usize = 4;
 
 /// How one image resolved.
 enum Resolved {
@@ -68,7 +74,7 @@ enum Resolved {
 
 /// Resolves every source and target. Fails, listing every missing source
 /// and every digest mismatch, before anything is written.
-pub async fn plan(items: &[(RetagRequest, RegistryClient)]) -> Result<Vec<Planned>, Error> {
+pub async fn plan(items: &[(RetagRequest, RegistryClient)], concurrency: usize) -> Result<Vec<Planned>, Error> {
     for (req, _) in items {
         if req.source.registry != req.dest.registry {
             return Err(Error::new(ErrorKind::Protocol(format!(
@@ -78,7 +84,7 @@ pub async fn plan(items: &[(RetagRequest, RegistryClient)]) -> Result<Vec<Planne
         }
     }
     let resolved: Vec<Result<Resolved, Error>> = futures_util::stream::iter(items.iter().map(|(req, client)| plan_one(req, client)))
-        .buffered(CONCURRENCY)
+        .buffered(concurrency.max(1))
         .collect()
         .await;
     let mut planned = Vec::new();
@@ -169,7 +175,16 @@ pub fn record(planned: &[Planned]) -> Record {
 }
 
 async fn plan_one(req: &RetagRequest, client: &RegistryClient) -> Result<Resolved, Error> {
-    let m = match client.get_manifest(&req.source.repository, &req.source.tag_or_digest()).await {
+    // The source and every target are read at once: one round trip, not
+    // one per tag, before the plan is known.
+    let (source, befores) = futures_util::future::join(
+        client.get_manifest(&req.source.repository, &req.source.tag_or_digest()),
+        futures_util::stream::iter(req.targets.iter().map(|tag| client.manifest_digest(&req.dest.repository, tag)))
+            .buffered(TAG_READS_AT_ONCE)
+            .collect::<Vec<_>>(),
+    )
+    .await;
+    let m = match source {
         Ok(m) => m,
         Err(e) if matches!(e.kind(), ErrorKind::NotFound { .. }) => match already_promoted(client, req).await? {
             // The source tag is gone but every target is at the expected
@@ -187,8 +202,8 @@ async fn plan_one(req: &RetagRequest, client: &RegistryClient) -> Result<Resolve
     let mut moves = Vec::new();
     let mut old = HashMap::new();
     let repo = req.dest.repository_name();
-    for tag in &req.targets {
-        let before = client.manifest_digest(&req.dest.repository, tag).await?;
+    for (tag, before) in req.targets.iter().zip(befores) {
+        let before = before?;
         let changed = before.as_ref() != Some(&m.digest);
         if let (true, Some(b)) = (changed, &before) {
             // Fetched now, so that putting it back never depends on a read at failure time.
@@ -257,6 +272,7 @@ pub async fn apply(
     clients: &[RegistryClient],
     rollback_with: Rollback<'_>,
     journal: Option<&Journal>,
+    concurrency: usize,
 ) -> Result<(), PromoteFailure> {
     let done: std::sync::Mutex<Vec<(usize, &TagMove)>> = std::sync::Mutex::default();
     let failed = std::sync::atomic::AtomicBool::new(false);
@@ -275,12 +291,12 @@ pub async fn apply(
         }
         result
     }))
-    .buffer_unordered(CONCURRENCY)
+    .buffer_unordered(concurrency.max(1))
     .collect()
     .await;
     let done = done.into_inner().expect("done");
     let error = match results.into_iter().find_map(Result::err) {
-        None => verify_all(planned, clients, &done).await.err(),
+        None => verify_all(planned, clients, &done, concurrency).await.err(),
         Some(e) => Some(e),
     };
     let Some(error) = error else {
@@ -309,14 +325,20 @@ fn names(done: &[(usize, &TagMove)]) -> Vec<String> {
 
 /// Once every image is through: every tag this run moved must still point
 /// where it put it (a concurrent writer may have moved one since).
-async fn verify_all(planned: &[Planned], clients: &[RegistryClient], done: &[(usize, &TagMove)]) -> Result<(), Error> {
-    for (i, mv) in done {
+async fn verify_all(planned: &[Planned], clients: &[RegistryClient], done: &[(usize, &TagMove)], concurrency: usize) -> Result<(), Error> {
+    // Reads only, so at once; the first tag found moved (in the order the
+    // moves landed) is the one reported.
+    let checks: Vec<Result<(), Error>> = futures_util::stream::iter(done.iter().map(|(i, mv)| async move {
         let now = clients[*i].manifest_digest(&planned[*i].request.dest.repository, &mv.tag).await?;
         if now.as_ref().map(Digest::as_str) != Some(mv.after.as_str()) {
             return Err(moved_underneath(mv, &mv.after, now));
         }
-    }
-    Ok(())
+        Ok(())
+    }))
+    .buffered(concurrency.max(1))
+    .collect()
+    .await;
+    checks.into_iter().collect()
 }
 
 fn moved_underneath(mv: &TagMove, expected: &str, found: Option<Digest>) -> Error {
@@ -364,10 +386,8 @@ async fn apply_one<'a>(
             return Err(moved_underneath(mv, mv.before.as_deref().unwrap_or("(absent)"), now));
         }
         client.put_manifest(repo, &mv.tag, m).await?;
-        let now = client.manifest_digest(repo, &mv.tag).await?;
-        if now.as_ref().map(Digest::as_str) != Some(mv.after.as_str()) {
-            return Err(moved_underneath(mv, &mv.after, now));
-        }
+        // The read after the write is verify_all's, once every image is
+        // through: one read per tag instead of two, the same check.
         log::info(&format!("{}:{} -> {}", mv.repository, mv.tag, mv.after));
         moved(mv);
         if let Some(j) = journal {

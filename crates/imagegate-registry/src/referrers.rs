@@ -12,6 +12,7 @@
 //! signature over it) is unchanged. An index's children are looked at too,
 //! one level down.
 
+use futures_util::StreamExt;
 use serde::Serialize;
 
 use crate::client::RegistryClient;
@@ -69,12 +70,35 @@ pub async fn carry(
         check_mode,
         cache,
     };
+    // Each subject's referrers and cosign tags are looked up side by side,
+    // and a few subjects at once: over a network these lookups are round
+    // trips, nearly always answered "none". Results merge in subject order.
+    let ctx = &ctx;
+    let per_subject: Vec<Result<Carried, Error>> = futures_util::stream::iter(subjects.iter().map(|digest| async move {
+        let (mut a, b) = futures_util::future::try_join(ctx.referrers_of(digest), ctx.cosign_tags_of(digest)).await?;
+        a.merge(b);
+        Ok(a)
+    }))
+    .buffered(SUBJECTS_AT_ONCE)
+    .collect()
+    .await;
     let mut carried = Carried::default();
-    for digest in &subjects {
-        ctx.referrers_of(digest, &mut carried).await?;
-        ctx.cosign_tags_of(digest, &mut carried).await?;
+    for c in per_subject {
+        carried.merge(c?);
     }
     Ok(carried)
+}
+
+/// Subjects (an image, an index and its children) whose referrers are
+/// looked up at once.
+const SUBJECTS_AT_ONCE: usize = 4;
+
+impl Carried {
+    fn merge(&mut self, other: Carried) {
+        self.referrers += other.referrers;
+        self.signature_tags.extend(other.signature_tags);
+        self.changed |= other.changed;
+    }
 }
 
 /// Artifact types of signatures among referrers: cosign's signature,
@@ -140,10 +164,11 @@ impl Ctx<'_> {
         }
     }
 
-    async fn referrers_of(&self, digest: &Digest, carried: &mut Carried) -> Result<(), Error> {
+    async fn referrers_of(&self, digest: &Digest) -> Result<Carried, Error> {
+        let mut carried = Carried::default();
         let (_, found) = Self::list(self.src, self.src_repo, digest).await?;
         if found.is_empty() {
-            return Ok(());
+            return Ok(carried);
         }
         if found.len() > MAX_REFERRERS {
             return Err(Error::new(ErrorKind::Protocol(format!(
@@ -170,7 +195,7 @@ impl Ctx<'_> {
         // the tag schema: its index gains every referrer it lacks.
         let (has_api, existing) = Self::list(self.dst, self.dst_repo, digest).await?;
         if has_api {
-            return Ok(());
+            return Ok(carried);
         }
         let mut merged = existing.clone();
         for d in &found {
@@ -179,11 +204,11 @@ impl Ctx<'_> {
             }
         }
         if merged.len() == existing.len() {
-            return Ok(());
+            return Ok(carried);
         }
         carried.changed = true;
         if self.check_mode {
-            return Ok(());
+            return Ok(carried);
         }
         let index = serde_json::json!({"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": merged});
         let bytes = bytes::Bytes::from(index.to_string());
@@ -194,13 +219,17 @@ impl Ctx<'_> {
             digest.short(),
             merged.len()
         ));
-        Ok(())
+        Ok(carried)
     }
 
-    async fn cosign_tags_of(&self, digest: &Digest, carried: &mut Carried) -> Result<(), Error> {
-        for suffix in COSIGN_SUFFIXES {
-            let tag = format!("{}.{suffix}", fallback_tag(digest));
-            let Some(at) = self.src.manifest_digest(self.src_repo, &tag).await? else {
+    async fn cosign_tags_of(&self, digest: &Digest) -> Result<Carried, Error> {
+        let mut carried = Carried::default();
+        let tags = COSIGN_SUFFIXES.map(|suffix| format!("{}.{suffix}", fallback_tag(digest)));
+        // The three source tags are asked for at once; what exists is then
+        // copied in order.
+        let found = futures_util::future::try_join_all(tags.iter().map(|tag| self.src.manifest_digest(self.src_repo, tag))).await?;
+        for (tag, at) in tags.into_iter().zip(found) {
+            let Some(at) = at else {
                 continue;
             };
             if self.dst.manifest_digest(self.dst_repo, &tag).await?.as_ref() == Some(&at) {
@@ -214,6 +243,6 @@ impl Ctx<'_> {
             self.copy_manifest(&at, &tag).await?;
             log::info(&format!("  {tag} copied"));
         }
-        Ok(())
+        Ok(carried)
     }
 }

@@ -17,7 +17,7 @@ pub mod webapi;
 pub use fixtures::Fixtures;
 pub use hostile::{HostileRegistry, Hostility, Recorder};
 pub use module::{run_module, ModuleRun};
-pub use proxy::{FaultConfig, FaultProxy};
+pub use proxy::{FaultConfig, FaultProxy, STATS_PATH};
 pub use registry::{Kind, TestRegistry};
 
 /// A short random hex string (for passwords and names).

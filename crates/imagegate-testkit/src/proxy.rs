@@ -75,7 +75,27 @@ pub struct Counters {
     pub storage_requests: AtomicU64,
     pub storage_with_auth: AtomicU64,
     pub manifest_puts: AtomicU64,
+    /// Body bytes the client sent (uploads) and received (downloads),
+    /// through the main listener.
+    pub bytes_up: AtomicU64,
+    pub bytes_down: AtomicU64,
 }
+
+impl Counters {
+    /// Requests and body bytes so far, as JSON (what `GET /_proxy/stats`
+    /// answers, for benchmarks that report requests made and bytes moved).
+    pub fn to_json(&self) -> serde_json::Value {
+        serde_json::json!({
+            "requests": self.requests.load(Relaxed),
+            "bytes_up": self.bytes_up.load(Relaxed),
+            "bytes_down": self.bytes_down.load(Relaxed),
+        })
+    }
+}
+
+/// The proxy's own path: never a registry path (those start with /v2/),
+/// never counted, delayed or faulted.
+pub const STATS_PATH: &str = "/_proxy/stats";
 
 struct State {
     upstream: String,
@@ -219,6 +239,13 @@ fn rate_limited(state: &State) -> Response<Body> {
 }
 
 async fn handle(state: Arc<State>, req: Request<Incoming>) -> Result<Response<Body>, Infallible> {
+    if req.method() == hyper::Method::GET && req.uri().path() == STATS_PATH {
+        let body = state.counters.to_json().to_string();
+        return Ok(Response::builder()
+            .header("content-type", "application/json")
+            .body(Full::new(Bytes::from(body)).map_err(|e| match e {}).boxed())
+            .expect("response"));
+    }
     let n = state.counters.requests.fetch_add(1, Relaxed);
     let c = &state.config;
     if c.delay_ms > 0 {
@@ -355,7 +382,13 @@ async fn forward(state: &State, req: Request<Incoming>, cut: bool) -> Result<Res
             rb = rb.header(name, value);
         }
     }
-    let body_stream = req.into_body().into_data_stream();
+    let up = state.counters.clone();
+    let body_stream = req.into_body().into_data_stream().map(move |chunk| {
+        if let Ok(c) = &chunk {
+            up.bytes_up.fetch_add(c.len() as u64, Relaxed);
+        }
+        chunk
+    });
     if method != hyper::Method::GET && method != hyper::Method::HEAD {
         rb = rb.body(reqwest::Body::wrap_stream(body_stream));
     }
@@ -392,11 +425,13 @@ async fn forward(state: &State, req: Request<Incoming>, cut: bool) -> Result<Res
     }
     let counters_sent = Arc::new(AtomicU64::new(0));
     let flipped = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let down = state.counters.clone();
     let stream = upstream
         .bytes_stream()
         .map(move |chunk| -> Result<Frame<Bytes>, Box<dyn std::error::Error + Send + Sync>> {
             let chunk = chunk.map_err(|e| Box::new(e) as Box<dyn std::error::Error + Send + Sync>)?;
             let sent = counters_sent.fetch_add(chunk.len() as u64, Relaxed);
+            down.bytes_down.fetch_add(chunk.len() as u64, Relaxed);
             let mut chunk = chunk;
             if let Some(at) = cut_at {
                 if sent + chunk.len() as u64 > at {
