@@ -22,26 +22,63 @@ start_registry() { # dir -> sets REG (host:port) and REG_PID
 }
 # via VAR HOST:PORT: sets VAR to the address to use for the registry: itself,
 # or a proxy delaying every request (not a subshell, so cleanup knows its pid).
+# The proxies also count requests and body bytes (imagegate-faultproxy's
+# /_proxy/stats), which measure records beside the time.
+PROXIES=()
+PROXY_PID=""
+declare -A PROXY_OF_PID=()
 via() {
-  if [ "$LATENCY_MS" = 0 ]; then printf -v "$1" '%s' "$2"; return; fi
+  if [ "$LATENCY_MS" = 0 ]; then printf -v "$1" '%s' "$2"; PROXY_PID=""; return; fi
   local out="$W/proxy.$2"
   server_start "$out" target/release/imagegate-faultproxy "http://$2" --delay-ms "$LATENCY_MS"
+  PROXY_PID=$SERVER_PID
   for _ in $(seq 100); do [ -s "$out" ] && break; sleep 0.05; done
   printf -v "$1" '%s' "$(head -1 "$out")"
+  PROXIES+=("${!1}")
+  PROXY_OF_PID[$PROXY_PID]=${!1}
 }
-stop_registry() { server_stop "$1"; }
+# stop_registry PID [PROXY_PID]: the registry, and the proxy in front of it
+# (whose counters then leave the totals).
+stop_registry() {
+  server_stop "$1"
+  [ -n "${2:-}" ] || return 0
+  local p keep=()
+  server_stop "$2"
+  for p in "${PROXIES[@]}"; do [ "$p" = "${PROXY_OF_PID[$2]}" ] || keep+=("$p"); done
+  PROXIES=("${keep[@]}")
+}
 
-# measure NAME CMD...: wall seconds and peak RSS (KiB) of CMD into $W/NAME.m
+# proxy_totals: "requests bytes" summed over the running proxies (bytes
+# both ways), or "0 0" without proxies.
+proxy_totals() {
+  local p req=0 bytes=0 json r u d
+  for p in "${PROXIES[@]}"; do
+    json=$(curl -sf --max-time 5 "http://$p/_proxy/stats") || continue
+    read -r r u d < <(python3 -c 'import json,sys; j=json.loads(sys.argv[1]); print(j["requests"], j["bytes_up"], j["bytes_down"])' "$json")
+    req=$((req + r))
+    bytes=$((bytes + u + d))
+  done
+  echo "$req $bytes"
+}
+
+# measure NAME CMD...: wall seconds, peak RSS (KiB), and with proxies the
+# requests made and body bytes moved, of CMD into $W/NAME.m
 measure() {
   local name=$1; shift
-  local t0 t1
+  local t0 t1 before after
+  before=$(proxy_totals)
   t0=$(date +%s.%N)
   /usr/bin/time -f '%M' -o "$W/$name.rss" "$@" >"$W/$name.out" 2>"$W/$name.err" || { echo "$name failed:"; tail -5 "$W/$name.err"; exit 1; }
   t1=$(date +%s.%N)
-  echo "$(echo "$t1 - $t0" | bc) $(tail -1 "$W/$name.rss")" >"$W/$name.m"
+  after=$(proxy_totals)
+  echo "$(echo "$t1 - $t0" | bc) $(tail -1 "$W/$name.rss") $(python3 -c 'import sys; b=sys.argv[1].split(); a=sys.argv[2].split(); print(int(a[0])-int(b[0]), int(a[1])-int(b[1]))' "$before" "$after")" >"$W/$name.m"
 }
 
-
+# trials N FIRST SECOND: the order of trial N (1-based) of two contenders,
+# alternating, so neither always runs on a warmer machine.
+trials_order() {
+  if (($1 % 2)); then echo "$2 $3"; else echo "$3 $2"; fi
+}
 # machine_facts: the machine and tools a result was measured with, as
 # "key: value" lines for the head of a result file.
 machine_facts() {

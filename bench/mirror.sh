@@ -1,37 +1,51 @@
 #!/usr/bin/env bash
-# Mirror benchmark: imagegate's registry_mirror side by side with skopeo
-# (`skopeo copy --all` once per image, as the zuul-jobs mirror role does, and
-# `skopeo sync`), each into a freshly wiped distribution registry, in one run.
-# Then the memory of each while a 1 GiB layer streams through.
+# Mirror benchmark: imagegate's registry_mirror (all images in one call, as
+# the role does) side by side with `skopeo copy --all` once per image (as the
+# zuul-jobs mirror role does), each into a freshly started distribution
+# registry, RUNS trials alternating which goes first; then a warm run of
+# each (everything already there), one `skopeo sync` for reference, and the
+# peak memory of each while one BIG_MIB MiB layer streams (BIG_MIB 0: skip).
 #
-#   bash bench/mirror.sh [IMAGES] [BIG_MIB]     (defaults: 20 images, 1024 MiB)
-#   LATENCY_MS=20 bash bench/mirror.sh          every registry request delayed
-#                                               20 ms by a proxy, as over a WAN
+#   bash bench/mirror.sh [IMAGES] [BIG_MIB] [RUNS]   (defaults 12, 1024, 3)
+#   LAYERS=4,2,1 SHARED=8 bash bench/mirror.sh       the images' own layers
+#                                  and a base layer all share, in MiB
+#                                  (defaults: two own layers of 2 and 1 MiB,
+#                                  no shared base)
+#   CONCURRENCY=8 bash bench/mirror.sh   registry_mirror's concurrency
+#                                  (default: the module's)
+#   LATENCY_MS=20 bash bench/mirror.sh   every registry request delayed 20 ms
+#                                  by a proxy (as over a WAN) that also counts
+#                                  each run's requests and bytes
+#   BENCH_RESULTS=/tmp/x bash bench/mirror.sh 2 8 1  a trial run, kept out of
+#                                  bench/results
 #
-#   BENCH_RESULTS=/tmp/x bash bench/mirror.sh 2 8   a trial run, kept out of
-#                                               bench/results
-#
-# Prints a table and the ratios; writes them, after the machine's facts
-# (cores, CPU, memory, kernel, tool versions), to
-# $BENCH_RESULTS/mirror-<date>.txt (default bench/results, committed).
+# Prints a table (medians over the trials) and the ratios; writes them,
+# after the machine's facts, to $BENCH_RESULTS/mirror-<date>.txt (default
+# bench/results, committed).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash tools/setup.sh
 source tools/env.sh
 command -v /usr/bin/time >/dev/null || { apt-get install -y -qq time >/dev/null; }
 
-IMAGES=${1:-20}
+IMAGES=${1:-12}
 BIG_MIB=${2:-1024}
+RUNS=${3:-3}
+LAYERS=${LAYERS:-2,1}
+SHARED=${SHARED:-0}
 LATENCY_MS=${LATENCY_MS:-0}
 if [ "$LATENCY_MS" != 0 ]; then
   cargo build --quiet --release -p imagegate-testkit --bin imagegate-faultproxy
 fi
 W="$ROOT/.work/bench"
-BENCH_COMMAND="$0 $*"
+CONCURRENCY=${CONCURRENCY:-}
+BENCH_COMMAND="LAYERS=$LAYERS SHARED=$SHARED ${CONCURRENCY:+CONCURRENCY=$CONCURRENCY }$0 $*"
 source bench/lib.sh
 
-echo "==> making $IMAGES synthetic images (8 MiB shared base + 4, 2, 1 MiB layers)"
-python3 bench/make_layout.py "$W/layout" --images "$IMAGES" --layers 4,2,1 --shared 8
+echo "==> making $IMAGES synthetic images (own layers $LAYERS MiB, shared base $SHARED MiB)"
+shared_arg=()
+[ "$SHARED" = 0 ] || shared_arg=(--shared "$SHARED")
+python3 bench/make_layout.py "$W/layout" --images "$IMAGES" --layers "$LAYERS" "${shared_arg[@]}"
 start_registry "$W/src"; SRC_DIRECT=$REG
 for n in $(seq 0 $((IMAGES - 1))); do
   skopeo copy --quiet --dest-tls-verify=false "oci:$W/layout:img$n" "docker://$SRC_DIRECT/bench/img$n:v1"
@@ -39,37 +53,56 @@ done
 via SRC "$SRC_DIRECT"
 
 images_json() { # dest -> module args
-  python3 - "$SRC" "$1" "$IMAGES" <<'PY'
+  python3 - "$SRC" "$1" "$IMAGES" "$CONCURRENCY" <<'PY'
 import json, sys
-src, dst, n = sys.argv[1], sys.argv[2], int(sys.argv[3])
-print(json.dumps({
+src, dst, n, conc = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4]
+args = {
   "images": [{"src": f"{src}/bench/img{i}:v1", "dest": f"{dst}/mirror/img{i}"} for i in range(n)],
   "registries": {src: {"plain_http": True}, dst: {"plain_http": True}},
-}))
+}
+if conc:
+    args["concurrency"] = int(conc)
+print(json.dumps(args))
 PY
+}
+skopeo_script() { # dest -> the zuul-jobs method, as a script
+  cat <<SH
+for n in \$(seq 0 $((IMAGES - 1))); do
+  skopeo copy --all --quiet --src-tls-verify=false --dest-tls-verify=false docker://$SRC/bench/img\$n:v1 docker://$1/mirror/img\$n:v1
+done
+SH
 }
 MODULE="$ROOT/plugins/modules/registry_mirror"
 
-echo "==> imagegate registry_mirror, cold"
-start_registry "$W/d1"; via D "$REG"; P=$REG_PID
-images_json "$D" >"$W/args.json"
-measure imagegate_cold "$MODULE" "$W/args.json"
-measure imagegate_warm "$MODULE" "$W/args.json"
-stop_registry "$P"
-
-echo "==> skopeo copy --all, one call per image, cold"
-start_registry "$W/d2"; via D "$REG"; P=$REG_PID
-cat >"$W/skopeo-each.sh" <<SH
-for n in \$(seq 0 $((IMAGES - 1))); do
-  skopeo copy --all --quiet --src-tls-verify=false --dest-tls-verify=false docker://$SRC/bench/img\$n:v1 docker://$D/mirror/img\$n:v1
+# Each trial into a registry of its own, stopped after it (the last trial's
+# stays for the warm run).
+run_imagegate() { # TRIAL
+  start_registry "$W/ig$1"; via D "$REG"
+  IG_STOP=("$REG_PID" "$PROXY_PID")
+  images_json "$D" >"$W/args-$1.json"
+  measure "imagegate_cold_$1" "$MODULE" "$W/args-$1.json"
+  if [ "$1" = "$RUNS" ]; then
+    measure imagegate_warm "$MODULE" "$W/args-$1.json"
+  fi
+  stop_registry "${IG_STOP[@]}"
+}
+run_skopeo() { # TRIAL
+  start_registry "$W/sk$1"; via D "$REG"
+  SK_STOP=("$REG_PID" "$PROXY_PID")
+  skopeo_script "$D" >"$W/skopeo-$1.sh"
+  measure "skopeo_copy_cold_$1" bash "$W/skopeo-$1.sh"
+  if [ "$1" = "$RUNS" ]; then
+    measure skopeo_copy_warm bash "$W/skopeo-$1.sh"
+  fi
+  stop_registry "${SK_STOP[@]}"
+}
+for t in $(seq 1 "$RUNS"); do
+  echo "==> trial $t of $RUNS: registry_mirror (one call) and skopeo copy --all per image, cold"
+  for who in $(trials_order "$t" imagegate skopeo); do "run_$who" "$t"; done
 done
-SH
-measure skopeo_copy_cold bash "$W/skopeo-each.sh"
-measure skopeo_copy_warm bash "$W/skopeo-each.sh"
-stop_registry "$P"
 
-echo "==> skopeo sync, cold"
-start_registry "$W/d3"; via D "$REG"; P=$REG_PID
+echo "==> skopeo sync, cold (once, for reference)"
+start_registry "$W/sync"; via D "$REG"; STOP=("$REG_PID" "$PROXY_PID")
 {
   echo "$SRC:"
   echo "  tls-verify: false"
@@ -77,38 +110,41 @@ start_registry "$W/d3"; via D "$REG"; P=$REG_PID
   for n in $(seq 0 $((IMAGES - 1))); do echo "    bench/img$n: [v1]"; done
 } >"$W/sync.yaml"
 measure skopeo_sync_cold skopeo sync --all --src yaml --dest docker --dest-tls-verify=false "$W/sync.yaml" "$D/mirror"
-stop_registry "$P"
+stop_registry "${STOP[@]}"
 
-echo "==> one image with a ${BIG_MIB} MiB layer: peak memory while it streams"
-python3 bench/make_layout.py "$W/big" --images 1 --layers "$BIG_MIB" --tag-prefix big
-skopeo copy --quiet --dest-tls-verify=false "oci:$W/big:big0" "docker://$SRC_DIRECT/bench/big:v1"
-SRC=$SRC_DIRECT
-start_registry "$W/d4"; D=$REG; P=$REG_PID
-python3 -c "import json,sys; print(json.dumps({'images':[{'src':'$SRC/bench/big:v1','dest':'$D/mirror/big'}],'registries':{'$SRC':{'plain_http':True},'$D':{'plain_http':True}}}))" >"$W/big.json"
-measure imagegate_big "$MODULE" "$W/big.json"
-stop_registry "$P"
-start_registry "$W/d5"; D=$REG; P=$REG_PID
-measure skopeo_big skopeo copy --all --quiet --src-tls-verify=false --dest-tls-verify=false "docker://$SRC/bench/big:v1" "docker://$D/mirror/big:v1"
-stop_registry "$P"
+ROWS=(imagegate_cold skopeo_copy_cold skopeo_sync_cold imagegate_warm skopeo_copy_warm)
+if [ "$BIG_MIB" != 0 ]; then
+  echo "==> one image with a ${BIG_MIB} MiB layer: peak memory while it streams (no proxy)"
+  python3 bench/make_layout.py "$W/big" --images 1 --layers "$BIG_MIB" --tag-prefix big
+  skopeo copy --quiet --dest-tls-verify=false "oci:$W/big:big0" "docker://$SRC_DIRECT/bench/big:v1"
+  SRC=$SRC_DIRECT
+  start_registry "$W/d4"; D=$REG; P=$REG_PID
+  python3 -c "import json,sys; print(json.dumps({'images':[{'src':'$SRC/bench/big:v1','dest':'$D/mirror/big'}],'registries':{'$SRC':{'plain_http':True},'$D':{'plain_http':True}}}))" >"$W/big.json"
+  measure imagegate_big "$MODULE" "$W/big.json"
+  stop_registry "$P"
+  start_registry "$W/d5"; D=$REG; P=$REG_PID
+  measure skopeo_big skopeo copy --all --quiet --src-tls-verify=false --dest-tls-verify=false "docker://$SRC/bench/big:v1" "docker://$D/mirror/big:v1"
+  stop_registry "$P"
+  ROWS+=(imagegate_big skopeo_big)
+fi
 
 OUT="$BENCH_RESULTS/mirror-$(date +%Y%m%d-%H%M%S).txt"
 machine_facts >"$OUT"
 echo >>"$OUT"
-python3 - "$W" "$IMAGES" "$BIG_MIB" "$LATENCY_MS" <<'PY' | tee -a "$OUT"
-import sys, os
-w, images, big, latency = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4]
-def m(name):
-    t, rss = open(os.path.join(w, name + ".m")).read().split()
-    return float(t), int(rss) / 1024
-rows = ["imagegate_cold", "skopeo_copy_cold", "skopeo_sync_cold", "imagegate_warm", "skopeo_copy_warm", "imagegate_big", "skopeo_big"]
-print(f"mirror benchmark: {images} images (8 MiB shared + 7 MiB own each), one {big} MiB layer; {os.cpu_count()} cores; {latency} ms added per request")
-print(f"{'run':<20}{'seconds':>10}{'peak MiB':>12}")
-for r in rows:
-    t, rss = m(r)
-    print(f"{r:<20}{t:>10.2f}{rss:>12.1f}")
-ic, sc, ss = m("imagegate_cold")[0], m("skopeo_copy_cold")[0], m("skopeo_sync_cold")[0]
-iw, sw = m("imagegate_warm")[0], m("skopeo_copy_warm")[0]
-print(f"cold: imagegate is {sc/ic:.1f}x faster than skopeo copy per image, {ss/ic:.1f}x faster than skopeo sync (target: 2x)")
-print(f"warm: imagegate is {sw/iw:.1f}x faster than skopeo copy per image")
-print(f"{big} MiB layer: imagegate peak {m('imagegate_big')[1]:.1f} MiB (target: under 64 MiB), skopeo {m('skopeo_big')[1]:.1f} MiB")
+python3 - "$W" "$IMAGES" "$BIG_MIB" "$LATENCY_MS" "$RUNS" "$LAYERS" "$SHARED" "${CONCURRENCY:-default}" "${ROWS[@]}" <<'PY' | tee -a "$OUT"
+import sys
+sys.path.insert(0, "bench")
+from report import Results
+w, images, big, latency, runs, layers, shared, conc = sys.argv[1:9]
+rows = sys.argv[9:]
+r = Results(w, int(runs))
+print(f"mirror benchmark: {images} images (own layers {layers} MiB, shared base {shared} MiB); "
+      f"{runs} trials (medians); {latency} ms added per request; registry_mirror concurrency {conc}")
+r.table(rows, int(latency))
+print(f"cold: imagegate / skopeo copy per image {r.ratio('imagegate_cold', 'skopeo_copy_cold'):.3f} "
+      f"(targets: 0.2 with 20 ms per request), / skopeo sync {r.ratio('imagegate_cold', 'skopeo_sync_cold'):.3f}")
+print(f"warm: imagegate / skopeo copy per image {r.ratio('imagegate_warm', 'skopeo_copy_warm'):.3f}")
+if "imagegate_big" in rows:
+    print(f"{big} MiB layer: imagegate peak {r.median('imagegate_big')[1]:.1f} MiB (target: under 64 MiB), "
+          f"skopeo {r.median('skopeo_big')[1]:.1f} MiB")
 PY

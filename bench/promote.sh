@@ -1,16 +1,22 @@
 #!/usr/bin/env bash
 # Promotion benchmark: container_retag promoting IMAGES images (change tag to
-# final tag, one task) side by side with the zuul-jobs method, `skopeo copy
+# final tag, one call) side by side with the zuul-jobs method, `skopeo copy
 # --all` from the change tag to the final tag once per image and tag, in one
-# run against the same registry (each promotes to its own final tag, so both
-# start from the same state).
+# run against the same registry. RUNS trials of each, alternating which goes
+# first; every trial promotes to a final tag of its own, so each starts from
+# the same state. Then both again on the first trial's tags (already
+# promoted: nothing to move).
 #
-#   bash bench/promote.sh [IMAGES]            (default 50)
-#   LATENCY_MS=20 bash bench/promote.sh       every request delayed 20 ms
-#   BENCH_RESULTS=/tmp/x bash bench/promote.sh 2   a trial run, kept out of
+#   bash bench/promote.sh [IMAGES] [RUNS]     (defaults 30 and 3)
+#   LATENCY_MS=20 bash bench/promote.sh       every request delayed 20 ms by
+#                                             a proxy that also counts the
+#                                             requests and bytes of each run
+#   CONCURRENCY=32 bash bench/promote.sh      container_retag's concurrency
+#                                             (default: the module's)
+#   BENCH_RESULTS=/tmp/x bash bench/promote.sh 2 1   a trial run, kept out of
 #                                             bench/results
 #
-# Writes the table, after the machine's facts, to
+# Writes the table (medians over the trials), after the machine's facts, to
 # $BENCH_RESULTS/promote-<date>.txt (default bench/results, committed).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -18,13 +24,15 @@ bash tools/setup.sh
 source tools/env.sh
 command -v /usr/bin/time >/dev/null || apt-get install -y -qq time >/dev/null
 
-IMAGES=${1:-50}
+IMAGES=${1:-30}
+RUNS=${2:-3}
 LATENCY_MS=${LATENCY_MS:-0}
 if [ "$LATENCY_MS" != 0 ]; then
   cargo build --quiet --release -p imagegate-testkit --bin imagegate-faultproxy
 fi
 W="$ROOT/.work/bench-promote"
-BENCH_COMMAND="$0 $*"
+CONCURRENCY=${CONCURRENCY:-}
+BENCH_COMMAND="${CONCURRENCY:+CONCURRENCY=$CONCURRENCY }$0 $*"
 source bench/lib.sh
 
 echo "==> making $IMAGES synthetic images (2 MiB shared base + 2, 1 MiB layers)"
@@ -35,42 +43,57 @@ for n in $(seq 0 $((IMAGES - 1))); do
 done
 via R "$DIRECT"
 
-python3 - "$R" "$IMAGES" >"$W/args.json" <<'PY'
+args_json() { # FINAL_TAG -> container_retag's arguments
+  python3 - "$R" "$IMAGES" "$1" "$CONCURRENCY" <<'PY'
 import json, sys
-r, n = sys.argv[1], int(sys.argv[2])
-print(json.dumps({
-  "images": [{"repository": f"{r}/team/img{i}", "src_tag": "change_1234_latest", "tags": ["latest-imagegate"]} for i in range(n)],
+r, n, final, conc = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4]
+args = {
+  "images": [{"repository": f"{r}/team/img{i}", "src_tag": "change_1234_latest", "tags": [final]} for i in range(n)],
   "registries": {r: {"plain_http": True}},
-}))
+}
+if conc:
+    args["concurrency"] = int(conc)
+print(json.dumps(args))
 PY
-echo "==> imagegate container_retag, one call for $IMAGES images"
-measure imagegate "$ROOT/plugins/modules/container_retag" "$W/args.json"
-measure imagegate_again "$ROOT/plugins/modules/container_retag" "$W/args.json"
-
-cat >"$W/skopeo.sh" <<SH
+}
+skopeo_script() { # FINAL_TAG -> the zuul-jobs method, as a script
+  cat <<SH
 for n in \$(seq 0 $((IMAGES - 1))); do
   skopeo copy --all --quiet --src-tls-verify=false --dest-tls-verify=false \\
-    docker://$R/team/img\$n:change_1234_latest docker://$R/team/img\$n:latest-skopeo
+    docker://$R/team/img\$n:change_1234_latest docker://$R/team/img\$n:$1
 done
 SH
-echo "==> skopeo copy --all per image and tag (the zuul-jobs method)"
-measure skopeo bash "$W/skopeo.sh"
-measure skopeo_again bash "$W/skopeo.sh"
+}
+run_imagegate() { # TRIAL
+  args_json "final-ig-$1" >"$W/args-$1.json"
+  measure "imagegate_$1" "$ROOT/plugins/modules/container_retag" "$W/args-$1.json"
+}
+run_skopeo() { # TRIAL
+  skopeo_script "final-sk-$1" >"$W/skopeo-$1.sh"
+  measure "skopeo_$1" bash "$W/skopeo-$1.sh"
+}
+
+for t in $(seq 1 "$RUNS"); do
+  echo "==> trial $t of $RUNS: $IMAGES images, container_retag (one call) and skopeo copy --all per image"
+  for who in $(trials_order "$t" imagegate skopeo); do "run_$who" "$t"; done
+done
+echo "==> again, already promoted"
+measure imagegate_again "$ROOT/plugins/modules/container_retag" "$W/args-1.json"
+measure skopeo_again bash "$W/skopeo-1.sh"
 
 OUT="$BENCH_RESULTS/promote-$(date +%Y%m%d-%H%M%S).txt"
 machine_facts >"$OUT"
 echo >>"$OUT"
-python3 - "$W" "$IMAGES" "$LATENCY_MS" <<'PY' | tee -a "$OUT"
-import os, sys
-w, images, latency = sys.argv[1], sys.argv[2], sys.argv[3]
-def m(name):
-    t, rss = open(os.path.join(w, name + ".m")).read().split()
-    return float(t), int(rss) / 1024
-print(f"promotion benchmark: {images} images, one final tag each; {os.cpu_count()} cores; {latency} ms added per request")
-print(f"{'run':<18}{'seconds':>10}{'peak MiB':>12}")
-for r in ["imagegate", "skopeo", "imagegate_again", "skopeo_again"]:
-    t, rss = m(r)
-    print(f"{r:<18}{t:>10.2f}{rss:>12.1f}")
-print(f"imagegate is {m('skopeo')[0] / m('imagegate')[0]:.1f}x faster than skopeo copy per tag (target: 10x); "
-      f"again (already promoted): {m('skopeo_again')[0] / m('imagegate_again')[0]:.1f}x")
+python3 - "$W" "$IMAGES" "$LATENCY_MS" "$RUNS" "$CONCURRENCY" <<'PY' | tee -a "$OUT"
+import sys
+sys.path.insert(0, "bench")
+from report import Results
+w, images, latency, runs, conc = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), sys.argv[5]
+r = Results(w, runs)
+print(f"promotion benchmark: {images} images, one final tag each; {runs} trials (medians); {latency} ms added per request")
+print(f"container_retag concurrency: {conc or 'default'}")
+r.table(["imagegate", "skopeo", "imagegate_again", "skopeo_again"], latency)
+print(f"imagegate / zuul-jobs method: {r.ratio('imagegate', 'skopeo'):.3f} "
+      f"(targets: 0.1 on loopback, 0.05 with 20 ms per request); "
+      f"already promoted: {r.ratio('imagegate_again', 'skopeo_again'):.3f}")
 PY
