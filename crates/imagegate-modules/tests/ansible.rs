@@ -105,6 +105,18 @@ fn mirror_role_with_zuul_jobs_inputs(core: Core) {
     assert!(ok, "{out}");
     assert_eq!(dst.digest("role/app:stable"), src.digest("it/app:v1"));
     assert!(!out.contains(&rw.password), "the password appears in ansible-playbook -vvv output");
+
+    // Not a list: refused by the argument spec, naming the variable,
+    // before any module runs.
+    let (ok, out) = playbook(
+        core,
+        coll.path(),
+        "tests/integration/targets/mirror_container_images/not_a_list.yml",
+        &json!({}),
+    );
+    assert!(!ok, "{out}");
+    assert!(out.contains("mirror_container_images_images"), "{out}");
+    assert!(!out.contains(": Mirror container images]"), "the module's task ran: {out}");
 }
 
 fn zuul_var(pipeline: &str) -> Value {
