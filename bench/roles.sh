@@ -1,0 +1,196 @@
+#!/usr/bin/env bash
+# Role benchmark: what ansible-playbook adds to a module, and the roles side
+# by side with the zuul-jobs way, in one run against distribution registries
+# on loopback (plain HTTP), RUNS trials alternating the contenders.
+#
+#   promote_container_image (tag method) for IMAGES images x 2 tags, through
+#   ansible-playbook; container_retag alone on the same inputs the role
+#   computes; and the zuul-jobs method, `skopeo copy --all` from the change
+#   tag to the final tag once per image and tag. Each trial promotes tags of
+#   its own, set up before it (not timed), so every trial starts alike.
+#
+#   mirror_container_images for MIRROR images (two layers each) through
+#   ansible-playbook; registry_mirror alone on the same inputs; and the raw
+#   `skopeo copy --all` loop; each into a freshly started registry.
+#
+#   bash bench/roles.sh [IMAGES] [MIRROR] [RUNS]   (defaults 40, 16, 3)
+#   BENCH_RESULTS=/tmp/x bash bench/roles.sh 4 4 1 a trial run, kept out of
+#                                                  bench/results
+#
+# Writes the table (medians), after the machine's facts, to
+# $BENCH_RESULTS/roles-<date>.txt (default bench/results, committed).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash tools/setup.sh
+source tools/env.sh
+command -v /usr/bin/time >/dev/null || apt-get install -y -qq time >/dev/null
+
+IMAGES=${1:-40}
+MIRROR=${2:-16}
+RUNS=${3:-3}
+LATENCY_MS=0
+W="$ROOT/.work/bench-roles"
+BENCH_COMMAND="$0 $*"
+source bench/lib.sh
+RETAG="$ROOT/plugins/modules/container_retag"
+MIRROR_MODULE="$ROOT/plugins/modules/registry_mirror"
+
+echo "==> making $IMAGES synthetic images (2 MiB shared base + 2, 1 MiB layers) and $MIRROR to mirror (2, 1 MiB)"
+python3 bench/make_layout.py "$W/layout" --images "$IMAGES" --layers 2,1 --shared 2
+python3 bench/make_layout.py "$W/mlayout" --images "$MIRROR" --layers 2,1 --tag-prefix m
+start_registry "$W/reg"; R=$REG
+for n in $(seq 0 $((IMAGES - 1))); do
+  skopeo copy --quiet --dest-tls-verify=false "oci:$W/layout:img$n" "docker://$R/team/img$n:built"
+done
+for n in $(seq 0 $((MIRROR - 1))); do
+  skopeo copy --quiet --dest-tls-verify=false "oci:$W/mlayout:m$n" "docker://$R/up/m$n:v1"
+done
+
+# --- promotion ---------------------------------------------------------
+# set_up_promotion KEY: change tags change_1234_KEY-latest and
+# change_1234_KEY-1.0 of every image (copies of :built), made with one
+# container_retag call, untimed.
+set_up_promotion() {
+  python3 - "$R" "$IMAGES" "$1" >"$W/setup-$1.json" <<'PY'
+import json, sys
+r, n, key = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+print(json.dumps({
+  "images": [{"repository": f"{r}/team/img{i}", "src_tag": "built",
+              "tags": [f"change_1234_{key}-latest", f"change_1234_{key}-1.0"]} for i in range(n)],
+  "registries": {r: {"plain_http": True}},
+}))
+PY
+  "$RETAG" "$W/setup-$1.json" >/dev/null 2>&1
+}
+container_images() { # KEY -> the role's container_images, as JSON
+  python3 -c 'import json,sys; r,n,k=sys.argv[1],int(sys.argv[2]),sys.argv[3]; print(json.dumps([{"repository": f"{r}/team/img{i}", "tags": [f"{k}-latest", f"{k}-1.0"]} for i in range(n)]))' "$R" "$IMAGES" "$1"
+}
+cat >"$W/promote.yaml" <<'YAML'
+- name: Promote (the promote_container_image role, tag method)
+  hosts: localhost
+  gather_facts: false
+  roles:
+    - imagegate.containers.promote_container_image
+YAML
+run_promote_role() { # TRIAL
+  set_up_promotion "r$1"
+  python3 - "$(container_images "r$1")" "$R" >"$W/vars-r$1.json" <<'PY'
+import json, sys
+print(json.dumps({"container_images": json.loads(sys.argv[1]), "zuul": {"change": "1234", "pipeline": "promote"},
+                  "promote_container_image_registries": {sys.argv[2]: {"plain_http": True}}}))
+PY
+  measure "promote_role_$1" ansible-playbook -i localhost, -c local -e "@$W/vars-r$1.json" "$W/promote.yaml"
+}
+run_promote_module() { # TRIAL: the items the role computes, to the module
+  set_up_promotion "m$1"
+  python3 - "$R" "$IMAGES" "m$1" >"$W/module-m$1.json" <<'PY'
+import json, sys
+r, n, k = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+items = [{"repository": f"{r}/team/img{i}", "src_tag": f"change_1234_{k}-{t}", "tags": [f"{k}-{t}"],
+          "remove_tags": [f"change_1234_{k}-{t}"], "registry": r} for i in range(n) for t in ["latest", "1.0"]]
+print(json.dumps({"images": items, "method": "auto", "registries": {r: {"plain_http": True}}}))
+PY
+  measure "promote_module_$1" "$RETAG" "$W/module-m$1.json"
+}
+run_promote_skopeo() { # TRIAL
+  set_up_promotion "s$1"
+  cat >"$W/skopeo-s$1.sh" <<SH
+for n in \$(seq 0 $((IMAGES - 1))); do
+  for t in latest 1.0; do
+    skopeo copy --all --quiet --src-tls-verify=false --dest-tls-verify=false \\
+      docker://$R/team/img\$n:change_1234_s$1-\$t docker://$R/team/img\$n:s$1-\$t
+  done
+done
+SH
+  measure "promote_skopeo_$1" bash "$W/skopeo-s$1.sh"
+}
+# What ansible-playbook costs by itself: a play of no tasks.
+cat >"$W/empty.yaml" <<'YAML'
+- name: Nothing (ansible-playbook's own cost)
+  hosts: localhost
+  gather_facts: false
+  tasks: []
+YAML
+run_promote_empty() { # TRIAL
+  measure "ansible_playbook_alone_$1" ansible-playbook -i localhost, -c local "$W/empty.yaml"
+}
+for t in $(seq 1 "$RUNS"); do
+  echo "==> promotion, trial $t of $RUNS: $IMAGES images x 2 tags"
+  if ((t % 2)); then order="role module skopeo empty"; else order="empty skopeo module role"; fi
+  for who in $order; do "run_promote_$who" "$t"; done
+done
+# The role's run must have promoted and removed the change tags.
+python3 - "$W/promote_role_1.out" <<'PY'
+import sys
+out = open(sys.argv[1]).read()
+assert "changed=1" in out and "failed=0" in out, out[-2000:]
+PY
+
+# --- mirror --------------------------------------------------------------
+cat >"$W/mirror.yaml" <<'YAML'
+- name: Mirror (the mirror_container_images role)
+  hosts: localhost
+  gather_facts: false
+  roles:
+    - imagegate.containers.mirror_container_images
+YAML
+mirror_images() { # DEST -> the images list
+  python3 -c 'import json,sys; s,d,n=sys.argv[1],sys.argv[2],int(sys.argv[3]); print(json.dumps([{"src": f"{s}/up/m{i}:v1", "dest": f"{d}/mirror/m{i}"} for i in range(n)]))' "$R" "$1" "$MIRROR"
+}
+run_mirror_role() { # TRIAL
+  start_registry "$W/mr$1"; local P=$REG_PID D=$REG
+  python3 - "$(mirror_images "$D")" "$R" "$D" >"$W/mvars-$1.json" <<'PY'
+import json, sys
+print(json.dumps({"mirror_container_images_images": json.loads(sys.argv[1]),
+                  "mirror_container_images_registries": {sys.argv[2]: {"plain_http": True}, sys.argv[3]: {"plain_http": True}}}))
+PY
+  measure "mirror_role_$1" ansible-playbook -i localhost, -c local -e "@$W/mvars-$1.json" "$W/mirror.yaml"
+  stop_registry "$P"
+}
+run_mirror_module() { # TRIAL
+  start_registry "$W/mm$1"; local P=$REG_PID D=$REG
+  python3 - "$(mirror_images "$D")" "$R" "$D" >"$W/margs-$1.json" <<'PY'
+import json, sys
+print(json.dumps({"images": json.loads(sys.argv[1]), "registries": {sys.argv[2]: {"plain_http": True}, sys.argv[3]: {"plain_http": True}}}))
+PY
+  measure "mirror_module_$1" "$MIRROR_MODULE" "$W/margs-$1.json"
+  stop_registry "$P"
+}
+run_mirror_skopeo() { # TRIAL
+  start_registry "$W/ms$1"; local P=$REG_PID D=$REG
+  cat >"$W/mskopeo-$1.sh" <<SH
+for n in \$(seq 0 $((MIRROR - 1))); do
+  skopeo copy --all --quiet --src-tls-verify=false --dest-tls-verify=false docker://$R/up/m\$n:v1 docker://$D/mirror/m\$n:v1
+done
+SH
+  measure "mirror_skopeo_$1" bash "$W/mskopeo-$1.sh"
+  stop_registry "$P"
+}
+for t in $(seq 1 "$RUNS"); do
+  echo "==> mirror, trial $t of $RUNS: $MIRROR images, cold"
+  if ((t % 2)); then order="role module skopeo"; else order="skopeo module role"; fi
+  for who in $order; do "run_mirror_$who" "$t"; done
+done
+
+OUT="$BENCH_RESULTS/roles-$(date +%Y%m%d-%H%M%S).txt"
+machine_facts >"$OUT"
+echo "ansible-core: $(ansible-playbook --version | head -1)" >>"$OUT"
+echo >>"$OUT"
+python3 - "$W" "$IMAGES" "$MIRROR" "$RUNS" <<'PY' | tee -a "$OUT"
+import sys
+sys.path.insert(0, "bench")
+from report import Results
+w, images, mirror, runs = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
+r = Results(w, runs)
+print(f"role benchmark: promotion of {images} images x 2 tags, cold mirror of {mirror} two-layer images; "
+      f"loopback, plain HTTP; {runs} trials (medians)")
+r.table(["ansible_playbook_alone", "promote_role", "promote_module", "promote_skopeo", "mirror_role", "mirror_module", "mirror_skopeo"], 0)
+alone = r.median("ansible_playbook_alone")[0]
+print(f"promote: role / module {r.ratio('promote_role', 'promote_module'):.2f} (target 1.3), "
+      f"role / zuul-jobs method {r.ratio('promote_role', 'promote_skopeo'):.3f} (target 0.1)")
+print(f"mirror: role / module {r.ratio('mirror_role', 'mirror_module'):.2f} (target 1.3), "
+      f"role / skopeo loop {r.ratio('mirror_role', 'mirror_skopeo'):.3f} (target 0.6)")
+for role in ["promote", "mirror"]:
+    own = r.median(f"{role}_role")[0] - r.median(f"{role}_module")[0] - alone
+    print(f"{role}: the role's tasks beyond the module and ansible-playbook's own {alone:.2f} s: {own:.2f} s")
+PY
