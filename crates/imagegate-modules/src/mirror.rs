@@ -8,7 +8,7 @@ use imagegate_registry::copy::human_bytes;
 use imagegate_registry::promote::{refuse_conflicts, Claim};
 use imagegate_registry::reference::is_valid_tag;
 use imagegate_registry::referrers::Carried;
-use imagegate_registry::{copy_image_keeping, BlobCache, CopyReport, CopyRequest, Reference, Stats, StatsSnapshot};
+use imagegate_registry::{copy_image, BlobCache, CopyReport, CopyRequest, Reference, Stats, StatsSnapshot};
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
 
@@ -351,7 +351,7 @@ async fn mirror_one(
                 dest_tags: vec![tag],
                 platforms: img.platforms.clone(),
             };
-            let (report, subject) = copy_image_keeping(&src, &dst, &req, check_mode, blob_conc, cache).await?;
+            let (report, subject) = copy_image(&src, &dst, &req, check_mode, blob_conc, cache).await?;
             let carried = if referrers {
                 // The copied manifest (with a platform filter, a new index
                 // whose kept children still carry their referrers).

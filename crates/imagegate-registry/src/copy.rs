@@ -117,21 +117,10 @@ impl Source<'_> {
 }
 
 /// Copies one image. In check mode only reads happen. `blob_concurrency`
-/// blobs of one manifest move at once.
+/// blobs of one manifest move at once. Returns the report and the manifest
+/// delivered (after any platform filter), so that what comes next (its
+/// referrers) need not fetch it again.
 pub async fn copy_image(
-    src: &RegistryClient,
-    dst: &RegistryClient,
-    req: &CopyRequest,
-    check_mode: bool,
-    blob_concurrency: usize,
-    cache: &BlobCache,
-) -> Result<CopyReport, Error> {
-    Ok(copy_image_keeping(src, dst, req, check_mode, blob_concurrency, cache).await?.0)
-}
-
-/// [`copy_image`], also returning the manifest it delivered (after any
-/// platform filter), so that what comes next need not fetch it again.
-pub async fn copy_image_keeping(
     src: &RegistryClient,
     dst: &RegistryClient,
     req: &CopyRequest,

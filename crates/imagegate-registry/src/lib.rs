@@ -33,7 +33,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 pub use client::{RegistryClient, UploadMode};
-pub use copy::{copy_image, copy_image_keeping, BlobCache, CopyReport, CopyRequest, TagChange};
+pub use copy::{copy_image, BlobCache, CopyReport, CopyRequest, TagChange};
 pub use credentials::{AuthFiles, Credential};
 pub use digest::Digest;
 pub use error::{Error, ErrorKind};
