@@ -177,19 +177,21 @@ EOF
 # ~/.config/containers, not /etc, and the system trust store is left alone.
 # One /etc/hosts serves every node here, and the alias
 # zuul-jobs.buildset-registry in it names one registry at a time (on real
-# nodes each has its own): with PREV (the version before V), V's buildset
-# registry waits for PREV's consumer, so the chains never overlap.
+# nodes each has its own): the buildset registry jobs share the config
+# project's semaphore harness-buildset-alias, held while paused, so the
+# chains never overlap. (A dependency of one chain on the other would pass
+# the first registry's returned buildset_registry to the second, which would
+# then use it instead of starting its own, as zuul-jobs' does.)
 # Scenario 5b (FINAL set): the buildset registry's post-run also pushes
 # $FINAL/demo/interV to the intermediate registry.
 demo_node_jobs() {
-  local v=$1 prev=${2:-} bs_port use_vars ca_on_node after_prev=""
+  local v=$1 bs_port use_vars ca_on_node
   bs_port=$(free_port)
   ca_on_node='"{{ ansible_user_dir }}/{{ zuul.project.src_dir }}/harness-ca.pem"'
   use_vars='      use_buildset_registry_registries_conf: "{{ ansible_user_dir }}/.config/containers/registries.conf.d/50-imagegate-buildset-registry.conf"
       use_buildset_registry_certs_dir: "{{ ansible_user_dir }}/.config/containers/certs.d"
       use_buildset_registry_buildkitd_toml: "{{ ansible_user_dir }}/.config/buildkit/buildkitd.toml"
       use_buildset_registry_system_ca: false'
-  [ -z "$prev" ] || after_prev="    dependencies: [demo-consume-bs-a$prev]"
   local inter_bs_vars="" inter_image=""
   if [ -n "${FINAL:-}" ]; then
     inter_bs_vars="      # The post-run pushes these to the intermediate registry.
@@ -233,7 +235,7 @@ demo_node_jobs() {
     parent: buildset-registry
     ansible-version: $v
     nodeset: harness-debian
-$after_prev
+    semaphores: [harness-buildset-alias]
     vars:
       run_buildset_registry_dir: "{{ ansible_user_dir }}/buildset_registry_a$v"
       run_buildset_registry_address: "{{ ansible_host }}"

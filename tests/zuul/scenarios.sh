@@ -253,18 +253,16 @@ project_stanza() {
 # the registry credentials are a Zuul secret encrypted with the project's
 # key, passed to the parent job's playbooks (pass-to-parent).
 write_demo_config() {
-  local v prev
+  local v
   plan_rounds
   demo_stage_files
   [ -z "$NODE_SCENARIO" ] || demo_node_files
   mkdir -p "$RUN/git/demo/.zuul.d"
   {
     demo_secrets
-    prev=""
     for v in "${VERSIONS[@]}"; do
       demo_nodeless_jobs "$v"
-      [ -z "$NODE_SCENARIO" ] || demo_node_jobs "$v" "$prev"
-      prev=$v
+      [ -z "$NODE_SCENARIO" ] || demo_node_jobs "$v"
     done
     demo_stage_broken_job
     # Later rounds commit rounds/<label> or .zuul.d/promote.yaml: there,
