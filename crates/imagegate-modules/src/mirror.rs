@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use futures_util::StreamExt;
+use futures_util::{StreamExt, TryStreamExt};
 use imagegate_ansible::{Context, Diff, ModuleError, ModuleSpec, Outcome};
 use imagegate_registry::copy::human_bytes;
 use imagegate_registry::promote::{refuse_conflicts, Claim};
@@ -315,13 +315,20 @@ async fn resolve(regs: &Registries, img: &Image) -> Result<Vec<Pair>, imagegate_
                 .collect()
         }
     };
-    let mut out = Vec::new();
-    for (src_ref, tag) in pairs {
+    let src = &src;
+    futures_util::stream::iter(pairs.into_iter().map(|(src_ref, tag)| async move {
         let digest = src.manifest_digest(&src_ref.repository, &src_ref.tag_or_digest()).await?;
-        out.push(Pair { src: src_ref, tag, digest });
-    }
-    Ok(out)
+        Ok(Pair { src: src_ref, tag, digest })
+    }))
+    .buffered(TAGS_AT_ONCE)
+    .try_collect()
+    .await
 }
+
+/// Tags of one image (with `tags`, `tag_regex` or `all_tags`) resolved and
+/// copied at once, in the order of the tag list: a repository of many tags
+/// is round trips one after the other otherwise.
+const TAGS_AT_ONCE: usize = 8;
 
 async fn mirror_one(
     regs: &Registries,
@@ -333,8 +340,7 @@ async fn mirror_one(
     cache: &BlobCache,
 ) -> ImageResult {
     let result = async {
-        let mut reports = Vec::new();
-        for Pair { src: src_ref, tag, .. } in pairs? {
+        let copies = pairs?.into_iter().map(|Pair { src: src_ref, tag, .. }| async move {
             // Each report carries only its own counters.
             let stats = Arc::new(Stats::default());
             let src = regs.client(&img.src.registry, &img.src.repository, None, Side::Source, stats.clone())?;
@@ -360,9 +366,9 @@ async fn mirror_one(
             } else {
                 Carried::default()
             };
-            reports.push((report, carried));
-        }
-        Ok(reports)
+            Ok::<_, imagegate_registry::Error>((report, carried))
+        });
+        futures_util::stream::iter(copies).buffered(TAGS_AT_ONCE).try_collect().await
     }
     .await;
     ImageResult {
