@@ -343,22 +343,22 @@ fn racing_promotions_of_the_same_tags_have_at_most_one_winner() {
             ..Default::default()
         },
     );
-    let args = |src: &str| {
+    let args = |src: &str, concurrency: u64| {
         let images: Vec<Value> = (0..IMAGES)
             .map(|n| json!({"repository": format!("{}/race/img{n}", proxy.host), "src_tag": src, "tags": ["current"]}))
             .collect();
-        json!({"images": images, "registries": {proxy.host.clone(): {"plain_http": true}}})
+        json!({"images": images, "registries": {proxy.host.clone(): {"plain_http": true}}, "concurrency": concurrency})
     };
-    // `b` starts together with `a`, or a little later (while `a` is still
-    // planning or moving: with every image at once, `a` needs four round
-    // trips of 20 ms after its start-up), so that the two interleave in
-    // different ways.
-    for (round, stagger_ms) in [0u64, 0, 30, 60].into_iter().enumerate() {
+    // `b` starts together with `a` (every image at once, the default), or
+    // a little later while `a` is still planning or moving (two images at
+    // a time: `a` then takes about half a second, so a late `b` still races
+    // it on a loaded machine), so that the two interleave in different ways.
+    for (round, (stagger_ms, concurrency)) in [(0u64, 32u64), (0, 32), (100, 2), (250, 2)].into_iter().enumerate() {
         // Back to the start.
         for n in 0..IMAGES {
             reg.seed(&fx.single((n + 5) % 10), &format!("race/img{n}:current"));
         }
-        let (a, b) = (args("a"), args("b"));
+        let (a, b) = (args("a", concurrency), args("b", concurrency));
         let barrier = std::sync::Barrier::new(2);
         let (ra, rb) = std::thread::scope(|s| {
             let ta = s.spawn(|| {
