@@ -10,13 +10,14 @@ time is a floor for what imagegate does with the same registries.
   floor.py tags REG REPO N [--workers W]  N tags t0..t(N-1) of REPO, all on
                                           REPO:v1's manifest
   floor.py mirror SRC DST N [--check]     what registry_mirror does for N
-                                          images: HEAD the source tag, GET
-                                          the manifest, HEAD the destination
-                                          tag; cold: per blob HEAD, GET,
-                                          POST, PUT; then PUT the manifest
+                                          images: GET the source manifest,
+                                          HEAD the destination tag; cold:
+                                          per blob HEAD, GET, POST, PUT;
+                                          then PUT the manifest
   floor.py tag-check SRC DST REPO         all tags of one repository,
                                           check mode: list the tags (pages
-                                          of 1000), HEAD each on both sides
+                                          of 1000), GET each source
+                                          manifest, HEAD each destination tag
 Prints one line: what it did and how many requests it made.
 """
 import argparse
@@ -96,7 +97,6 @@ def tag_all(reg, repo, n, workers):
 
 def mirror_one(src, dst, i, check):
     repo = f"scale/img{i}"
-    call(src, "HEAD", f"/v2/{repo}/manifests/v1", headers={"Accept": ACCEPT}, ok=(200,))
     r, manifest = call(src, "GET", f"/v2/{repo}/manifests/v1", headers={"Accept": ACCEPT}, ok=(200,))
     now, _ = call(dst, "HEAD", f"/v2/mirror/{repo}/manifests/v1", headers={"Accept": ACCEPT})
     if check or now.status == 200:
@@ -126,7 +126,7 @@ def tag_check(src, dst, repo, workers):
     tags = list_tags(src, repo)
 
     def one(t):
-        call(src, "HEAD", f"/v2/{repo}/manifests/{t}", headers={"Accept": ACCEPT}, ok=(200,))
+        call(src, "GET", f"/v2/{repo}/manifests/{t}", headers={"Accept": ACCEPT}, ok=(200,))
         call(dst, "HEAD", f"/v2/mirror/{repo}/manifests/{t}", headers={"Accept": ACCEPT})
     with ThreadPoolExecutor(workers) as pool:
         list(pool.map(one, tags))

@@ -1,5 +1,6 @@
 //! `registry_mirror`: copy images between registries.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use futures_util::{StreamExt, TryStreamExt};
@@ -213,12 +214,54 @@ fn validate(i: usize, a: ImageArgs) -> Result<Image, ModuleError> {
     })
 }
 
-/// The result of one image: a report, or the error it met.
+/// The result of one entry of `images`: what it copied (also when it
+/// failed part-way: those tags did move) and the error it met, if any.
 struct ImageResult {
     index: usize,
     src: String,
     dest: String,
-    result: Result<Vec<(CopyReport, Carried)>, imagegate_registry::Error>,
+    copies: Copies,
+    error: Option<imagegate_registry::Error>,
+}
+
+/// How many copies of one entry the result reports one by one; the rest
+/// (an entry with `all_tags` can have 100,000) are added up in one summary,
+/// so that memory and the result stay small whatever the tag count.
+const LISTED_PER_ENTRY: usize = 1000;
+
+/// The copies of one entry, as they finish.
+#[derive(Default)]
+struct Copies {
+    listed: Vec<(CopyReport, Carried)>,
+    rest: Rest,
+}
+
+/// The copies of an entry beyond [`LISTED_PER_ENTRY`], added up.
+#[derive(Default)]
+struct Rest {
+    copies: usize,
+    changed_tags: Vec<String>,
+    stats: StatsSnapshot,
+    referrers: usize,
+    signature_tags: usize,
+    extras_changed: bool,
+}
+
+impl Copies {
+    fn add(&mut self, report: CopyReport, carried: Carried) {
+        if self.listed.len() < LISTED_PER_ENTRY {
+            self.listed.push((report, carried));
+            return;
+        }
+        let rest = &mut self.rest;
+        rest.copies += 1;
+        rest.stats += report.stats;
+        rest.changed_tags
+            .extend(report.tags.into_iter().filter(|t| t.changed).map(|t| t.tag));
+        rest.referrers += carried.referrers;
+        rest.signature_tags += carried.signature_tags.len();
+        rest.extras_changed |= carried.changed;
+    }
 }
 
 pub fn run(mut args: Args, ctx: &Context) -> Result<Outcome, ModuleError> {
@@ -247,16 +290,27 @@ pub fn run(mut args: Args, ctx: &Context) -> Result<Outcome, ModuleError> {
             &opt(img.index, "dest"),
         )?;
     }
+    // Only entries that share a destination repository with another entry
+    // can send two different images to one tag; only theirs are resolved
+    // before anything is copied. (One entry's tags are distinct.)
+    let mut per_repo: HashMap<String, usize> = HashMap::new();
+    for img in &images {
+        *per_repo.entry(img.dest.repository_name()).or_default() += 1;
+    }
     let rt = runtime()?;
     let cache = BlobCache::default();
     let results: Vec<ImageResult> = rt.block_on(async {
-        // 1. Resolve every source first: one destination tag must not
-        //    receive two different images, and that is known only now.
-        let resolved: Vec<Result<Vec<Pair>, imagegate_registry::Error>> =
-            futures_util::stream::iter(images.iter().map(|img| resolve(&regs, img)))
-                .buffered(conc)
-                .collect()
-                .await;
+        // 1. Resolve the sources of entries sharing a repository first: one
+        //    destination tag must not receive two different images, and
+        //    that is known only now.
+        let resolved: Vec<Result<Vec<Pair>, imagegate_registry::Error>> = futures_util::stream::iter(
+            images
+                .iter()
+                .map(|img| resolve(&regs, img, per_repo[&img.dest.repository_name()] > 1)),
+        )
+        .buffered(conc)
+        .collect()
+        .await;
         let claims = images.iter().zip(&resolved).flat_map(|(img, pairs)| {
             let platforms = img.platforms.join(",");
             pairs.iter().flatten().filter_map(move |p| {
@@ -268,7 +322,7 @@ pub fn run(mut args: Args, ctx: &Context) -> Result<Outcome, ModuleError> {
                     } else {
                         format!("{digest} [{platforms}]")
                     },
-                    entry: format!("images[{}] ({})", img.index, p.src),
+                    entry: format!("images[{}] ({})", img.index, src_ref(img, &p.tag)),
                 })
             })
         });
@@ -289,36 +343,50 @@ pub fn run(mut args: Args, ctx: &Context) -> Result<Outcome, ModuleError> {
     summarize(results, ctx)
 }
 
-/// One source reference, the destination tag it goes to, and the digest it
-/// resolved to (`None`: missing; the copy then reports it).
+/// One destination tag of an entry (the source tag too, with `tags`,
+/// `tag_regex` or `all_tags`) and, where resolved for the conflict check,
+/// the digest its source pointed at (`None`: missing; the copy reports it).
+/// Small on purpose: a repository can have 100,000 tags.
 struct Pair {
-    src: Reference,
     tag: String,
     digest: Option<imagegate_registry::Digest>,
 }
 
-async fn resolve(regs: &Registries, img: &Image) -> Result<Vec<Pair>, imagegate_registry::Error> {
+/// The source of the copy to `tag` of an entry.
+fn src_ref(img: &Image, tag: &str) -> Reference {
+    match img.selection {
+        Selection::One { .. } => img.src.clone(),
+        _ => img.src.with_tag(tag),
+    }
+}
+
+/// The destination tags of an entry (its source's tag list read for
+/// `tag_regex` and `all_tags`), with `resolve_digests` each source's digest.
+async fn resolve(regs: &Registries, img: &Image, resolve_digests: bool) -> Result<Vec<Pair>, imagegate_registry::Error> {
     let stats = Arc::new(Stats::default());
     let src = regs.client(&img.src.registry, &img.src.repository, None, Side::Source, stats)?;
-    let pairs: Vec<(Reference, String)> = match &img.selection {
-        Selection::One { dest_tag } => vec![(img.src.clone(), dest_tag.clone())],
-        Selection::Tags(tags) => tags.iter().map(|t| (img.src.with_tag(t), t.clone())).collect(),
+    let tags: Vec<String> = match &img.selection {
+        Selection::One { dest_tag } => vec![dest_tag.clone()],
+        Selection::Tags(tags) => tags.clone(),
         Selection::Regex(_) | Selection::All => {
             let mut tags = src.list_tags(&img.src.repository).await?;
             tags.sort();
-            tags.into_iter()
-                .filter(|t| match &img.selection {
-                    Selection::Regex(re) => re.is_match(t),
-                    _ => true,
-                })
-                .map(|t| (img.src.with_tag(&t), t))
-                .collect()
+            // A registry that lists a tag twice does not get it copied twice.
+            tags.dedup();
+            if let Selection::Regex(re) = &img.selection {
+                tags.retain(|t| re.is_match(t));
+            }
+            tags
         }
     };
+    if !resolve_digests {
+        return Ok(tags.into_iter().map(|tag| Pair { tag, digest: None }).collect());
+    }
     let src = &src;
-    futures_util::stream::iter(pairs.into_iter().map(|(src_ref, tag)| async move {
+    futures_util::stream::iter(tags.into_iter().map(|tag| async move {
+        let src_ref = src_ref(img, &tag);
         let digest = src.manifest_digest(&src_ref.repository, &src_ref.tag_or_digest()).await?;
-        Ok(Pair { src: src_ref, tag, digest })
+        Ok(Pair { tag, digest })
     }))
     .buffered(TAGS_AT_ONCE)
     .try_collect()
@@ -339,44 +407,66 @@ async fn mirror_one(
     referrers: bool,
     cache: &BlobCache,
 ) -> ImageResult {
-    let result = async {
-        let copies = pairs?.into_iter().map(|Pair { src: src_ref, tag, .. }| async move {
-            // Each report carries only its own counters.
-            let stats = Arc::new(Stats::default());
-            let src = regs.client(&img.src.registry, &img.src.repository, None, Side::Source, stats.clone())?;
-            let dst = regs.client(
-                &img.dest.registry,
-                &img.dest.repository,
-                img.dest_registry.as_deref(),
-                Side::Destination,
-                stats,
-            )?;
-            let req = CopyRequest {
-                src: src_ref,
-                dest: img.dest.clone(),
-                dest_tags: vec![tag],
-                platforms: img.platforms.clone(),
-            };
-            let (report, subject) = copy_image(&src, &dst, &req, check_mode, blob_conc, cache).await?;
-            let carried = if referrers {
-                // The copied manifest (with a platform filter, a new index
-                // whose kept children still carry their referrers).
-                imagegate_registry::referrers::carry(&src, &img.src.repository, &dst, &img.dest.repository, &subject, check_mode, cache)
-                    .await?
-            } else {
-                Carried::default()
-            };
-            Ok::<_, imagegate_registry::Error>((report, carried))
-        });
-        futures_util::stream::iter(copies).buffered(TAGS_AT_ONCE).try_collect().await
-    }
-    .await;
-    ImageResult {
+    let mut result = ImageResult {
         index: img.index,
         src: img.src.to_string(),
         dest: img.dest.to_string(),
-        result,
+        copies: Copies::default(),
+        error: None,
+    };
+    let pairs = match pairs {
+        Ok(p) => p,
+        Err(e) => {
+            result.error = Some(e);
+            return result;
+        }
+    };
+    // After a failure no further tag of this entry starts; the copies under
+    // way finish and are reported (their tags did move).
+    let stop = std::sync::atomic::AtomicBool::new(false);
+    let stop = &stop;
+    let copies = pairs.into_iter().map(|Pair { tag, .. }| async move {
+        if stop.load(std::sync::atomic::Ordering::SeqCst) {
+            return Ok(None);
+        }
+        // Each report carries only its own counters.
+        let stats = Arc::new(Stats::default());
+        let src = regs.client(&img.src.registry, &img.src.repository, None, Side::Source, stats.clone())?;
+        let dst = regs.client(
+            &img.dest.registry,
+            &img.dest.repository,
+            img.dest_registry.as_deref(),
+            Side::Destination,
+            stats,
+        )?;
+        let req = CopyRequest {
+            src: src_ref(img, &tag),
+            dest: img.dest.clone(),
+            dest_tags: vec![tag],
+            platforms: img.platforms.clone(),
+        };
+        let (report, subject) = copy_image(&src, &dst, &req, check_mode, blob_conc, cache).await?;
+        let carried = if referrers {
+            // The copied manifest (with a platform filter, a new index
+            // whose kept children still carry their referrers).
+            imagegate_registry::referrers::carry(&src, &img.src.repository, &dst, &img.dest.repository, &subject, check_mode, cache).await?
+        } else {
+            Carried::default()
+        };
+        Ok::<_, imagegate_registry::Error>(Some((report, carried)))
+    });
+    let mut done = futures_util::stream::iter(copies).buffered(TAGS_AT_ONCE);
+    while let Some(one) = done.next().await {
+        match one {
+            Ok(Some((report, carried))) => result.copies.add(report, carried),
+            Ok(None) => {}
+            Err(e) => {
+                stop.store(true, std::sync::atomic::Ordering::SeqCst);
+                result.error.get_or_insert(e);
+            }
+        }
     }
+    result
 }
 
 fn summarize(mut results: Vec<ImageResult>, ctx: &Context) -> Result<Outcome, ModuleError> {
@@ -389,41 +479,74 @@ fn summarize(mut results: Vec<ImageResult>, ctx: &Context) -> Result<Outcome, Mo
     let mut moved = Vec::new();
     let mut copies = 0usize;
     let (mut referrers, mut signature_tags, mut extras_changed) = (0usize, 0usize, false);
+    let any_failed = results.iter().any(|r| r.error.is_some());
     for r in results {
-        match r.result {
-            Ok(reports) => {
-                for (rep, carried) in reports {
-                    totals += rep.stats;
-                    copies += 1;
-                    for t in &rep.tags {
-                        let name = format!("{}:{}", rep.dest, t.tag);
-                        before.push_str(&format!("{name} {}\n", t.before.as_deref().unwrap_or("(absent)")));
-                        after.push_str(&format!("{name} {}\n", t.after));
-                        tags_changed += usize::from(t.changed);
-                        if t.changed {
-                            moved.push(name.clone());
-                        }
-                    }
-                    for tag in &carried.signature_tags {
-                        after.push_str(&format!("{}:{tag} (signature)\n", rep.dest));
-                    }
-                    referrers += carried.referrers;
-                    signature_tags += carried.signature_tags.len();
-                    extras_changed |= carried.changed;
-                    let mut value = serde_json::to_value(&rep).unwrap_or(Value::Null);
-                    if let Value::Object(m) = &mut value {
-                        m.insert("referrers".into(), json!(carried.referrers));
-                        m.insert("signature_tags".into(), json!(carried.signature_tags));
-                        m.insert("changed".into(), json!(rep.changed || carried.changed));
-                    }
-                    out_images.push(value);
+        for (rep, carried) in r.copies.listed {
+            totals += rep.stats;
+            copies += 1;
+            for t in &rep.tags {
+                let name = format!("{}:{}", rep.dest, t.tag);
+                before.push_str(&format!("{name} {}\n", t.before.as_deref().unwrap_or("(absent)")));
+                after.push_str(&format!("{name} {}\n", t.after));
+                tags_changed += usize::from(t.changed);
+                if t.changed {
+                    moved.push(name.clone());
                 }
             }
-            Err(e) => {
-                let retries = e.retries();
-                failures.push(format!("images[{}] {} -> {}: {e}", r.index, r.src, r.dest));
-                out_images.push(json!({"src": r.src, "dest": r.dest, "failed": true, "msg": e.to_string(), "retries": retries}));
+            for tag in &carried.signature_tags {
+                after.push_str(&format!("{}:{tag} (signature)\n", rep.dest));
             }
+            referrers += carried.referrers;
+            signature_tags += carried.signature_tags.len();
+            extras_changed |= carried.changed;
+            let mut value = serde_json::to_value(&rep).unwrap_or(Value::Null);
+            if let Value::Object(m) = &mut value {
+                m.insert("referrers".into(), json!(carried.referrers));
+                m.insert("signature_tags".into(), json!(carried.signature_tags));
+                m.insert("changed".into(), json!(rep.changed || carried.changed));
+            }
+            out_images.push(value);
+        }
+        let rest = r.copies.rest;
+        if rest.copies > 0 {
+            totals += rest.stats;
+            copies += rest.copies;
+            tags_changed += rest.changed_tags.len();
+            referrers += rest.referrers;
+            signature_tags += rest.signature_tags;
+            extras_changed |= rest.extras_changed;
+            // A summary is of an entry with tags, whose destination has no tag.
+            let dest = &r.dest;
+            before.push_str(&format!("{dest}: {} more tags, not listed\n", rest.copies));
+            after.push_str(&format!(
+                "{dest}: {} more tags, {} of them {} (the result's changed_tags names them)\n",
+                rest.copies,
+                rest.changed_tags.len(),
+                if ctx.check_mode { "to change" } else { "changed" }
+            ));
+            if any_failed {
+                moved.extend(rest.changed_tags.iter().map(|t| format!("{dest}:{t}")));
+            }
+            let mut value = serde_json::to_value(rest.stats).unwrap_or(Value::Null);
+            if let Value::Object(m) = &mut value {
+                m.insert("src".into(), json!(r.src));
+                m.insert("dest".into(), json!(dest));
+                m.insert("summary".into(), json!(true));
+                m.insert("copies".into(), json!(rest.copies));
+                m.insert("changed".into(), json!(!rest.changed_tags.is_empty() || rest.extras_changed));
+                m.insert("referrers".into(), json!(rest.referrers));
+                m.insert("signature_tags".into(), json!(rest.signature_tags));
+                m.insert(
+                    "changed_tags".into(),
+                    Value::Array(rest.changed_tags.into_iter().map(Value::String).collect()),
+                );
+            }
+            out_images.push(value);
+        }
+        if let Some(e) = r.error {
+            let retries = e.retries();
+            failures.push(format!("images[{}] {} -> {}: {e}", r.index, r.src, r.dest));
+            out_images.push(json!({"src": r.src, "dest": r.dest, "failed": true, "msg": e.to_string(), "retries": retries}));
         }
     }
     let mut values = Map::new();

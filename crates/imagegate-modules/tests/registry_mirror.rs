@@ -474,3 +474,90 @@ fn tag_lists_follow_pagination() {
     let requests = proxy.counters.requests.load(std::sync::atomic::Ordering::Relaxed);
     assert_eq!(requests, 3, "five tags in pages of two take three requests");
 }
+
+/// An entry of more tags than the result lists one by one (1,000): the
+/// first thousand are listed, the rest added up in one summary that names
+/// the tags it changed; the totals and the diff count every tag.
+#[test]
+fn many_tags_of_one_entry_are_summarised_past_a_thousand() {
+    const TAGS: usize = 1004; // plus v1: five past the thousand listed
+    let fx = Fixtures::get();
+    let src = TestRegistry::start(Kind::Distribution);
+    let dst = TestRegistry::start(Kind::Distribution);
+    src.seed(&fx.single(2), "many/app:v1");
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let engine = imagegate_registry::Engine::new(Default::default());
+    let config = imagegate_registry::RegistryConfig {
+        plain_http: true,
+        ..Default::default()
+    };
+    let client = engine.client(&src.host, "test", &config, Default::default()).unwrap();
+    rt.block_on(async {
+        use futures_util::StreamExt;
+        let m = client.get_manifest("many/app", "v1").await.unwrap();
+        let m = &m;
+        let client = &client;
+        futures_util::stream::iter((0..TAGS).map(|n| async move { client.put_manifest("many/app", &format!("t{n:04}"), m).await }))
+            .buffer_unordered(16)
+            .for_each(|r| async { r.unwrap() })
+            .await;
+    });
+    let want = src.digest("many/app:v1");
+    let args = |check: bool| {
+        json!({
+            "images": [{"src": format!("{}/many/app", src.host), "dest": format!("{}/many/app", dst.host), "all_tags": true}],
+            "registries": registries(&[&src, &dst]),
+            "_ansible_check_mode": check,
+            "_ansible_diff": true,
+        })
+    };
+    let summary_of = |run: &ModuleRun| -> Value {
+        let images = run.result["images"].as_array().unwrap();
+        assert_eq!(images.len(), 1001, "a thousand listed and one summary");
+        assert!(images[..1000]
+            .iter()
+            .all(|i| i["summary"].is_null() && i["tags"].as_array().unwrap().len() == 1));
+        // Tags sorted: t0000..t1003, v1; the last five are summarised.
+        assert_eq!(images[999]["tags"][0]["tag"], "t0999");
+        let s = images[1000].clone();
+        assert_eq!(s["summary"], true);
+        assert_eq!(s["copies"], 5);
+        assert_eq!(s["dest"], format!("{}/many/app", dst.host));
+        s
+    };
+    let five = json!(["t1000", "t1001", "t1002", "t1003", "v1"]);
+
+    let check = module(&args(true));
+    check.assert_ok();
+    assert!(check.changed());
+    assert_eq!(totals(&check, "images"), TAGS as u64 + 1);
+    assert_eq!(totals(&check, "tags_changed"), TAGS as u64 + 1);
+    let s = summary_of(&check);
+    assert_eq!(s["changed_tags"], five);
+    assert_eq!(s["changed"], true);
+    let after = check.result["diff"]["after"].as_str().unwrap();
+    assert!(after.contains("many/app:t0999 sha256:"), "listed tags are in the diff");
+    assert!(
+        after.contains("5 more tags, 5 of them to change"),
+        "{}",
+        &after[after.len().saturating_sub(300)..]
+    );
+    assert_eq!(dst.digest("many/app:v1"), None, "check mode wrote nothing");
+
+    let real = module(&args(false));
+    real.assert_ok();
+    assert!(real.changed());
+    let s = summary_of(&real);
+    assert_eq!(s["changed_tags"], five);
+    for tag in ["t0000", "t0999", "t1003", "v1"] {
+        assert_eq!(dst.digest(&format!("many/app:{tag}")), want, "{tag}");
+    }
+
+    let again = module(&args(false));
+    again.assert_ok();
+    assert!(!again.changed(), "{}", again.msg());
+    assert_eq!(totals(&again, "tags_changed"), 0);
+    let s = summary_of(&again);
+    assert_eq!(s["changed_tags"], json!([]));
+    assert_eq!(s["changed"], false);
+}
