@@ -561,3 +561,44 @@ fn many_tags_of_one_entry_are_summarised_past_a_thousand() {
     assert_eq!(s["changed_tags"], json!([]));
     assert_eq!(s["changed"], false);
 }
+
+/// An item whose tags fail part-way (the registry denies one manifest PUT):
+/// the run fails naming the item, and reports as moved, and as changed,
+/// exactly the tags that did move.
+#[test]
+fn a_part_way_failure_of_many_tags_reports_the_tags_that_moved() {
+    let fx = Fixtures::get();
+    let src = TestRegistry::start(Kind::Distribution);
+    let dst = TestRegistry::start(Kind::Distribution);
+    for (n, tag) in ["a", "b", "c", "d", "e", "f"].iter().enumerate() {
+        src.seed(&fx.single(n), &format!("part/app:{tag}"));
+    }
+    let proxy = FaultProxy::start(
+        &format!("http://{}", dst.host),
+        FaultConfig {
+            deny_manifest_put: Some(2),
+            ..Default::default()
+        },
+    );
+    let run = module(&json!({
+        "images": [{"src": format!("{}/part/app", src.host), "dest": format!("{}/part/app", proxy.host), "all_tags": true}],
+        "registries": {src.host.clone(): {"plain_http": true}, proxy.host.clone(): {"plain_http": true}},
+        "referrers": false,
+    }));
+    assert!(run.failed(), "{}", run.stdout);
+    assert!(run.msg().contains("images[0]"), "{}", run.msg());
+    let moved: Vec<String> = serde_json::from_value(run.result["moved"].clone()).unwrap();
+    let there: Vec<String> = ["a", "b", "c", "d", "e", "f"]
+        .iter()
+        .filter(|t| dst.digest(&format!("part/app:{t}")).is_some())
+        .map(|t| format!("{}/part/app:{t}", proxy.host))
+        .collect();
+    assert!(!there.is_empty() && there.len() < 6, "some tags moved, not all: {there:?}");
+    let mut sorted = moved.clone();
+    sorted.sort();
+    assert_eq!(sorted, there, "moved names exactly the tags that are there");
+    assert!(run.changed(), "tags moved before the failure: {}", run.stdout);
+    let listed = run.result["images"].as_array().unwrap();
+    assert_eq!(listed.iter().filter(|i| i["changed"] == true).count(), there.len(), "{}", run.stdout);
+    assert_eq!(listed.iter().filter(|i| i["failed"] == true).count(), 1, "{}", run.stdout);
+}
