@@ -12,8 +12,9 @@ time is a floor for what imagegate does with the same registries.
   floor.py mirror SRC DST N [--check]     what registry_mirror does for N
                                           images: GET the source manifest,
                                           HEAD the destination tag; cold:
-                                          per blob HEAD, GET, POST, PUT;
-                                          then PUT the manifest
+                                          per blob (HEAD if over 16 KiB),
+                                          GET, POST, PUT; then PUT the
+                                          manifest
   floor.py tag-check SRC DST REPO         all tags of one repository,
                                           check mode: list the tags (pages
                                           of 1000), GET each source
@@ -103,9 +104,11 @@ def mirror_one(src, dst, i, check):
         return
     m = json.loads(manifest)
     for d in [m["config"]] + m["layers"]:
-        there, _ = call(dst, "HEAD", f"/v2/mirror/{repo}/blobs/{d['digest']}")
-        if there.status == 200:
-            continue
+        # Blobs above 16 KiB are looked for first, as imagegate does.
+        if d["size"] > 16384:
+            there, _ = call(dst, "HEAD", f"/v2/mirror/{repo}/blobs/{d['digest']}")
+            if there.status == 200:
+                continue
         _, data = call(src, "GET", f"/v2/{repo}/blobs/{d['digest']}", ok=(200,))
         push_blob(dst, f"mirror/{repo}", data)
     call(dst, "PUT", f"/v2/mirror/{repo}/manifests/v1", manifest,

@@ -599,6 +599,53 @@ fn a_part_way_failure_of_many_tags_reports_the_tags_that_moved() {
     assert_eq!(sorted, there, "moved names exactly the tags that are there");
     assert!(run.changed(), "tags moved before the failure: {}", run.stdout);
     let listed = run.result["images"].as_array().unwrap();
-    assert_eq!(listed.iter().filter(|i| i["changed"] == true).count(), there.len(), "{}", run.stdout);
+    assert_eq!(
+        listed.iter().filter(|i| i["changed"] == true).count(),
+        there.len(),
+        "{}",
+        run.stdout
+    );
     assert_eq!(listed.iter().filter(|i| i["failed"] == true).count(), 1, "{}", run.stdout);
+}
+
+/// Between two registries, blobs above 16 KiB are looked for at the
+/// destination before they are sent; smaller ones (the config) are sent
+/// without the question. Within one registry every blob is looked for.
+#[test]
+fn only_blobs_above_16_kib_are_looked_for_before_they_are_sent() {
+    let fx = Fixtures::get();
+    let src = TestRegistry::start(Kind::Distribution);
+    src.seed(&fx.single(1), "ask/app:v1");
+    let dest = imagegate_testkit::HostileRegistry::start(imagegate_testkit::Hostility::default());
+    let run = module(&json!({
+        "images": [{"src": format!("{}/ask/app:v1", src.host), "dest": format!("{}/copy/app", dest.host)}],
+        "registries": {src.host.clone(): {"plain_http": true}, dest.host.clone(): {"plain_http": true}},
+        "referrers": false,
+    }));
+    run.assert_ok();
+    let m: Value = serde_json::from_slice(&src.raw_manifest("ask/app:v1")).unwrap();
+    let blobs: Vec<&Value> = std::iter::once(&m["config"]).chain(m["layers"].as_array().unwrap()).collect();
+    let (mut small, mut large) = (0, 0);
+    for d in blobs {
+        let (digest, size) = (d["digest"].as_str().unwrap(), d["size"].as_u64().unwrap());
+        let heads = dest.count("HEAD", &format!("/copy/app/blobs/{digest}"));
+        if size > 16 * 1024 {
+            large += 1;
+            assert_eq!(heads, 1, "a blob of {size} bytes is looked for first");
+        } else {
+            small += 1;
+            assert_eq!(heads, 0, "a blob of {size} bytes is sent without asking");
+        }
+    }
+    assert!(small > 0 && large > 0, "the fixture has blobs of both kinds");
+    assert_eq!(totals(&run, "blobs_copied"), small + large);
+
+    // Within one registry nothing is sent: each blob is looked for, then mounted.
+    let run = module(&json!({
+        "images": [{"src": format!("{}/ask/app:v1", src.host), "dest": format!("{}/again/app", src.host)}],
+        "registries": registries(&[&src]),
+        "referrers": false,
+    }));
+    run.assert_ok();
+    assert_eq!(totals(&run, "blobs_copied"), 0, "{}", run.stdout);
 }

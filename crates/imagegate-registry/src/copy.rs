@@ -282,9 +282,17 @@ pub(crate) async fn copy_tree(
 /// Brings one blob into `dst_repo`: already there, mounted from a
 /// repository of the same registry that has it, or streamed from `src`.
 /// (Descriptor digests were validated when the manifest was parsed.)
+///
+/// Between two registries, a blob of at most [`ASK_FIRST_ABOVE`] bytes is
+/// sent without asking the destination whether it has it: such blobs are
+/// image configs (new with almost every new manifest) and small layers,
+/// whose upload costs about what the question does (docs/architecture.md).
+/// Within one registry the question is always asked: the blob is there.
 async fn copy_blob(src: Source<'_>, dst: &RegistryClient, dst_repo: &str, d: &Descriptor, cache: &BlobCache) -> Result<(), Error> {
     let short = &d.digest[7..19];
-    if dst.blob_size(dst_repo, &d.digest).await?.is_some() {
+    let same_registry = matches!(src, Source::Registry(client, _) if client.registry() == dst.registry());
+    let ask = same_registry || d.size > ASK_FIRST_ABOVE;
+    if ask && dst.blob_size(dst_repo, &d.digest).await?.is_some() {
         dst.stats().present();
         log::info(&format!("  blob {short} already in {}/{dst_repo}", dst.registry()));
         return Ok(());
@@ -313,6 +321,10 @@ async fn copy_blob(src: Source<'_>, dst: &RegistryClient, dst_repo: &str, d: &De
     log::info(&format!("  blob {short} copied ({})", human_bytes(bytes)));
     Ok(())
 }
+
+/// Blobs larger than this are looked for at the destination before any
+/// byte moves; smaller ones are sent (see [`copy_blob`]).
+pub const ASK_FIRST_ABOVE: u64 = 16 * 1024;
 
 pub fn human_bytes(n: u64) -> String {
     const UNITS: [&str; 4] = ["B", "KiB", "MiB", "GiB"];
