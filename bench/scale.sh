@@ -4,18 +4,21 @@
 # (bench/floor.py: the same requests, the standard library, no checks) in
 # the same run, against distribution registries on loopback (plain HTTP).
 #
-#   bash bench/scale.sh [IMAGE_COUNTS] [TAG_COUNTS]
-#       (defaults "1000 10000" and "10000 100000"; quote lists)
-#   BENCH_RESULTS=/tmp/x bash bench/scale.sh "50 100" "200 400"   a trial run
+#   bash bench/scale.sh [IMAGE_COUNTS] [TAG_COUNTS] [RUNS]
+#       (defaults "1000 10000", "10000 100000" and 3; quote lists)
+#   BENCH_RESULTS=/tmp/x bash bench/scale.sh "50 100" "200 400" 1   a trial run
 #
-# For each image count N: N images of a 1 KiB layer are seeded by the floor
-# client (the ingest floor: its time is reported); then the images are
-# mirrored cold into a fresh registry by registry_mirror (one call,
-# referrers off so the requests match the floor's) and by the floor client
-# into another; then both again in check mode against the mirrored
-# registry. For each tag count T: one repository with T tags on one
-# manifest, mirrored in check mode (all_tags) by registry_mirror and by the
-# floor client's tag check. Writes the table, after the machine's facts, to
+# For each image count N: N images of a 1 KiB layer are seeded into a
+# source registry. Then RUNS trials, each alternating which contender goes
+# first: the ingest floor (the floor client pushing N such images into a
+# fresh registry), the images mirrored cold into fresh registries by
+# registry_mirror (one call, referrers off so the requests match the
+# floor's) and by the floor client, then both again in check mode against
+# the mirrored registries. For each tag count T: one repository with T tags
+# on one manifest, mirrored in check mode (all_tags) by registry_mirror and
+# by the floor client's tag check, RUNS trials. Figures are medians; the
+# report ends with the cost per image and per tag at each size (linear
+# growth keeps it flat). Writes the table, after the machine's facts, to
 # $BENCH_RESULTS/scale-<date>.txt (default bench/results, committed).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -25,9 +28,10 @@ command -v /usr/bin/time >/dev/null || apt-get install -y -qq time >/dev/null
 
 IMAGE_COUNTS=${1:-1000 10000}
 TAG_COUNTS=${2:-10000 100000}
+RUNS=${3:-3}
 LATENCY_MS=0
 W="$ROOT/.work/bench-scale"
-BENCH_COMMAND="$0 ${1:+\"$1\"} ${2:+\"$2\"}"
+BENCH_COMMAND="$0 ${1:+\"$1\"} ${2:+\"$2\"} ${3:-}"
 source bench/lib.sh
 MODULE="$ROOT/plugins/modules/registry_mirror"
 ROWS=()
@@ -46,47 +50,71 @@ PY
 }
 
 for n in $IMAGE_COUNTS; do
-  echo "==> $n images: seeding (the ingest floor)"
+  echo "==> $n images: seeding the source"
   start_registry "$W/src$n"; SRC=$REG; SP=$REG_PID
-  measure "ingest_floor_$n" python3 bench/floor.py seed "$SRC" "$n"
-  start_registry "$W/ig$n"; IG=$REG; IP=$REG_PID
-  start_registry "$W/fl$n"; FL=$REG; FP=$REG_PID
-  module_args "$SRC" "$IG" "$n" cold >"$W/cold-$n.json"
-  module_args "$SRC" "$IG" "$n" check >"$W/check-$n.json"
-  echo "==> $n images: mirror cold, imagegate and the floor"
-  measure "imagegate_cold_$n" "$MODULE" "$W/cold-$n.json"
-  measure "floor_cold_$n" python3 bench/floor.py mirror "$SRC" "$FL" "$n"
-  echo "==> $n images: check mode against the mirrored registry"
-  measure "imagegate_check_$n" "$MODULE" "$W/check-$n.json"
-  measure "floor_check_$n" python3 bench/floor.py mirror "$SRC" "$IG" "$n" --check
+  python3 bench/floor.py seed "$SRC" "$n" >/dev/null
+  for t in $(seq 1 "$RUNS"); do
+    start_registry "$W/in$n-$t"; IN=$REG; INP=$REG_PID
+    start_registry "$W/ig$n-$t"; IG=$REG; IP=$REG_PID
+    start_registry "$W/fl$n-$t"; FL=$REG; FP=$REG_PID
+    module_args "$SRC" "$IG" "$n" cold >"$W/cold-$n-$t.json"
+    module_args "$SRC" "$IG" "$n" check >"$W/check-$n-$t.json"
+    order=$(trials_order "$t" imagegate floor)
+    echo "==> $n images, trial $t of $RUNS ($order): the ingest floor, then cold, then check mode"
+    if [ "${order%% *}" = floor ]; then measure "ingest_floor_${n}_$t" python3 bench/floor.py seed "$IN" "$n"; fi
+    for who in $order; do
+      case $who in
+        imagegate) measure "imagegate_cold_${n}_$t" "$MODULE" "$W/cold-$n-$t.json" ;;
+        floor) measure "floor_cold_${n}_$t" python3 bench/floor.py mirror "$SRC" "$FL" "$n" ;;
+      esac
+    done
+    for who in $order; do
+      case $who in
+        imagegate) measure "imagegate_check_${n}_$t" "$MODULE" "$W/check-$n-$t.json" ;;
+        floor) measure "floor_check_${n}_$t" python3 bench/floor.py mirror "$SRC" "$IG" "$n" --check ;;
+      esac
+    done
+    if [ "${order%% *}" = imagegate ]; then measure "ingest_floor_${n}_$t" python3 bench/floor.py seed "$IN" "$n"; fi
+    for p in "$FP" "$IP" "$INP"; do stop_registry "$p"; done
+    rm -rf "$W/in$n-$t" "$W/ig$n-$t" "$W/fl$n-$t"
+  done
   ROWS+=("ingest_floor_$n" "imagegate_cold_$n" "floor_cold_$n" "imagegate_check_$n" "floor_check_$n")
-  for p in "$FP" "$IP" "$SP"; do stop_registry "$p"; done
+  stop_registry "$SP"
+  rm -rf "$W/src$n"
 done
 
-for t in $TAG_COUNTS; do
-  echo "==> one repository with $t tags: seeding"
-  start_registry "$W/tsrc$t"; SRC=$REG; SP=$REG_PID
-  start_registry "$W/tdst$t"; DST=$REG; DP=$REG_PID
+for tc in $TAG_COUNTS; do
+  echo "==> one repository with $tc tags: seeding"
+  start_registry "$W/tsrc$tc"; SRC=$REG; SP=$REG_PID
+  start_registry "$W/tdst$tc"; DST=$REG; DP=$REG_PID
   python3 bench/floor.py seed "$SRC" 1 >/dev/null
-  python3 bench/floor.py tags "$SRC" scale/img0 "$t" >/dev/null
-  python3 -c "import json,sys; s,d=sys.argv[1],sys.argv[2]; print(json.dumps({'images':[{'src':f'{s}/scale/img0','dest':f'{d}/mirror/scale/img0','all_tags':True}],'registries':{s:{'plain_http':True},d:{'plain_http':True}},'referrers':False,'_ansible_check_mode':True}))" "$SRC" "$DST" >"$W/tags-$t.json"
-  echo "==> $t tags: check mode, imagegate and the floor"
-  measure "imagegate_tags_check_$t" "$MODULE" "$W/tags-$t.json"
-  measure "floor_tags_check_$t" python3 bench/floor.py tag-check "$SRC" "$DST" scale/img0
-  ROWS+=("imagegate_tags_check_$t" "floor_tags_check_$t")
+  python3 bench/floor.py tags "$SRC" scale/img0 "$tc" >/dev/null
+  python3 -c "import json,sys; s,d=sys.argv[1],sys.argv[2]; print(json.dumps({'images':[{'src':f'{s}/scale/img0','dest':f'{d}/mirror/scale/img0','all_tags':True}],'registries':{s:{'plain_http':True},d:{'plain_http':True}},'referrers':False,'_ansible_check_mode':True}))" "$SRC" "$DST" >"$W/tags-$tc.json"
+  for t in $(seq 1 "$RUNS"); do
+    order=$(trials_order "$t" imagegate floor)
+    echo "==> $tc tags, trial $t of $RUNS ($order): check mode"
+    for who in $order; do
+      case $who in
+        imagegate) measure "imagegate_tags_check_${tc}_$t" "$MODULE" "$W/tags-$tc.json" ;;
+        floor) measure "floor_tags_check_${tc}_$t" python3 bench/floor.py tag-check "$SRC" "$DST" scale/img0 ;;
+      esac
+    done
+  done
+  ROWS+=("imagegate_tags_check_$tc" "floor_tags_check_$tc")
   stop_registry "$DP"; stop_registry "$SP"
+  rm -rf "$W/tsrc$tc" "$W/tdst$tc"
 done
 
 OUT="$BENCH_RESULTS/scale-$(date +%Y%m%d-%H%M%S).txt"
 machine_facts >"$OUT"
 echo >>"$OUT"
-python3 - "$W" "$IMAGE_COUNTS" "$TAG_COUNTS" "${ROWS[@]}" <<'PY' | tee -a "$OUT"
+python3 - "$W" "$IMAGE_COUNTS" "$TAG_COUNTS" "$RUNS" "${ROWS[@]}" <<'PY' | tee -a "$OUT"
 import sys
 sys.path.insert(0, "bench")
 from report import Results
-w, images, tags, rows = sys.argv[1], sys.argv[2].split(), sys.argv[3].split(), sys.argv[4:]
-r = Results(w, 1)
-print(f"scale benchmark: images {' '.join(images)}, tags {' '.join(tags)}; loopback, plain HTTP; one run each")
+w, images, tags, runs, rows = sys.argv[1], sys.argv[2].split(), sys.argv[3].split(), int(sys.argv[4]), sys.argv[5:]
+r = Results(w, runs)
+print(f"scale benchmark: images {' '.join(images)}, tags {' '.join(tags)}; loopback, plain HTTP; medians of {runs} alternating trials")
 r.table(rows, 0)
 for n in images:
     for kind in ["cold", "check"]:
@@ -96,4 +124,12 @@ for n in images:
 for t in tags:
     print(f"{t} tags check: imagegate / floor {r.ratio(f'imagegate_tags_check_{t}', f'floor_tags_check_{t}'):.2f} "
           f"(target 1.5), peak {r.median(f'imagegate_tags_check_{t}')[1]:.1f} MiB (target under 64)")
+print("growth (linear keeps the cost per item flat):")
+for kind in ["cold", "check"]:
+    per = [(n, 1000 * r.median(f"imagegate_{kind}_{n}")[0] / int(n)) for n in images]
+    print(f"  imagegate {kind}, ms per image: " + ", ".join(f"{c:.2f} at {n}" for n, c in per)
+          + (f"; largest / smallest size {per[-1][1] / per[0][1]:.2f}" if len(per) > 1 else ""))
+per = [(t, 1000 * r.median(f"imagegate_tags_check_{t}")[0] / int(t)) for t in tags]
+print("  imagegate tags check, ms per tag: " + ", ".join(f"{c:.2f} at {t}" for t, c in per)
+      + (f"; largest / smallest size {per[-1][1] / per[0][1]:.2f}" if len(per) > 1 else ""))
 PY
