@@ -145,6 +145,88 @@ pub struct Outcome {
     pub diff: Option<Diff>,
     /// The module's own return values.
     pub values: Map<String, Value>,
+    /// Return values that are long lists, rendered to JSON text element by
+    /// element (see [`RawList`]); they follow `values` in the result.
+    pub lists: Vec<(String, RawList)>,
+}
+
+/// A list in the result kept as JSON text, one element at a time, each
+/// masked as it is added: a result of many thousand elements (a mirror of
+/// 10,000 images) is then never held as a tree of values, which takes
+/// several times the memory of its text.
+#[derive(Debug, Default)]
+pub struct RawList(Vec<Box<serde_json::value::RawValue>>);
+
+impl RawList {
+    /// Adds one element, masked with the secrets known now.
+    pub fn push(&mut self, masker: &Masker, v: Value) {
+        let text = serde_json::to_string(&masker.mask_value(v)).unwrap_or_else(|_| "null".into());
+        // Text serde_json just wrote is JSON.
+        if let Ok(raw) = serde_json::value::RawValue::from_string(text) {
+            self.0.push(raw);
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// The list as values (for a failure's values, or a test).
+    pub fn into_value(self) -> Value {
+        Value::Array(
+            self.0
+                .into_iter()
+                .map(|r| serde_json::from_str(r.get()).unwrap_or(Value::Null))
+                .collect(),
+        )
+    }
+}
+
+/// The masker of the current run (for [`RawList::push`]).
+pub fn masker() -> Masker {
+    current_masker()
+}
+
+/// A module's result: the object of values, and the long lists that follow
+/// them, written out without building one tree of both.
+#[derive(Debug)]
+pub struct Rendered {
+    pub head: Value,
+    pub lists: Vec<(String, RawList)>,
+}
+
+impl Rendered {
+    /// The whole result as one value (tests, small results).
+    pub fn into_value(self) -> Value {
+        let mut head = self.head;
+        if let Value::Object(m) = &mut head {
+            for (k, l) in self.lists {
+                m.entry(k).or_insert(l.into_value());
+            }
+        }
+        head
+    }
+}
+
+impl Serialize for Rendered {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let head = self.head.as_object();
+        let mut map = s.serialize_map(None)?;
+        for (k, v) in head.into_iter().flatten() {
+            map.serialize_entry(k, v)?;
+        }
+        for (k, l) in &self.lists {
+            if !head.is_some_and(|h| h.contains_key(k)) {
+                map.serialize_entry(k, &l.0)?;
+            }
+        }
+        map.end()
+    }
 }
 
 /// A failed run.
@@ -299,14 +381,15 @@ pub fn run<P: DeserializeOwned>(spec: &ModuleSpec, body: impl FnOnce(P, &Context
             spec.name
         ))),
     };
-    let json = match text {
-        Ok(text) => run_text(spec, &text, body),
-        Err(e) => result_json(&Masker::default(), None, Err(e)),
+    let rendered = match text {
+        Ok(text) => run_rendered(spec, &text, body),
+        Err(e) => render(&Masker::default(), None, Err(e)),
     };
-    let failed = json["failed"] == Value::Bool(true);
+    let failed = rendered.head["failed"] == Value::Bool(true);
     // The module's one write to stdout: the result object.
-    let mut stdout = std::io::stdout().lock();
-    let _ = writeln!(stdout, "{json}");
+    let mut stdout = std::io::BufWriter::new(std::io::stdout().lock());
+    let _ = serde_json::to_writer(&mut stdout, &rendered);
+    let _ = writeln!(stdout);
     let _ = stdout.flush();
     if failed {
         ExitCode::FAILURE
@@ -322,6 +405,15 @@ pub fn run_text<P: DeserializeOwned>(
     text: &str,
     body: impl FnOnce(P, &Context) -> Result<Outcome, ModuleError>,
 ) -> Value {
+    run_rendered(spec, text, body).into_value()
+}
+
+/// [`run_text`], the result kept as [`Rendered`].
+fn run_rendered<P: DeserializeOwned>(
+    spec: &ModuleSpec,
+    text: &str,
+    body: impl FnOnce(P, &Context) -> Result<Outcome, ModuleError>,
+) -> Rendered {
     install_panic_hook();
     let (masker, parsed) = parse_args::<P>(text, spec);
     {
@@ -334,7 +426,7 @@ pub fn run_text<P: DeserializeOwned>(
     }
     let (params, ctx) = match parsed {
         Ok(v) => v,
-        Err(e) => return result_json(&current_masker(), None, Err(e)),
+        Err(e) => return render(&current_masker(), None, Err(e)),
     };
     let result = catch_unwind(AssertUnwindSafe(|| body(params, &ctx))).unwrap_or_else(|payload| {
         let msg = panic_text(payload.as_ref());
@@ -343,7 +435,24 @@ pub fn run_text<P: DeserializeOwned>(
             spec.name
         )))
     });
-    result_json(&current_masker(), Some(&ctx), result)
+    render(&current_masker(), Some(&ctx), result)
+}
+
+/// [`result_json`], with the outcome's long lists kept apart.
+fn render(masker: &Masker, ctx: Option<&Context>, result: Result<Outcome, ModuleError>) -> Rendered {
+    match result {
+        Ok(mut o) => {
+            let lists = std::mem::take(&mut o.lists);
+            Rendered {
+                head: result_json(masker, ctx, Ok(o)),
+                lists,
+            }
+        }
+        Err(e) => Rendered {
+            head: result_json(masker, ctx, Err(e)),
+            lists: Vec::new(),
+        },
+    }
 }
 
 fn panic_text(payload: &(dyn std::any::Any + Send)) -> String {
@@ -383,6 +492,9 @@ pub fn result_json(masker: &Masker, ctx: Option<&Context>, result: Result<Outcom
             }
             for (k, v) in o.values {
                 out.entry(k).or_insert(v);
+            }
+            for (k, l) in o.lists {
+                out.entry(k).or_insert(l.into_value());
             }
         }
         Err(e) => {
@@ -531,12 +643,39 @@ mod tests {
                         after: "b\n".into(),
                     }),
                     values: Map::new(),
+                    lists: Vec::new(),
                 })
             },
         );
         assert_eq!(out["changed"], Value::Bool(true));
         assert_eq!(out["diff"]["after"], "b\n");
         assert_eq!(out["failed"], Value::Bool(false));
+    }
+
+    #[test]
+    fn long_lists_are_written_as_text_masked_and_after_the_values() {
+        let out = run_rendered::<Args>(&SPEC, r#"{"images":[],"password":"pw-777"}"#, |_, _| {
+            let masker = masker();
+            let mut list = RawList::default();
+            for n in 0..3 {
+                list.push(&masker, serde_json::json!({"n": n, "note": "sent pw-777"}));
+            }
+            let mut values = Map::new();
+            values.insert("count".into(), Value::from(3));
+            Ok(Outcome {
+                changed: false,
+                msg: "ok".into(),
+                diff: None,
+                values,
+                lists: vec![("items".into(), list)],
+            })
+        });
+        let text = serde_json::to_string(&out).unwrap();
+        assert!(!text.contains("pw-777"), "{text}");
+        assert!(text.contains(r#""count":3,"items":[{"n":0,"note":"sent ********"},"#), "{text}");
+        let value: Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(value, out.into_value(), "the text and the value agree");
+        assert_eq!(value["items"][2]["n"], 2);
     }
 
     #[test]
@@ -555,6 +694,7 @@ mod tests {
                     after: "b".into(),
                 }),
                 values: Map::new(),
+                lists: Vec::new(),
             }),
         );
         let text = out.to_string();

@@ -391,6 +391,7 @@ pub fn run(args: Args, ctx: &Context) -> Result<Outcome, ModuleError> {
             msg: format!("would build {name} from {}", containerfile.display()),
             diff: None,
             values,
+            lists: Vec::new(),
         });
     }
 
@@ -540,6 +541,7 @@ pub fn run(args: Args, ctx: &Context) -> Result<Outcome, ModuleError> {
         msg: format!("built {name} ({}), {exported_to}", manifest.digest),
         diff: None,
         values,
+        lists: Vec::new(),
     })
 }
 

@@ -421,6 +421,9 @@ async fn mirror_one(
             return result;
         }
     };
+    // Exactly the room needed: with 10,000 single-tag items, a list grown
+    // by pushing would hold room for four reports each.
+    result.copies.listed.reserve_exact(pairs.len().min(LISTED_PER_ENTRY));
     // After a failure no further tag of this entry starts; the copies under
     // way finish and are reported (their tags did move).
     let stop = std::sync::atomic::AtomicBool::new(false);
@@ -472,7 +475,10 @@ async fn mirror_one(
 fn summarize(mut results: Vec<ImageResult>, ctx: &Context) -> Result<Outcome, ModuleError> {
     results.sort_by_key(|r| r.index);
     let mut totals = StatsSnapshot::default();
-    let mut out_images = Vec::new();
+    // Each entry becomes JSON text as it is made (10,000 images' entries
+    // as a tree of values would take several times their text).
+    let masker = imagegate_ansible::masker();
+    let mut out_images = imagegate_ansible::RawList::default();
     let mut failures = Vec::new();
     let (mut before, mut after) = (String::new(), String::new());
     let mut tags_changed = 0usize;
@@ -486,14 +492,16 @@ fn summarize(mut results: Vec<ImageResult>, ctx: &Context) -> Result<Outcome, Mo
             copies += 1;
             for t in &rep.tags {
                 let name = format!("{}:{}", rep.dest, t.tag);
-                before.push_str(&format!("{name} {}\n", t.before.as_deref().unwrap_or("(absent)")));
-                after.push_str(&format!("{name} {}\n", t.after));
+                if ctx.diff {
+                    before.push_str(&format!("{name} {}\n", t.before.as_deref().unwrap_or("(absent)")));
+                    after.push_str(&format!("{name} {}\n", t.after));
+                }
                 tags_changed += usize::from(t.changed);
-                if t.changed {
-                    moved.push(name.clone());
+                if t.changed && any_failed {
+                    moved.push(name);
                 }
             }
-            for tag in &carried.signature_tags {
+            for tag in carried.signature_tags.iter().filter(|_| ctx.diff) {
                 after.push_str(&format!("{}:{tag} (signature)\n", rep.dest));
             }
             referrers += carried.referrers;
@@ -505,7 +513,7 @@ fn summarize(mut results: Vec<ImageResult>, ctx: &Context) -> Result<Outcome, Mo
                 m.insert("signature_tags".into(), json!(carried.signature_tags));
                 m.insert("changed".into(), json!(rep.changed || carried.changed));
             }
-            out_images.push(value);
+            out_images.push(&masker, value);
         }
         let rest = r.copies.rest;
         if rest.copies > 0 {
@@ -541,16 +549,18 @@ fn summarize(mut results: Vec<ImageResult>, ctx: &Context) -> Result<Outcome, Mo
                     Value::Array(rest.changed_tags.into_iter().map(Value::String).collect()),
                 );
             }
-            out_images.push(value);
+            out_images.push(&masker, value);
         }
         if let Some(e) = r.error {
             let retries = e.retries();
             failures.push(format!("images[{}] {} -> {}: {e}", r.index, r.src, r.dest));
-            out_images.push(json!({"src": r.src, "dest": r.dest, "failed": true, "msg": e.to_string(), "retries": retries}));
+            out_images.push(
+                &masker,
+                json!({"src": r.src, "dest": r.dest, "failed": true, "msg": e.to_string(), "retries": retries}),
+            );
         }
     }
     let mut values = Map::new();
-    values.insert("images".into(), Value::Array(out_images));
     let mut t = serde_json::to_value(totals).unwrap_or(Value::Null);
     if let Value::Object(m) = &mut t {
         m.insert("images".into(), json!(copies));
@@ -568,6 +578,7 @@ fn summarize(mut results: Vec<ImageResult>, ctx: &Context) -> Result<Outcome, Mo
         // The images that did copy stay copied: say so.
         let changed = !ctx.check_mode && (tags_changed > 0 || extras_changed);
         values.insert("moved".into(), json!(moved));
+        values.insert("images".into(), out_images.into_value());
         return Err(ModuleError::Failed { msg, changed, values });
     }
     let verb = if ctx.check_mode { "would change" } else { "changed" };
@@ -595,6 +606,7 @@ fn summarize(mut results: Vec<ImageResult>, ctx: &Context) -> Result<Outcome, Mo
         msg,
         diff: Some(Diff { before, after }),
         values,
+        lists: vec![("images".into(), out_images)],
     })
 }
 

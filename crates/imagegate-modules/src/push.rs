@@ -212,5 +212,6 @@ pub fn run(mut args: Args, ctx: &Context) -> Result<Outcome, ModuleError> {
         msg,
         diff: Some(Diff { before, after }),
         values,
+        lists: Vec::new(),
     })
 }

@@ -501,6 +501,7 @@ pub fn run(mut args: Args, ctx: &Context) -> Result<Outcome, ModuleError> {
                 after: diff.1,
             }),
             values,
+            lists: Vec::new(),
         })
     })
 }
@@ -597,6 +598,7 @@ fn run_restore(path: &Path, regs: &Registries, method: RemoveMethod, ctx: &Conte
             },
             diff: Some(Diff { before, after }),
             values,
+            lists: Vec::new(),
         })
     })
 }
