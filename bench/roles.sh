@@ -4,14 +4,17 @@
 # on loopback (plain HTTP), RUNS trials alternating the contenders.
 #
 #   promote_container_image (tag method) for IMAGES images x 2 tags, through
-#   ansible-playbook; container_retag alone on the same inputs the role
-#   computes; and the zuul-jobs method, `skopeo copy --all` from the change
-#   tag to the final tag once per image and tag. Each trial promotes tags of
-#   its own, set up before it (not timed), so every trial starts alike.
+#   ansible-playbook; container_retag on the same inputs the role computes,
+#   as the one task of a play and as the bare binary; the zuul-jobs method
+#   as zuul-jobs runs it (through ansible-playbook, a `skopeo copy --all`
+#   task per image and tag) and as a bare shell loop of the same copies.
+#   Each trial promotes tags of its own, set up before it (not timed), so
+#   every trial starts alike.
 #
 #   mirror_container_images for MIRROR images (two layers each) through
-#   ansible-playbook; registry_mirror alone on the same inputs; and the raw
-#   `skopeo copy --all` loop; each into a freshly started registry.
+#   ansible-playbook; registry_mirror on the same inputs, as the one task of
+#   a play and as the bare binary; and the raw `skopeo copy --all` loop;
+#   each into a freshly started registry.
 #
 #   bash bench/roles.sh [IMAGES] [MIRROR] [RUNS]   (defaults 40, 16, 3)
 #   BENCH_RESULTS=/tmp/x bash bench/roles.sh 4 4 1 a trial run, kept out of
@@ -104,6 +107,63 @@ done
 SH
   measure "promote_skopeo_$1" bash "$W/skopeo-s$1.sh"
 }
+# The zuul-jobs way as its promote-container-image role runs it: through
+# ansible-playbook, an included task file per image looping over its tags,
+# one `skopeo copy --all` command task per tag (zuul-jobs also logs in and
+# out per image and removes each change tag with more tasks; left out here,
+# which only makes this peer faster).
+cat >"$W/zj-promote.yaml" <<'YAML'
+- name: Promote the zuul-jobs way (a task per image and tag)
+  hosts: localhost
+  gather_facts: false
+  tasks:
+    - name: Promote image
+      loop: "{{ container_images }}"
+      loop_control:
+        loop_var: zj_image
+      ansible.builtin.include_tasks: zj-promote-image.yaml
+YAML
+cat >"$W/zj-promote-image.yaml" <<'YAML'
+- name: Create the final image tag
+  loop: "{{ zj_image.tags }}"
+  loop_control:
+    loop_var: zj_image_tag
+  ansible.builtin.command: >-
+    skopeo --insecure-policy copy --all --quiet --src-tls-verify=false --dest-tls-verify=false
+    docker://{{ zj_image.repository }}:change_1234_{{ zj_image_tag }} docker://{{ zj_image.repository }}:{{ zj_image_tag }}
+  changed_when: true
+YAML
+run_promote_zjtasks() { # TRIAL
+  set_up_promotion "z$1"
+  python3 - "$(container_images "z$1")" >"$W/zvars-$1.json" <<'PY'
+import json, sys
+print(json.dumps({"container_images": json.loads(sys.argv[1])}))
+PY
+  measure "promote_zuul_jobs_tasks_$1" ansible-playbook -i localhost, -c local -e "@$W/zvars-$1.json" "$W/zj-promote.yaml"
+}
+# The module as the one task of a play: what the role costs beyond it.
+cat >"$W/promote-task.yaml" <<'YAML'
+- name: Promote (container_retag as the one task)
+  hosts: localhost
+  gather_facts: false
+  tasks:
+    - name: Promote the images
+      imagegate.containers.container_retag:
+        images: "{{ module_args.images }}"
+        method: "{{ module_args.method }}"
+        registries: "{{ module_args.registries }}"
+YAML
+run_promote_task() { # TRIAL
+  set_up_promotion "t$1"
+  python3 - "$R" "$IMAGES" "t$1" >"$W/task-t$1.json" <<'PY'
+import json, sys
+r, n, k = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+items = [{"repository": f"{r}/team/img{i}", "src_tag": f"change_1234_{k}-{t}", "tags": [f"{k}-{t}"],
+          "remove_tags": [f"change_1234_{k}-{t}"], "registry": r} for i in range(n) for t in ["latest", "1.0"]]
+print(json.dumps({"module_args": {"images": items, "method": "auto", "registries": {r: {"plain_http": True}}}}))
+PY
+  measure "promote_module_task_$1" ansible-playbook -i localhost, -c local -e "@$W/task-t$1.json" "$W/promote-task.yaml"
+}
 # What ansible-playbook costs by itself: a play of no tasks.
 cat >"$W/empty.yaml" <<'YAML'
 - name: Nothing (ansible-playbook's own cost)
@@ -116,7 +176,7 @@ run_promote_empty() { # TRIAL
 }
 for t in $(seq 1 "$RUNS"); do
   echo "==> promotion, trial $t of $RUNS: $IMAGES images x 2 tags"
-  if ((t % 2)); then order="role module skopeo empty"; else order="empty skopeo module role"; fi
+  if ((t % 2)); then order="role module task skopeo zjtasks empty"; else order="empty zjtasks skopeo task module role"; fi
   for who in $order; do "run_promote_$who" "$t"; done
 done
 # The role's run must have promoted and removed the change tags.
@@ -156,6 +216,26 @@ PY
   measure "mirror_module_$1" "$MIRROR_MODULE" "$W/margs-$1.json"
   stop_registry "$P"
 }
+cat >"$W/mirror-task.yaml" <<'YAML'
+- name: Mirror (registry_mirror as the one task)
+  hosts: localhost
+  gather_facts: false
+  tasks:
+    - name: Mirror container images
+      imagegate.containers.registry_mirror:
+        images: "{{ module_args.images }}"
+        registries: "{{ module_args.registries }}"
+YAML
+run_mirror_task() { # TRIAL
+  start_registry "$W/mt$1"; local P=$REG_PID D=$REG
+  python3 - "$(mirror_images "$D")" "$R" "$D" >"$W/mtask-$1.json" <<'PY'
+import json, sys
+print(json.dumps({"module_args": {"images": json.loads(sys.argv[1]),
+                                  "registries": {sys.argv[2]: {"plain_http": True}, sys.argv[3]: {"plain_http": True}}}}))
+PY
+  measure "mirror_module_task_$1" ansible-playbook -i localhost, -c local -e "@$W/mtask-$1.json" "$W/mirror-task.yaml"
+  stop_registry "$P"
+}
 run_mirror_skopeo() { # TRIAL
   start_registry "$W/ms$1"; local P=$REG_PID D=$REG
   cat >"$W/mskopeo-$1.sh" <<SH
@@ -168,7 +248,7 @@ SH
 }
 for t in $(seq 1 "$RUNS"); do
   echo "==> mirror, trial $t of $RUNS: $MIRROR images, cold"
-  if ((t % 2)); then order="role module skopeo"; else order="skopeo module role"; fi
+  if ((t % 2)); then order="role module task skopeo"; else order="skopeo task module role"; fi
   for who in $order; do "run_mirror_$who" "$t"; done
 done
 
@@ -184,12 +264,16 @@ w, images, mirror, runs = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4]
 r = Results(w, runs)
 print(f"role benchmark: promotion of {images} images x 2 tags, cold mirror of {mirror} two-layer images; "
       f"loopback, plain HTTP; {runs} trials (medians)")
-r.table(["ansible_playbook_alone", "promote_role", "promote_module", "promote_skopeo", "mirror_role", "mirror_module", "mirror_skopeo"], 0)
+r.table(["ansible_playbook_alone", "promote_role", "promote_module_task", "promote_module", "promote_zuul_jobs_tasks",
+         "promote_skopeo", "mirror_role", "mirror_module_task", "mirror_module", "mirror_skopeo"], 0)
 alone = r.median("ansible_playbook_alone")[0]
-print(f"promote: role / module {r.ratio('promote_role', 'promote_module'):.2f} (target 1.3), "
-      f"role / zuul-jobs method {r.ratio('promote_role', 'promote_skopeo'):.3f} (target 0.1)")
-print(f"mirror: role / module {r.ratio('mirror_role', 'mirror_module'):.2f} (target 1.3), "
-      f"role / skopeo loop {r.ratio('mirror_role', 'mirror_skopeo'):.3f} (target 0.6)")
+for role in ["promote", "mirror"]:
+    print(f"{role}: role / module as one task of a play {r.ratio(f'{role}_role', f'{role}_module_task'):.2f} (target 1.3), "
+          f"role / module binary alone {r.ratio(f'{role}_role', f'{role}_module'):.2f}")
+print(f"promote: role / zuul-jobs method as zuul-jobs runs it (a task per image and tag) "
+      f"{r.ratio('promote_role', 'promote_zuul_jobs_tasks'):.3f} (target 0.1), "
+      f"role / bare skopeo loop {r.ratio('promote_role', 'promote_skopeo'):.3f}")
+print(f"mirror: role / skopeo loop {r.ratio('mirror_role', 'mirror_skopeo'):.3f} (target 0.6)")
 for role in ["promote", "mirror"]:
     own = r.median(f"{role}_role")[0] - r.median(f"{role}_module")[0] - alone
     print(f"{role}: the role's tasks beyond the module and ansible-playbook's own {alone:.2f} s: {own:.2f} s")
