@@ -10,11 +10,32 @@ source tools/servers.sh
 
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
 REG_PID=""
-start_registry() { # dir -> sets REG (host:port) and REG_PID
-  local dir=$1 port
+# make_tls: a CA and a certificate for 127.0.0.1 under $W/tls, once; sets
+# TLS_CA (the CA file, for imagegate's ca_cert) and TLS_CERT_DIR (a
+# directory holding only it, for skopeo's --src-cert-dir/--dest-cert-dir).
+make_tls() {
+  local d="$W/tls"
+  TLS_CA="$d/ca.crt" TLS_CERT_DIR="$d/certs.d"
+  [ -s "$d/server.crt" ] && return 0
+  mkdir -p "$TLS_CERT_DIR"
+  openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 2 \
+    -subj "/CN=imagegate bench CA" -keyout "$d/ca.key" -out "$d/ca.crt" 2>/dev/null
+  openssl req -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -subj "/CN=127.0.0.1" \
+    -keyout "$d/server.key" -out "$d/server.csr" 2>/dev/null
+  printf 'subjectAltName=IP:127.0.0.1\nbasicConstraints=critical,CA:FALSE\nkeyUsage=critical,digitalSignature,keyEncipherment\nextendedKeyUsage=serverAuth\n' >"$d/ext.cnf"
+  openssl x509 -req -days 2 -CAcreateserial -in "$d/server.csr" -CA "$d/ca.crt" -CAkey "$d/ca.key" \
+    -out "$d/server.crt" -extfile "$d/ext.cnf" 2>/dev/null
+  cp "$d/ca.crt" "$TLS_CERT_DIR/ca.crt"
+}
+start_registry() { # dir [tls] -> sets REG (host:port) and REG_PID; with tls, HTTPS (see make_tls)
+  local dir=$1 port tls=""
   port=$(free_port)
   mkdir -p "$dir"
-  printf 'version: 0.1\nlog: {level: error, accesslog: {disabled: true}}\nstorage: {filesystem: {rootdirectory: %s/data}}\nhttp: {addr: 127.0.0.1:%s}\n' "$dir" "$port" >"$dir/config.yml"
+  if [ "${2:-}" = tls ]; then
+    make_tls
+    tls=$(printf ', tls: {certificate: %s, key: %s}' "$W/tls/server.crt" "$W/tls/server.key")
+  fi
+  printf 'version: 0.1\nlog: {level: error, accesslog: {disabled: true}}\nstorage: {filesystem: {rootdirectory: %s/data}}\nhttp: {addr: 127.0.0.1:%s%s}\n' "$dir" "$port" "$tls" >"$dir/config.yml"
   server_start "$dir/log" docker-registry serve "$dir/config.yml"
   REG_PID=$SERVER_PID
   for _ in $(seq 100); do (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && break; sleep 0.1; done

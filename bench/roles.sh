@@ -14,7 +14,8 @@
 #   mirror_container_images for MIRROR images (two layers each) through
 #   ansible-playbook; registry_mirror on the same inputs, as the one task of
 #   a play and as the bare binary; and the raw `skopeo copy --all` loop;
-#   each into a freshly started registry.
+#   each into a freshly started registry. The mirror registries serve TLS
+#   (a certificate of a CA made for the run), the promotion's plain HTTP.
 #
 #   bash bench/roles.sh [IMAGES] [MIRROR] [RUNS]   (defaults 40, 16, 3)
 #   BENCH_RESULTS=/tmp/x bash bench/roles.sh 4 4 1 a trial run, kept out of
@@ -45,8 +46,11 @@ start_registry "$W/reg"; R=$REG
 for n in $(seq 0 $((IMAGES - 1))); do
   skopeo copy --quiet --dest-tls-verify=false "oci:$W/layout:img$n" "docker://$R/team/img$n:built"
 done
+# The mirror part runs over TLS (as the issue that set its target measured
+# it): a source and fresh destinations with a certificate of a bench CA.
+start_registry "$W/mreg" tls; MR=$REG
 for n in $(seq 0 $((MIRROR - 1))); do
-  skopeo copy --quiet --dest-tls-verify=false "oci:$W/mlayout:m$n" "docker://$R/up/m$n:v1"
+  skopeo copy --quiet --dest-cert-dir "$TLS_CERT_DIR" "oci:$W/mlayout:m$n" "docker://$MR/up/m$n:v1"
 done
 
 # --- promotion ---------------------------------------------------------
@@ -195,23 +199,23 @@ cat >"$W/mirror.yaml" <<'YAML'
     - imagegate.containers.mirror_container_images
 YAML
 mirror_images() { # DEST -> the images list
-  python3 -c 'import json,sys; s,d,n=sys.argv[1],sys.argv[2],int(sys.argv[3]); print(json.dumps([{"src": f"{s}/up/m{i}:v1", "dest": f"{d}/mirror/m{i}"} for i in range(n)]))' "$R" "$1" "$MIRROR"
+  python3 -c 'import json,sys; s,d,n=sys.argv[1],sys.argv[2],int(sys.argv[3]); print(json.dumps([{"src": f"{s}/up/m{i}:v1", "dest": f"{d}/mirror/m{i}"} for i in range(n)]))' "$MR" "$1" "$MIRROR"
 }
 run_mirror_role() { # TRIAL
-  start_registry "$W/mr$1"; local P=$REG_PID D=$REG
-  python3 - "$(mirror_images "$D")" "$R" "$D" >"$W/mvars-$1.json" <<'PY'
+  start_registry "$W/mr$1" tls; local P=$REG_PID D=$REG
+  python3 - "$(mirror_images "$D")" "$MR" "$D" "$TLS_CA" >"$W/mvars-$1.json" <<'PY'
 import json, sys
 print(json.dumps({"mirror_container_images_images": json.loads(sys.argv[1]),
-                  "mirror_container_images_registries": {sys.argv[2]: {"plain_http": True}, sys.argv[3]: {"plain_http": True}}}))
+                  "mirror_container_images_registries": {sys.argv[2]: {"ca_cert": sys.argv[4]}, sys.argv[3]: {"ca_cert": sys.argv[4]}}}))
 PY
   measure "mirror_role_$1" ansible-playbook -i localhost, -c local -e "@$W/mvars-$1.json" "$W/mirror.yaml"
   stop_registry "$P"
 }
 run_mirror_module() { # TRIAL
-  start_registry "$W/mm$1"; local P=$REG_PID D=$REG
-  python3 - "$(mirror_images "$D")" "$R" "$D" >"$W/margs-$1.json" <<'PY'
+  start_registry "$W/mm$1" tls; local P=$REG_PID D=$REG
+  python3 - "$(mirror_images "$D")" "$MR" "$D" "$TLS_CA" >"$W/margs-$1.json" <<'PY'
 import json, sys
-print(json.dumps({"images": json.loads(sys.argv[1]), "registries": {sys.argv[2]: {"plain_http": True}, sys.argv[3]: {"plain_http": True}}}))
+print(json.dumps({"images": json.loads(sys.argv[1]), "registries": {sys.argv[2]: {"ca_cert": sys.argv[4]}, sys.argv[3]: {"ca_cert": sys.argv[4]}}}))
 PY
   measure "mirror_module_$1" "$MIRROR_MODULE" "$W/margs-$1.json"
   stop_registry "$P"
@@ -227,20 +231,20 @@ cat >"$W/mirror-task.yaml" <<'YAML'
         registries: "{{ module_args.registries }}"
 YAML
 run_mirror_task() { # TRIAL
-  start_registry "$W/mt$1"; local P=$REG_PID D=$REG
-  python3 - "$(mirror_images "$D")" "$R" "$D" >"$W/mtask-$1.json" <<'PY'
+  start_registry "$W/mt$1" tls; local P=$REG_PID D=$REG
+  python3 - "$(mirror_images "$D")" "$MR" "$D" "$TLS_CA" >"$W/mtask-$1.json" <<'PY'
 import json, sys
 print(json.dumps({"module_args": {"images": json.loads(sys.argv[1]),
-                                  "registries": {sys.argv[2]: {"plain_http": True}, sys.argv[3]: {"plain_http": True}}}}))
+                                  "registries": {sys.argv[2]: {"ca_cert": sys.argv[4]}, sys.argv[3]: {"ca_cert": sys.argv[4]}}}}))
 PY
   measure "mirror_module_task_$1" ansible-playbook -i localhost, -c local -e "@$W/mtask-$1.json" "$W/mirror-task.yaml"
   stop_registry "$P"
 }
 run_mirror_skopeo() { # TRIAL
-  start_registry "$W/ms$1"; local P=$REG_PID D=$REG
+  start_registry "$W/ms$1" tls; local P=$REG_PID D=$REG
   cat >"$W/mskopeo-$1.sh" <<SH
 for n in \$(seq 0 $((MIRROR - 1))); do
-  skopeo copy --all --quiet --src-tls-verify=false --dest-tls-verify=false docker://$R/up/m\$n:v1 docker://$D/mirror/m\$n:v1
+  skopeo copy --all --quiet --src-cert-dir $TLS_CERT_DIR --dest-cert-dir $TLS_CERT_DIR docker://$MR/up/m\$n:v1 docker://$D/mirror/m\$n:v1
 done
 SH
   measure "mirror_skopeo_$1" bash "$W/mskopeo-$1.sh"
@@ -262,8 +266,8 @@ sys.path.insert(0, "bench")
 from report import Results
 w, images, mirror, runs = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
 r = Results(w, runs)
-print(f"role benchmark: promotion of {images} images x 2 tags, cold mirror of {mirror} two-layer images; "
-      f"loopback, plain HTTP; {runs} trials (medians)")
+print(f"role benchmark: promotion of {images} images x 2 tags (plain HTTP), cold mirror of {mirror} two-layer images (TLS); "
+      f"loopback; {runs} trials (medians)")
 r.table(["ansible_playbook_alone", "promote_role", "promote_module_task", "promote_module", "promote_zuul_jobs_tasks",
          "promote_skopeo", "mirror_role", "mirror_module_task", "mirror_module", "mirror_skopeo"], 0)
 alone = r.median("ansible_playbook_alone")[0]
