@@ -31,17 +31,19 @@ command -v /usr/bin/time >/dev/null || apt-get install -y -qq time >/dev/null
 
 IMAGES=${1:-40}
 MIRROR=${2:-16}
+# The mirrored images' layer sizes in MiB (MIRROR_LAYERS=16,8: larger images).
+MIRROR_LAYERS=${MIRROR_LAYERS:-2,1}
 RUNS=${3:-3}
 LATENCY_MS=0
 W="$ROOT/.work/bench-roles"
-BENCH_COMMAND="$0 $*"
+BENCH_COMMAND="MIRROR_LAYERS=${MIRROR_LAYERS:-2,1} $0 $*"
 source bench/lib.sh
 RETAG="$ROOT/plugins/modules/container_retag"
 MIRROR_MODULE="$ROOT/plugins/modules/registry_mirror"
 
-echo "==> making $IMAGES synthetic images (2 MiB shared base + 2, 1 MiB layers) and $MIRROR to mirror (2, 1 MiB)"
+echo "==> making $IMAGES synthetic images (2 MiB shared base + 2, 1 MiB layers) and $MIRROR to mirror (layers of $MIRROR_LAYERS MiB)"
 python3 bench/make_layout.py "$W/layout" --images "$IMAGES" --layers 2,1 --shared 2
-python3 bench/make_layout.py "$W/mlayout" --images "$MIRROR" --layers 2,1 --tag-prefix m
+python3 bench/make_layout.py "$W/mlayout" --images "$MIRROR" --layers "$MIRROR_LAYERS" --tag-prefix m
 start_registry "$W/reg"; R=$REG
 for n in $(seq 0 $((IMAGES - 1))); do
   skopeo copy --quiet --dest-tls-verify=false "oci:$W/layout:img$n" "docker://$R/team/img$n:built"
