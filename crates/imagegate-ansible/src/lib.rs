@@ -167,14 +167,6 @@ impl RawList {
         }
     }
 
-    pub fn len(&self) -> usize {
-        self.0.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
-    }
-
     /// The list as values (for a failure's values, or a test).
     pub fn into_value(self) -> Value {
         Value::Array(

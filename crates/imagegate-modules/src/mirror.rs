@@ -491,13 +491,17 @@ fn summarize(mut results: Vec<ImageResult>, ctx: &Context) -> Result<Outcome, Mo
             totals += rep.stats;
             copies += 1;
             for t in &rep.tags {
+                tags_changed += usize::from(t.changed);
+                let wanted = t.changed && any_failed;
+                if !ctx.diff && !wanted {
+                    continue;
+                }
                 let name = format!("{}:{}", rep.dest, t.tag);
                 if ctx.diff {
                     before.push_str(&format!("{name} {}\n", t.before.as_deref().unwrap_or("(absent)")));
                     after.push_str(&format!("{name} {}\n", t.after));
                 }
-                tags_changed += usize::from(t.changed);
-                if t.changed && any_failed {
+                if wanted {
                     moved.push(name);
                 }
             }

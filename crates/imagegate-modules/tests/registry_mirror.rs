@@ -24,6 +24,18 @@ fn totals(run: &ModuleRun, key: &str) -> u64 {
         .unwrap_or_else(|| panic!("no totals.{key} in {}", run.stdout))
 }
 
+/// An engine client of the registry at `host` (plain HTTP), for a test's
+/// own requests.
+fn plain_client(host: &str) -> imagegate_registry::RegistryClient {
+    let config = imagegate_registry::RegistryConfig {
+        plain_http: true,
+        ..Default::default()
+    };
+    imagegate_registry::Engine::new(Default::default())
+        .client(host, "test", &config, Default::default())
+        .unwrap()
+}
+
 /// Whether the registry stored anything at all under its data directory.
 fn stored_files(reg: &TestRegistry) -> usize {
     fn count(p: &Path) -> usize {
@@ -462,12 +474,7 @@ fn tag_lists_follow_pagination() {
         },
     );
     let rt = tokio::runtime::Runtime::new().unwrap();
-    let engine = imagegate_registry::Engine::new(Default::default());
-    let config = imagegate_registry::RegistryConfig {
-        plain_http: true,
-        ..Default::default()
-    };
-    let client = engine.client(&proxy.host, "test", &config, Default::default()).unwrap();
+    let client = plain_client(&proxy.host);
     let mut listed = rt.block_on(client.list_tags_paged("pg/app", 2)).unwrap();
     listed.sort();
     assert_eq!(listed, tags);
@@ -486,12 +493,7 @@ fn many_tags_of_one_entry_are_summarised_past_a_thousand() {
     let dst = TestRegistry::start(Kind::Distribution);
     src.seed(&fx.single(2), "many/app:v1");
     let rt = tokio::runtime::Runtime::new().unwrap();
-    let engine = imagegate_registry::Engine::new(Default::default());
-    let config = imagegate_registry::RegistryConfig {
-        plain_http: true,
-        ..Default::default()
-    };
-    let client = engine.client(&src.host, "test", &config, Default::default()).unwrap();
+    let client = plain_client(&src.host);
     rt.block_on(async {
         use futures_util::StreamExt;
         let m = client.get_manifest("many/app", "v1").await.unwrap();
