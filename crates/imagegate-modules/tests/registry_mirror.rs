@@ -651,3 +651,41 @@ fn only_blobs_above_16_kib_are_looked_for_before_they_are_sent() {
     run.assert_ok();
     assert_eq!(totals(&run, "blobs_copied"), 0, "{}", run.stdout);
 }
+
+/// Over TLS the registry's small requests share one HTTP/2 connection where
+/// it offers one, and blob bodies (GETs and upload PUTs) go over HTTP/1.1:
+/// a Go registry spends markedly less processor time per byte on those
+/// (docs/architecture.md). Read from the registries' own access logs.
+#[test]
+fn over_tls_blob_bodies_go_over_http1_and_the_rest_over_http2() {
+    let fx = Fixtures::get();
+    let src = TestRegistry::start_logging_requests(Kind::DistributionTls);
+    let dst = TestRegistry::start_logging_requests(Kind::DistributionTls);
+    src.seed(&fx.single(1), "proto/app:v1");
+    let seeded = src.requests().len();
+    let run = module(&json!({
+        "images": [{"src": format!("{}/proto/app:v1", src.host), "dest": format!("{}/proto/app", dst.host)}],
+        "registries": registries(&[&src, &dst]),
+        "referrers": false,
+    }));
+    run.assert_ok();
+    assert!(totals(&run, "blobs_copied") >= 2, "{}", run.stdout);
+    let mut seen = std::collections::BTreeMap::<&str, usize>::new();
+    let (got, sent) = (src.requests(), dst.requests());
+    for (method, path, proto) in got[seeded..].iter().chain(&sent) {
+        let kind = if method == "GET" && path.contains("/blobs/sha256:") {
+            "blob body read"
+        } else if (method == "PUT" || method == "PATCH") && path.contains("/blobs/uploads/") {
+            "blob body sent"
+        } else if path.contains("/manifests/") || (method == "HEAD" && path.contains("/blobs/")) {
+            "small request"
+        } else {
+            continue;
+        };
+        let want = if kind == "small request" { "HTTP/2.0" } else { "HTTP/1.1" };
+        assert_eq!(proto, want, "{kind}: {method} {path}");
+        *seen.entry(kind).or_default() += 1;
+    }
+    assert_eq!(seen.len(), 3, "every kind of request was seen: {seen:?}");
+    assert_eq!(seen["blob body read"] as u64, totals(&run, "blobs_copied"), "{seen:?}");
+}

@@ -413,7 +413,7 @@ impl RegistryClient {
     /// Opens the body of a blob for streaming. Sent once: the copy that
     /// reads it is the retried unit.
     async fn open_blob(&self, repo: &str, digest: &str) -> Result<reqwest::Response, Error> {
-        let req = Request::new(Method::GET, format!("/v2/{repo}/blobs/{digest}"), vec![Scope::pull(repo)]);
+        let req = Request::new(Method::GET, format!("/v2/{repo}/blobs/{digest}"), vec![Scope::pull(repo)]).bulk();
         match self.transport.send_once(&req, None).await {
             Err(e) if e.status() == Some(404) => Err(Error::new(ErrorKind::NotFound {
                 reference: format!("blob {digest} in {}/{repo}", self.registry()),
@@ -503,7 +503,8 @@ impl RegistryClient {
     ) -> Result<(), Error> {
         let req = Request::new(Method::PUT, with_digest(location, digest), vec![Scope::push(repo)])
             .header(CONTENT_TYPE, "application/octet-stream")
-            .header(CONTENT_LENGTH, size.to_string());
+            .header(CONTENT_LENGTH, size.to_string())
+            .bulk();
         self.transport
             .send_once(&req, Some(reqwest::Body::wrap_stream(stream)))
             .await
@@ -542,7 +543,8 @@ impl RegistryClient {
             let req = Request::new(Method::PATCH, location.clone(), vec![Scope::push(repo)])
                 .header(CONTENT_TYPE, "application/octet-stream")
                 .header(HeaderName::from_static("content-range"), format!("{offset}-{end}"))
-                .header(CONTENT_LENGTH, chunk.len().to_string());
+                .header(CONTENT_LENGTH, chunk.len().to_string())
+                .bulk();
             // Sent in slices that count as progress, so a chunk crossing a
             // slow link is not taken for a stall.
             let slices = counted_slices(chunk, progress.clone());

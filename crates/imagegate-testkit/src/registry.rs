@@ -48,6 +48,17 @@ pub struct TestRegistry {
 
 impl TestRegistry {
     pub fn start(kind: Kind) -> Self {
+        Self::start_with(kind, false)
+    }
+
+    /// A distribution registry that writes an access log line per request
+    /// (method, path, protocol version) to its log; see [`Self::requests`].
+    pub fn start_logging_requests(kind: Kind) -> Self {
+        assert_ne!(kind, Kind::Zuul, "zuul-registry keeps no access log");
+        Self::start_with(kind, true)
+    }
+
+    fn start_with(kind: Kind, access_log: bool) -> Self {
         let dir = tempfile::Builder::new().prefix("imagegate-registry-").tempdir().expect("tempdir");
         let port = free_port();
         let host = format!("127.0.0.1:{port}");
@@ -70,9 +81,10 @@ impl TestRegistry {
         let mut cmd = match kind {
             Kind::Distribution | Kind::DistributionTls => {
                 let mut config = format!(
-                    "version: 0.1\nlog:\n  level: warn\n  accesslog:\n    disabled: true\nstorage:\n  filesystem:\n    rootdirectory: {data}\n  delete:\n    enabled: true\nhttp:\n  addr: {host}\n  secret: {secret}\n",
+                    "version: 0.1\nlog:\n  level: warn\n  accesslog:\n    disabled: {quiet}\nstorage:\n  filesystem:\n    rootdirectory: {data}\n  delete:\n    enabled: true\nhttp:\n  addr: {host}\n  secret: {secret}\n",
                     data = dir.path().join("data").display(),
                     secret = random_hex(16),
+                    quiet = !access_log,
                 );
                 if let Some((cert, key)) = &server {
                     config.push_str(&format!(
@@ -160,6 +172,23 @@ impl TestRegistry {
 
     pub fn log(&self) -> String {
         std::fs::read_to_string(self.dir.path().join("server.log")).unwrap_or_default()
+    }
+
+    /// The requests of the access log (see [`Self::start_logging_requests`])
+    /// as (method, path, protocol), in the order they were answered.
+    pub fn requests(&self) -> Vec<(String, String, String)> {
+        self.log()
+            .lines()
+            .filter_map(|line| {
+                // 127.0.0.1 - - [date] "METHOD PATH HTTP/x" status size ...
+                let request = line.split('"').nth(1)?;
+                let mut parts = request.split(' ');
+                let (method, path, proto) = (parts.next()?, parts.next()?, parts.next()?);
+                proto
+                    .starts_with("HTTP/")
+                    .then(|| (method.to_string(), path.to_string(), proto.to_string()))
+            })
+            .collect()
     }
 
     pub fn pid(&self) -> u32 {

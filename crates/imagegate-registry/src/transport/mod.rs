@@ -103,6 +103,9 @@ pub(crate) struct Request {
     /// registry challenge handling, and a redirect to another origin is
     /// refused rather than followed.
     pub pinned: bool,
+    /// A blob body (a blob GET, an upload's PUT or PATCH): sent on the
+    /// transport's HTTP/1.1 connections (see [`Transport::bulk`]).
+    pub bulk: bool,
 }
 
 impl Request {
@@ -115,7 +118,14 @@ impl Request {
             scope,
             web_api: false,
             pinned: false,
+            bulk: false,
         }
+    }
+
+    /// Marks a request that carries a blob body (see [`Request::bulk`]).
+    pub(crate) fn bulk(mut self) -> Self {
+        self.bulk = true;
+        self
     }
 
     /// A request pinned to the transport's origin (see [`Request::pinned`]).
@@ -157,6 +167,13 @@ pub struct Transport {
     registry: String,
     base: Url,
     client: reqwest::Client,
+    /// The client for blob bodies: HTTP/1.1 only. Over TLS, `client` speaks
+    /// HTTP/2 where the registry offers it (every small request of a call
+    /// on one connection); blob bodies go over HTTP/1.1 connections of
+    /// their own, which cost Go registries (distribution) markedly less
+    /// processor time per byte than HTTP/2 streams (docs/architecture.md).
+    /// Over plain HTTP both are the same client.
+    bulk: reqwest::Client,
     credential: Option<Credential>,
     retry: RetryPolicy,
     limits: Limits,
@@ -185,18 +202,23 @@ impl Transport {
                 },
             })
         })?;
-        let client = tls::build_client(
-            registry,
-            host,
-            config.ca_cert.as_deref(),
-            config.tls_verify,
-            CONNECT_TIMEOUT,
-            READ_TIMEOUT,
-        )?;
+        let build = |http1_only| {
+            tls::build_client(
+                registry,
+                host,
+                config.ca_cert.as_deref(),
+                config.tls_verify,
+                (CONNECT_TIMEOUT, READ_TIMEOUT),
+                http1_only,
+            )
+        };
+        let client = build(false)?;
+        let bulk = if config.plain_http { client.clone() } else { build(true)? };
         Ok(Self {
             registry: registry.to_string(),
             base,
             client,
+            bulk,
             credential: config.credential.clone(),
             retry: options.retry,
             limits: options.limits,
@@ -299,6 +321,15 @@ impl Transport {
             .await
     }
 
+    /// The client a request goes by (see [`Transport::bulk`]).
+    fn client_for(&self, req: &Request) -> &reqwest::Client {
+        if req.bulk {
+            &self.bulk
+        } else {
+            &self.client
+        }
+    }
+
     /// Sends a request once, authenticating as the registry asks and
     /// following redirects for GET and HEAD. `stream` replaces the body; a
     /// streamed body cannot be re-sent, so the caller must have authenticated
@@ -316,7 +347,7 @@ impl Transport {
             } else {
                 self.authorization(&req.scope, extra_scope.as_deref()).await?
             };
-            let mut rb = self.client.request(req.method.clone(), url.clone());
+            let mut rb = self.client_for(req).request(req.method.clone(), url.clone());
             for (name, value) in &req.headers {
                 rb = rb.header(name, value);
             }
@@ -396,7 +427,7 @@ impl Transport {
             } else {
                 url.origin() == self.base.origin()
             };
-            let mut rb = self.client.request(req.method.clone(), url.clone());
+            let mut rb = self.client_for(req).request(req.method.clone(), url.clone());
             for (name, value) in &req.headers {
                 if *name == AUTHORIZATION && !same_origin {
                     continue;

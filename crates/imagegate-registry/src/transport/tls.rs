@@ -34,15 +34,16 @@ pub fn cert_dir_files(dirs: &[&str], host: &str) -> Vec<PathBuf> {
 }
 
 /// Builds the client: TLS roots, no automatic redirects, connect and read
-/// timeouts.
+/// timeouts; with `http1_only`, no HTTP/2 even where the server offers it.
 pub(super) fn build_client(
     registry: &str,
     host: &str,
     ca_cert: Option<&Path>,
     tls_verify: bool,
-    connect: Duration,
-    read: Duration,
+    timeouts: (Duration, Duration),
+    http1_only: bool,
 ) -> Result<reqwest::Client, Error> {
+    let (connect, read) = timeouts;
     let tls_err = |detail: String| {
         Error::new(ErrorKind::Tls {
             registry: registry.to_string(),
@@ -72,6 +73,9 @@ pub(super) fn build_client(
         for cert in certs {
             builder = builder.add_root_certificate(cert);
         }
+    }
+    if http1_only {
+        builder = builder.http1_only();
     }
     if !tls_verify {
         builder = builder.danger_accept_invalid_certs(true);
