@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
 """The simplest client for the scale benchmark (bench/scale.sh): plain HTTP
-to distribution registries, the standard library only, a pool of threads
+(or HTTPS trusting the CA file FLOOR_CA names) to distribution registries,
+the standard library only, a pool of threads
 with one kept-alive connection each. It makes the requests a mirror must
 make and nothing else (no retries, no checks beyond status codes), so its
 time is a floor for what imagegate does with the same registries.
@@ -26,6 +27,7 @@ import hashlib
 import http.client
 import json
 import os
+import ssl
 import sys
 import threading
 from concurrent.futures import ThreadPoolExecutor
@@ -47,7 +49,11 @@ def conn(host):
     if pool is None:
         pool = local.pool = {}
     if host not in pool:
-        pool[host] = http.client.HTTPConnection(host, timeout=60)
+        ca = os.environ.get("FLOOR_CA")
+        if ca:
+            pool[host] = http.client.HTTPSConnection(host, timeout=60, context=ssl.create_default_context(cafile=ca))
+        else:
+            pool[host] = http.client.HTTPConnection(host, timeout=60)
     return pool[host]
 
 
