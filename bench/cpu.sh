@@ -69,12 +69,16 @@ print(json.dumps({"images": [{"src": f"{s}/up/m{i}:v1", "dest": f"{d}/mirror/m{i
 PY
     printf 'exec %q %q\n' "$client" "$W/$name.json" >"$W/$name.sh"
   fi
+  # Earlier runs' writes are flushed first: their writeback must not land
+  # on this run's processes.
+  sync
   s0=$(ticks "$SRC_PID") d0=$(ticks "$pid")
   /usr/bin/time -f '%e %U %S' -o "$W/$name.time" bash "$W/$name.sh" >"$W/$name.out" 2>"$W/$name.err" ||
     { echo "$name failed:"; tail -5 "$W/$name.err"; exit 1; }
   [ "$client" = skopeo ] || grep -q '"failed":false' "$W/$name.out" || { echo "$name failed:"; head -c 600 "$W/$name.out"; exit 1; }
   echo "$(cat "$W/$name.time") $(echo "($(ticks "$SRC_PID") - $s0) / $TICK" | bc -l) $(echo "($(ticks "$pid") - $d0) / $TICK" | bc -l)" >"$W/$name.cpu"
   stop_registry "$pid"
+  rm -rf "$W/dst-$name"
 }
 
 contenders=("$ROOT/plugins/modules/registry_mirror")

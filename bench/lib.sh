@@ -82,11 +82,14 @@ proxy_totals() {
   echo "$req $bytes"
 }
 
-# measure NAME CMD...: wall seconds, peak RSS (KiB), and with proxies the
+# measure NAME CMD...: (after a sync) wall seconds, peak RSS (KiB), and with proxies the
 # requests made and body bytes moved, of CMD into $W/NAME.m
 measure() {
   local name=$1; shift
   local t0 t1 before after
+  # Earlier runs' writes are flushed first, so that their writeback does not
+  # land in this run (trials drifted slower one after another without it).
+  sync
   before=$(proxy_totals)
   t0=$(date +%s.%N)
   /usr/bin/time -f '%M' -o "$W/$name.rss" "$@" >"$W/$name.out" 2>"$W/$name.err" || { echo "$name failed:"; tail -5 "$W/$name.err"; exit 1; }
