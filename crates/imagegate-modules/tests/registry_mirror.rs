@@ -654,8 +654,8 @@ fn only_blobs_above_16_kib_are_looked_for_before_they_are_sent() {
 
 /// Over TLS the registry's small requests share one HTTP/2 connection where
 /// it offers one, and blob bodies (GETs and upload PUTs) go over HTTP/1.1:
-/// a Go registry spends markedly less processor time per byte on those
-/// (docs/architecture.md). Read from the registries' own access logs.
+/// distribution's Go server spends about a quarter less processor time
+/// serving those (docs/architecture.md). Read from the registries' own access logs.
 #[test]
 fn over_tls_blob_bodies_go_over_http1_and_the_rest_over_http2() {
     let fx = Fixtures::get();

@@ -170,8 +170,9 @@ pub struct Transport {
     /// The client for blob bodies: HTTP/1.1 only. Over TLS, `client` speaks
     /// HTTP/2 where the registry offers it (every small request of a call
     /// on one connection); blob bodies go over HTTP/1.1 connections of
-    /// their own, which cost Go registries (distribution) markedly less
-    /// processor time per byte than HTTP/2 streams (docs/architecture.md).
+    /// their own: distribution's Go server spent about a quarter less
+    /// processor time serving them than as HTTP/2 streams (the client some
+    /// more; docs/architecture.md).
     /// Over plain HTTP both are the same client.
     bulk: reqwest::Client,
     credential: Option<Credential>,
@@ -202,18 +203,15 @@ impl Transport {
                 },
             })
         })?;
-        let build = |http1_only| {
-            tls::build_client(
-                registry,
-                host,
-                config.ca_cert.as_deref(),
-                config.tls_verify,
-                (CONNECT_TIMEOUT, READ_TIMEOUT),
-                http1_only,
-            )
-        };
-        let client = build(false)?;
-        let bulk = if config.plain_http { client.clone() } else { build(true)? };
+        let (client, bulk) = tls::build_clients(
+            registry,
+            host,
+            config.ca_cert.as_deref(),
+            config.tls_verify,
+            config.plain_http,
+            CONNECT_TIMEOUT,
+            READ_TIMEOUT,
+        )?;
         Ok(Self {
             registry: registry.to_string(),
             base,

@@ -33,30 +33,27 @@ pub fn cert_dir_files(dirs: &[&str], host: &str) -> Vec<PathBuf> {
     out
 }
 
-/// Builds the client: TLS roots, no automatic redirects, connect and read
-/// timeouts; with `http1_only`, no HTTP/2 even where the server offers it.
-pub(super) fn build_client(
+/// Builds the clients of one registry: TLS roots, no automatic redirects,
+/// connect and read timeouts. The first speaks HTTP/2 where a TLS server
+/// offers it; the second, for blob bodies, only HTTP/1.1 (see
+/// `Transport::bulk`). Over plain HTTP they are one client. The CA files
+/// are read once, for both.
+pub(super) fn build_clients(
     registry: &str,
     host: &str,
     ca_cert: Option<&Path>,
     tls_verify: bool,
-    timeouts: (Duration, Duration),
-    http1_only: bool,
-) -> Result<reqwest::Client, Error> {
-    let (connect, read) = timeouts;
+    plain_http: bool,
+    connect: Duration,
+    read: Duration,
+) -> Result<(reqwest::Client, reqwest::Client), Error> {
     let tls_err = |detail: String| {
         Error::new(ErrorKind::Tls {
             registry: registry.to_string(),
             detail,
         })
     };
-    let mut builder = reqwest::Client::builder()
-        .use_rustls_tls()
-        .tls_built_in_native_certs(true)
-        .redirect(reqwest::redirect::Policy::none())
-        .connect_timeout(connect)
-        .read_timeout(read)
-        .user_agent(concat!("imagegate/", env!("CARGO_PKG_VERSION")));
+    let mut roots = Vec::new();
     let mut files: Vec<PathBuf> = ca_cert.map(Path::to_path_buf).into_iter().collect();
     files.extend(cert_dir_files(CERT_DIRS, host));
     for path in files {
@@ -70,17 +67,30 @@ pub(super) fn build_client(
         if certs.is_empty() {
             return Err(tls_err(format!("{} holds no PEM certificate", path.display())));
         }
-        for cert in certs {
-            builder = builder.add_root_certificate(cert);
+        roots.extend(certs);
+    }
+    let build = |http1_only: bool| {
+        let mut builder = reqwest::Client::builder()
+            .use_rustls_tls()
+            .tls_built_in_native_certs(true)
+            .redirect(reqwest::redirect::Policy::none())
+            .connect_timeout(connect)
+            .read_timeout(read)
+            .user_agent(concat!("imagegate/", env!("CARGO_PKG_VERSION")));
+        for cert in &roots {
+            builder = builder.add_root_certificate(cert.clone());
         }
-    }
-    if http1_only {
-        builder = builder.http1_only();
-    }
-    if !tls_verify {
-        builder = builder.danger_accept_invalid_certs(true);
-    }
-    builder.build().map_err(|e| tls_err(e.to_string()))
+        if http1_only {
+            builder = builder.http1_only();
+        }
+        if !tls_verify {
+            builder = builder.danger_accept_invalid_certs(true);
+        }
+        builder.build().map_err(|e| tls_err(e.to_string()))
+    };
+    let client = build(false)?;
+    let bulk = if plain_http { client.clone() } else { build(true)? };
+    Ok((client, bulk))
 }
 
 #[cfg(test)]
