@@ -133,6 +133,66 @@ fn a_referrer_and_a_signature_tag_travel_with_the_image() {
     );
 }
 
+/// A registry without the referrers API (distribution 2.8 answers 404) is
+/// asked for it once per call, not once per image: later images go straight
+/// to the referrers tag schema, and their referrers still travel.
+#[test]
+fn a_registry_without_the_referrers_api_is_asked_once_per_call() {
+    let src = TestRegistry::start_logging_requests(Kind::Distribution);
+    let dest = TestRegistry::start_logging_requests(Kind::Distribution);
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let engine = Engine::new(EngineOptions::default());
+    let c = client(&engine, &src.host);
+    let artifact = rt.block_on(async {
+        for n in 0..3 {
+            push_manifest(&c, &format!("plain/app{n}"), Some("v1"), format!("layer {n}").as_bytes(), json!({})).await;
+        }
+        let (image, image_size) = push_manifest(&c, "signed/app", Some("v1"), b"the signed layer", json!({})).await;
+        let subject = json!({"mediaType": OCI_MANIFEST, "digest": image.as_str(), "size": image_size});
+        let (artifact, artifact_size) = push_manifest(
+            &c,
+            "signed/app",
+            None,
+            b"a statement",
+            json!({"artifactType": "application/vnd.example.sbom", "subject": subject}),
+        )
+        .await;
+        let index = json!({"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": [
+            {"mediaType": OCI_MANIFEST, "digest": artifact.as_str(), "size": artifact_size, "artifactType": "application/vnd.example.sbom"}
+        ]});
+        let index = imagegate_registry::manifest::Manifest::from_bytes("seed", Bytes::from(index.to_string()), Some(OCI_INDEX)).unwrap();
+        c.put_manifest("signed/app", &fallback_tag(&image), &index).await.unwrap();
+        artifact
+    });
+    let seeded = src.requests().len();
+    // One image at a time, the signed one last: the answers of the first
+    // decide what the later ones ask.
+    let mut images: Vec<Value> = (0..3)
+        .map(|n| json!({"src": format!("{}/plain/app{n}:v1", src.host), "dest": format!("{}/mirror/app{n}", dest.host)}))
+        .collect();
+    images.push(json!({"src": format!("{}/signed/app:v1", src.host), "dest": format!("{}/mirror/signed", dest.host)}));
+    let run = mirror(&json!({
+        "images": images,
+        "registries": {src.host.clone(): src.module_entry(), dest.host.clone(): dest.module_entry()},
+        "concurrency": 1,
+    }));
+    run.assert_ok();
+    assert_eq!(run.result["totals"]["referrers"], 1, "{}", run.stdout);
+    assert_eq!(
+        dest.digest(&format!("mirror/signed@{artifact}")).as_deref(),
+        Some(artifact.as_str()),
+        "the last image's referrer travelled"
+    );
+    let api = |requests: &[(String, String, String)]| requests.iter().filter(|(_, path, _)| path.contains("/referrers/")).count();
+    assert_eq!(
+        api(&src.requests()[seeded..]),
+        1,
+        "source asked once: {:?}",
+        &src.requests()[seeded..]
+    );
+    assert_eq!(api(&dest.requests()), 1, "destination asked once: {:?}", dest.requests());
+}
+
 fn retag(args: &Value) -> ModuleRun {
     run_module(Path::new(env!("CARGO_BIN_EXE_container_retag")), args)
 }

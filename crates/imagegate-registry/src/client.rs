@@ -296,6 +296,9 @@ impl RegistryClient {
     /// descriptors of its index, or `None` when the registry has no such API
     /// (it answers 404, 400, 405 or 501).
     pub async fn referrers(&self, repo: &str, digest: &Digest) -> Result<Option<Vec<serde_json::Value>>, Error> {
+        if self.transport.lacks_referrers_api() {
+            return Ok(None);
+        }
         let req = Request::new(Method::GET, format!("/v2/{repo}/referrers/{digest}"), vec![Scope::pull(repo)])
             .header(ACCEPT, manifest::OCI_INDEX);
         match self.fetch(&req, MAX_MANIFEST).await {
@@ -308,7 +311,14 @@ impl RegistryClient {
                 })?;
                 Ok(Some(index["manifests"].as_array().cloned().unwrap_or_default()))
             }
-            Err(e) if matches!(e.status(), Some(400 | 404 | 405 | 501)) => Ok(None),
+            // A registry with the API never answers 404 for a repository it
+            // has (OCI distribution spec 1.1): 404 without NAME_UNKNOWN, 405
+            // or 501 mean it has none, and it is not asked again this call.
+            Err(e) if matches!(e.status(), Some(404 | 405 | 501)) && !e.has_code("NAME_UNKNOWN") => {
+                self.transport.note_no_referrers_api();
+                Ok(None)
+            }
+            Err(e) if matches!(e.status(), Some(400 | 404)) => Ok(None),
             Err(e) => Err(e),
         }
     }

@@ -180,6 +180,9 @@ pub struct Transport {
     limits: Limits,
     gates: SharedGates,
     auth: AuthState,
+    /// Set once the registry has answered that it has no referrers API, so
+    /// that the call asks it once rather than once per image.
+    no_referrers_api: std::sync::atomic::AtomicBool,
 }
 
 impl std::fmt::Debug for Transport {
@@ -222,7 +225,19 @@ impl Transport {
             limits: options.limits,
             gates: options.gates.clone(),
             auth: AuthState::default(),
+            no_referrers_api: Default::default(),
         })
+    }
+
+    /// Whether the registry has answered that it lacks the referrers API.
+    pub(crate) fn lacks_referrers_api(&self) -> bool {
+        self.no_referrers_api.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Remembers, for the rest of the call, that the registry lacks the
+    /// referrers API.
+    pub(crate) fn note_no_referrers_api(&self) {
+        self.no_referrers_api.store(true, std::sync::atomic::Ordering::Relaxed);
     }
 
     /// The registry name this transport serves.
