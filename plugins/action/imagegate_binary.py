@@ -1,9 +1,10 @@
 # Copyright imagegate developers. Apache-2.0.
 """Shared action for the imagegate binary modules.
 
-The modules are native executables built for one architecture. Before one is
-sent to a host, this action compares the executable's ELF machine with the
-host's (``uname -m``), so that a host of another architecture gets a clear
+The modules are native executables built for one architecture. This action
+compares the executable's ELF machine with the host's architecture (from
+facts before the module is sent; without facts, ``uname -m`` once the module
+could not be run), so that a host of another architecture gets a clear
 failure saying how to build for it, instead of an "exec format error".
 """
 
@@ -42,6 +43,13 @@ def binary_machine(path):
     return ELF_MACHINES.get(machine, (f"ELF machine {machine:#x}", set()))
 
 
+def could_not_run(result):
+    """Whether a failed module result is the shell's, saying that the binary
+    could not be executed (rather than the module's own failure)."""
+    said = " ".join(str(result.get(k, "")) for k in ("module_stderr", "module_stdout", "msg"))
+    return result.get("rc") in (126, 127) or "xec format error" in said or "cannot execute" in said
+
+
 class ActionModule(ActionBase):
     TRANSFERS_FILES = True
 
@@ -60,23 +68,36 @@ class ActionModule(ActionBase):
             )
             return result
         machine = binary_machine(path)
-        if machine is not None:
-            built_for, aliases = machine
-            arch = task_vars.get("ansible_architecture")
-            if not arch:
-                probe = self._low_level_execute_command("uname -m")
-                arch = probe.get("stdout", "").strip()
-            if arch and arch not in aliases:
-                target = RUST_TARGETS.get(arch, f"<the Rust target for {arch}>")
-                result.update(
-                    failed=True,
-                    msg=(
-                        f"{module} is built for {built_for}, but {task_vars.get('inventory_hostname', 'this host')} "
-                        f"is {arch}. Build the collection's modules for {arch}: "
-                        f"rustup target add {target} && cargo build --release --target {target} -p imagegate-modules --bins, "
-                        f"then copy target/{target}/release/{short} (and the other modules) into plugins/modules/."
-                    ),
-                )
+        host = task_vars.get("inventory_hostname", "this host")
+        # With facts, the architecture is compared before anything is sent.
+        # Without them it is asked for only if the module could not be run:
+        # asking first would cost every task a command (a round trip over
+        # SSH) to catch a mistake that the run itself shows.
+        arch = task_vars.get("ansible_architecture")
+        if machine is not None and arch:
+            mismatch = self._mismatch(module, short, machine, arch, host)
+            if mismatch:
+                result.update(failed=True, msg=mismatch)
                 return result
-        result.update(self._execute_module(module_name=module, module_args=self._task.args, task_vars=task_vars))
+        executed = self._execute_module(module_name=module, module_args=self._task.args, task_vars=task_vars)
+        if machine is not None and not arch and executed.get("failed") and could_not_run(executed):
+            probe = self._low_level_execute_command("uname -m")
+            mismatch = self._mismatch(module, short, machine, probe.get("stdout", "").strip(), host)
+            if mismatch:
+                result.update(failed=True, msg=mismatch)
+                return result
+        result.update(executed)
         return result
+
+    @staticmethod
+    def _mismatch(module, short, machine, arch, host):
+        """What to say when the binary's machine is not the host's arch."""
+        built_for, aliases = machine
+        if not arch or arch in aliases:
+            return None
+        target = RUST_TARGETS.get(arch, f"<the Rust target for {arch}>")
+        return (
+            f"{module} is built for {built_for}, but {host} is {arch}. Build the collection's modules for {arch}: "
+            f"rustup target add {target} && cargo build --release --target {target} -p imagegate-modules --bins, "
+            f"then copy target/{target}/release/{short} (and the other modules) into plugins/modules/."
+        )

@@ -62,8 +62,9 @@ fn module_binary(name: &str) -> std::path::PathBuf {
 
 /// `ansible-galaxy collection build` packs the module binaries and docs;
 /// installed into an empty collections path, ansible-doc shows full docs for
-/// every module and a playbook runs them by FQCN; a host of another
-/// architecture gets a clear failure, not an exec format error.
+/// every module and a playbook runs them by FQCN (asking nothing more of the
+/// host); a host of another architecture gets a clear failure, not an exec
+/// format error.
 #[test]
 fn galaxy_package_installs_and_runs() {
     use imagegate_testkit::{Fixtures, Kind, TestRegistry};
@@ -125,9 +126,11 @@ fn galaxy_package_installs_and_runs() {
         ),
     )
     .unwrap();
-    let (ok, out) = run(ansible("ansible-playbook").args(["-i", "localhost,", "-c", "local"]).arg(&play));
+    let (ok, out) = run(ansible("ansible-playbook").args(["-i", "localhost,", "-c", "local", "-vvv"]).arg(&play));
     assert!(ok, "{out}");
     assert_eq!(reg.digest("gal/copy:v1"), reg.digest("gal/app:v1"));
+    assert!(out.contains("EXEC /bin/sh"), "-vvv shows the commands run: {out}");
+    assert!(!out.contains("uname"), "a module that runs costs no architecture probe: {out}");
 
     // A module built for another architecture (its ELF machine set to aarch64).
     let installed = coll.join("ansible_collections/imagegate/containers/plugins/modules/registry_mirror");
