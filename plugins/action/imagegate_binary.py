@@ -6,6 +6,8 @@ compares the executable's ELF machine with the host's architecture (from
 facts before the module is sent; without facts, ``uname -m`` once the module
 could not be run), so that a host of another architecture gets a clear
 failure saying how to build for it, instead of an "exec format error".
+For a task of a role of this collection run from another checkout, it also
+checks that the roles' version is the installed modules' version.
 """
 
 from __future__ import annotations
@@ -14,6 +16,8 @@ import os
 
 from ansible.plugins.action import ActionBase
 from ansible.plugins.loader import module_loader
+
+from ansible_collections.imagegate.containers.plugins.action.modules_version import calling_role_mismatch
 
 # ELF e_machine values and the names uname -m gives them.
 ELF_MACHINES = {
@@ -66,6 +70,14 @@ class ActionModule(ActionBase):
                 msg=f"{module}: the module binary is not built into the collection "
                 f"(build it with tools/setup.sh, or install a collection built with it)",
             )
+            return result
+        # A role of this collection from elsewhere (a Zuul job's checkout)
+        # must be of the installed modules' version: this is the check the
+        # modules_version action makes, here for every module task of such a
+        # role, so that a role need not spend a task of its own on it.
+        stale = calling_role_mismatch(self._task)
+        if stale:
+            result.update(failed=True, msg=stale)
             return result
         machine = binary_machine(path)
         host = task_vars.get("inventory_hostname", "this host")

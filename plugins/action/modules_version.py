@@ -19,22 +19,69 @@ from ansible.plugins.action import ActionBase
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 COLLECTION_ROOT = os.path.dirname(os.path.dirname(HERE))
-VERSION_LINE = re.compile(r"^version:\s*['\"]?([^'\"\s#]+)", re.MULTILINE)
+OURS = ("imagegate", "containers")
 
 
-def collection_version(root):
-    """The version of the collection at root: MANIFEST.json as installed by
-    ansible-galaxy, else galaxy.yml of a source checkout; None if neither."""
+def top_level(text, key):
+    """The value of a top-level `key:` line of a YAML text, or None."""
+    found = re.search(rf"^{key}:\s*['\"]?([^'\"\s#]+)", text, re.MULTILINE)
+    return found.group(1) if found else None
+
+
+def collection_info(root):
+    """(namespace, name, version) of the collection at root: MANIFEST.json as
+    installed by ansible-galaxy, else galaxy.yml of a source checkout; None
+    if neither is there. A missing field is None."""
     manifest = os.path.join(root, "MANIFEST.json")
     if os.path.isfile(manifest):
         with open(manifest, encoding="utf-8") as f:
-            return json.load(f).get("collection_info", {}).get("version")
+            info = json.load(f).get("collection_info", {})
+        return info.get("namespace"), info.get("name"), info.get("version")
     galaxy = os.path.join(root, "galaxy.yml")
     if os.path.isfile(galaxy):
         with open(galaxy, encoding="utf-8") as f:
-            found = VERSION_LINE.search(f.read())
-        return found.group(1) if found else None
+            text = f.read()
+        return top_level(text, "namespace"), top_level(text, "name"), top_level(text, "version")
     return None
+
+
+def collection_version(root):
+    """The version of the collection at root, or None."""
+    info = collection_info(root)
+    return info[2] if info else None
+
+
+def role_source(task):
+    """The directory holding the roles/ of the task's role, or None."""
+    role = task._role
+    role_path = getattr(role, "_role_path", None) if role else None
+    return os.path.dirname(os.path.dirname(role_path)) if role_path else None
+
+
+def mismatch_message(source, expected, installed):
+    return (
+        f"the roles (from {source}) were written for imagegate.containers {expected}, "
+        f"but the installed modules are version {installed}: install the matching collection with "
+        f"'ansible-galaxy collection install --force imagegate-containers-{expected}.tar.gz' "
+        f"(--force reinstalls the same version), or run the roles of version {installed}"
+    )
+
+
+def calling_role_mismatch(task):
+    """For a module task of a role of this collection run from elsewhere (a
+    Zuul job's checkout): the failure message if the roles' version is not
+    the installed modules' version, else None. Tasks of other roles, or of
+    no role, are not this check's business."""
+    source = role_source(task)
+    if source is None or os.path.realpath(source) == os.path.realpath(COLLECTION_ROOT):
+        return None
+    info = collection_info(source)
+    if not info or info[:2] != OURS or info[2] is None:
+        return None
+    installed = collection_version(COLLECTION_ROOT)
+    if installed is None or str(info[2]) == installed:
+        return None
+    return mismatch_message(source, info[2], installed)
 
 
 class ActionModule(ActionBase):
@@ -48,12 +95,10 @@ class ActionModule(ActionBase):
         expected = self._task.args.get("expected")
         source = "the expected option"
         if expected is None:
-            role = self._task._role
-            role_path = getattr(role, "_role_path", None) if role else None
-            if role_path is None:
+            source = role_source(self._task)
+            if source is None:
                 result.update(failed=True, msg="modules_version: give expected, or call it from a role of this collection")
                 return result
-            source = os.path.dirname(os.path.dirname(role_path))
             expected = collection_version(source)
             if expected is None:
                 # A role with no collection beside it: nothing to compare.
@@ -63,15 +108,7 @@ class ActionModule(ActionBase):
         if installed is None:
             result.update(failed=True, msg=f"modules_version: cannot read the installed collection's version under {COLLECTION_ROOT}")
         elif str(expected) != installed:
-            result.update(
-                failed=True,
-                msg=(
-                    f"the roles (from {source}) were written for imagegate.containers {expected}, "
-                    f"but the installed modules are version {installed}: install the matching collection with "
-                    f"'ansible-galaxy collection install --force imagegate-containers-{expected}.tar.gz' "
-                    f"(--force reinstalls the same version), or run the roles of version {installed}"
-                ),
-            )
+            result.update(failed=True, msg=mismatch_message(source, expected, installed))
         else:
             result["msg"] = f"imagegate.containers {installed}"
         return result

@@ -13,7 +13,8 @@ description:
   collection installed on the executor or controller.
 - Compares the version in the C(galaxy.yml) beside the calling role (or I(expected)) with the version of the installed
   collection, and fails naming both versions and how to install the matching one.
-- Every role of this collection runs it first.
+- Roles of this collection that do anything else before their first module task run it first; the modules'
+  own tasks make the same check when they are tasks of a role of this collection.
 options:
   expected:
     description:

@@ -1007,7 +1007,9 @@ fn buildset_registry_job_playbooks(core: Core) {
 }
 
 /// Roles from a checkout of another version than the installed modules
-/// stop at their first task, naming both versions and the fix.
+/// stop before anything changes, naming both versions and the fix: at their
+/// module task (the binary modules' action checks it), or, for a role that
+/// does something else first, at its modules_version task.
 fn roles_check_the_installed_modules_version(core: Core) {
     let coll = collection();
     let other = coll.path().join("roles-source");
@@ -1032,6 +1034,19 @@ fn roles_check_the_installed_modules_version(core: Core) {
     assert!(out.contains("written for imagegate.containers 9.9.9"), "{out}");
     assert!(out.contains(&format!("installed modules are version {installed}")), "{out}");
     assert!(out.contains("--force"), "{out}");
+    assert!(
+        out.contains("TASK [remove_registry_tag : Remove the tag]"),
+        "the module task made the check: {out}"
+    );
+    // A role that installs a builder first checks with a task of its own.
+    let (ok, out) = playbook(core, coll.path(), "playbooks/container-image/pre.yaml", &json!({}));
+    assert!(!ok, "roles of another version ran: {out}");
+    assert!(out.contains("written for imagegate.containers 9.9.9"), "{out}");
+    assert!(
+        out.contains("TASK [ensure_container_builder : Check that the installed modules match these roles]"),
+        "{out}"
+    );
+    assert!(!out.contains("Look for the builder"), "nothing ran after the check: {out}");
     // The same roles with the matching version pass the check.
     std::fs::write(other.join("galaxy.yml"), format!("version: {installed}\n")).unwrap();
     let (_, out) = playbook(

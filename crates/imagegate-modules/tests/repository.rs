@@ -126,7 +126,9 @@ fn galaxy_package_installs_and_runs() {
         ),
     )
     .unwrap();
-    let (ok, out) = run(ansible("ansible-playbook").args(["-i", "localhost,", "-c", "local", "-vvv"]).arg(&play));
+    let (ok, out) = run(ansible("ansible-playbook")
+        .args(["-i", "localhost,", "-c", "local", "-vvv"])
+        .arg(&play));
     assert!(ok, "{out}");
     assert_eq!(reg.digest("gal/copy:v1"), reg.digest("gal/app:v1"));
     assert!(out.contains("EXEC /bin/sh"), "-vvv shows the commands run: {out}");
