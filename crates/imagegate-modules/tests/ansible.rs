@@ -684,6 +684,43 @@ impl Drop for NodeUser {
 /// a base image built into it, an image built FROM that base resolved
 /// through use_buildset_registry, both pushed to an intermediate registry
 /// with artifacts returned, and pulled back into a fresh buildset registry.
+/// A buildset registry that cannot start (its port is taken by another
+/// process, which does not answer TLS) fails the role as soon as it has
+/// ended, saying so and showing the end of its log, not after the whole wait
+/// and not by taking the other process for the registry.
+fn buildset_registry_that_cannot_start_fails_with_its_log(core: Core) {
+    let coll = collection();
+    let work = tempfile::Builder::new().prefix("imagegate-buildset-start-").tempdir().unwrap();
+    let squatter = std::net::TcpListener::bind(("127.0.0.1", 0)).unwrap();
+    let port = squatter.local_addr().unwrap().port();
+    let _kill = PidFile(work.path().join("bs/registry.pid"));
+    let venv = venv_tool("zuul-registry").parent().unwrap().parent().unwrap().to_path_buf();
+    let (ok, out) = playbook(
+        core,
+        coll.path(),
+        "tests/integration/targets/buildset/start.yml",
+        &json!({"it_work": work.path(), "it_port": port, "it_venv": venv}),
+    );
+    assert!(!ok, "the role passed with its port taken: {out}");
+    assert!(out.contains("ended before it answered on 127.0.0.1:"), "{out}");
+    assert!(out.contains("registry.log:"), "the end of the log is shown: {out}");
+    let log = std::fs::read_to_string(work.path().join("bs/registry.log")).unwrap();
+    let last = log
+        .lines()
+        .rev()
+        .find(|l| !l.trim().is_empty())
+        .expect("zuul-registry logged why it ended");
+    assert!(out.contains(last.trim()), "the log's last line ({last}) is shown: {out}");
+    let config = std::fs::read_to_string(work.path().join("bs/registry.yaml")).unwrap();
+    let password = config
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("pass: "))
+        .unwrap()
+        .trim_matches('\'');
+    assert!(!out.contains(password), "the registry password is printed");
+    drop(squatter);
+}
+
 fn buildset_registry_flow(core: Core) {
     let intermediate = TestRegistry::start(Kind::Zuul);
     let coll = collection();
@@ -1778,6 +1815,7 @@ imagegate_testkit::under_each_core!(
     promotion_set_playbook,
     promotion_set_inputs_as_zuul_gives_them,
     buildset_registry_flow,
+    buildset_registry_that_cannot_start_fails_with_its_log,
     upload_role_pushes_speculative_then_final_tags,
     job_playbooks_gate_cycle,
     buildset_registry_job_playbooks,
