@@ -48,6 +48,28 @@ async fn push_manifest(c: &RegistryClient, repo: &str, reference: Option<&str>, 
     (manifest.digest, size)
 }
 
+/// Pushes an image tagged `v1` to `repo` and an attestation referring to
+/// it, listed in the referrers tag schema (an index under `sha256-<hex>`);
+/// returns the image's digest and the attestation's.
+async fn push_with_referrer(c: &RegistryClient, repo: &str, layer: &[u8]) -> (Digest, Digest) {
+    let (image, image_size) = push_manifest(c, repo, Some("v1"), layer, json!({})).await;
+    let subject = json!({"mediaType": OCI_MANIFEST, "digest": image.as_str(), "size": image_size});
+    let (artifact, artifact_size) = push_manifest(
+        c,
+        repo,
+        None,
+        b"an attestation",
+        json!({"artifactType": "application/vnd.example.sbom", "subject": subject}),
+    )
+    .await;
+    let index = json!({"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": [
+        {"mediaType": OCI_MANIFEST, "digest": artifact.as_str(), "size": artifact_size, "artifactType": "application/vnd.example.sbom"}
+    ]});
+    let index = imagegate_registry::manifest::Manifest::from_bytes("seed", Bytes::from(index.to_string()), Some(OCI_INDEX)).unwrap();
+    c.put_manifest(repo, &fallback_tag(&image), &index).await.unwrap();
+    (image, artifact)
+}
+
 #[test]
 fn a_referrer_and_a_signature_tag_travel_with_the_image() {
     let src = TestRegistry::start(Kind::Distribution);
@@ -55,23 +77,8 @@ fn a_referrer_and_a_signature_tag_travel_with_the_image() {
     let rt = tokio::runtime::Runtime::new().unwrap();
     let engine = Engine::new(EngineOptions::default());
     let c = client(&engine, &src.host);
-    let (image, image_size, artifact) = rt.block_on(async {
-        let (image, image_size) = push_manifest(&c, "signed/app", Some("v1"), b"the image layer", json!({})).await;
-        let subject = json!({"mediaType": OCI_MANIFEST, "digest": image.as_str(), "size": image_size});
-        let (artifact, artifact_size) = push_manifest(
-            &c,
-            "signed/app",
-            None,
-            b"an attestation",
-            json!({"artifactType": "application/vnd.example.sbom", "subject": subject}),
-        )
-        .await;
-        // The referrers tag schema: an index of the image's referrers.
-        let index = json!({"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": [
-            {"mediaType": OCI_MANIFEST, "digest": artifact.as_str(), "size": artifact_size, "artifactType": "application/vnd.example.sbom"}
-        ]});
-        let index = imagegate_registry::manifest::Manifest::from_bytes("seed", Bytes::from(index.to_string()), Some(OCI_INDEX)).unwrap();
-        c.put_manifest("signed/app", &fallback_tag(&image), &index).await.unwrap();
+    let (image, artifact) = rt.block_on(async {
+        let (image, artifact) = push_with_referrer(&c, "signed/app", b"the image layer").await;
         // cosign's tag scheme.
         push_manifest(
             &c,
@@ -81,9 +88,8 @@ fn a_referrer_and_a_signature_tag_travel_with_the_image() {
             json!({}),
         )
         .await;
-        (image, image_size, artifact)
+        (image, artifact)
     });
-    let _ = image_size;
     let sig_tag = format!("{}.sig", fallback_tag(&image));
     let args = |check: bool, dest_repo: &str, referrers: bool| {
         json!({
@@ -147,22 +153,7 @@ fn a_registry_without_the_referrers_api_is_asked_once_per_call() {
         for n in 0..3 {
             push_manifest(&c, &format!("plain/app{n}"), Some("v1"), format!("layer {n}").as_bytes(), json!({})).await;
         }
-        let (image, image_size) = push_manifest(&c, "signed/app", Some("v1"), b"the signed layer", json!({})).await;
-        let subject = json!({"mediaType": OCI_MANIFEST, "digest": image.as_str(), "size": image_size});
-        let (artifact, artifact_size) = push_manifest(
-            &c,
-            "signed/app",
-            None,
-            b"a statement",
-            json!({"artifactType": "application/vnd.example.sbom", "subject": subject}),
-        )
-        .await;
-        let index = json!({"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": [
-            {"mediaType": OCI_MANIFEST, "digest": artifact.as_str(), "size": artifact_size, "artifactType": "application/vnd.example.sbom"}
-        ]});
-        let index = imagegate_registry::manifest::Manifest::from_bytes("seed", Bytes::from(index.to_string()), Some(OCI_INDEX)).unwrap();
-        c.put_manifest("signed/app", &fallback_tag(&image), &index).await.unwrap();
-        artifact
+        push_with_referrer(&c, "signed/app", b"the signed layer").await.1
     });
     let seeded = src.requests().len();
     // One image at a time, the signed one last: the answers of the first
