@@ -48,10 +48,18 @@ def binary_machine(path):
 
 
 def could_not_run(result):
-    """Whether a failed module result is the shell's, saying that the binary
-    could not be executed (rather than the module's own failure)."""
+    """Whether a failed result may be the binary not running at all rather
+    than the module's own failure: no result of the module's (Ansible's
+    "MODULE FAILURE"), or the shell's word that it could not execute it. A
+    shell such as dash runs a file it cannot execute as a script, so what it
+    says varies; the architecture is then asked, which settles it."""
     said = " ".join(str(result.get(k, "")) for k in ("module_stderr", "module_stdout", "msg"))
-    return result.get("rc") in (126, 127) or "xec format error" in said or "cannot execute" in said
+    return (
+        str(result.get("msg", "")).startswith("MODULE FAILURE")
+        or result.get("rc") in (126, 127)
+        or "xec format error" in said
+        or "cannot execute" in said
+    )
 
 
 class ActionModule(ActionBase):
