@@ -66,7 +66,10 @@ def main():
         except (OSError, ssl.SSLError):
             pass
         if time.monotonic() > deadline:
-            os.kill(pid, signal.SIGTERM)
+            try:
+                os.kill(pid, signal.SIGTERM)
+            except ProcessLookupError:
+                pass
             fail(directory, f"zuul-registry (pid {pid}) did not answer on {host}:{port} within {WAIT_SECONDS} s; stopped it")
         time.sleep(0.2)
 

@@ -9,6 +9,7 @@ pub mod tls;
 
 use std::future::Future;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
@@ -182,7 +183,7 @@ pub struct Transport {
     auth: AuthState,
     /// Set once the registry has answered that it has no referrers API, so
     /// that the call asks it once rather than once per image.
-    no_referrers_api: std::sync::atomic::AtomicBool,
+    no_referrers_api: AtomicBool,
 }
 
 impl std::fmt::Debug for Transport {
@@ -231,13 +232,13 @@ impl Transport {
 
     /// Whether the registry has answered that it lacks the referrers API.
     pub(crate) fn lacks_referrers_api(&self) -> bool {
-        self.no_referrers_api.load(std::sync::atomic::Ordering::Relaxed)
+        self.no_referrers_api.load(Ordering::Relaxed)
     }
 
     /// Remembers, for the rest of the call, that the registry lacks the
     /// referrers API.
     pub(crate) fn note_no_referrers_api(&self) {
-        self.no_referrers_api.store(true, std::sync::atomic::Ordering::Relaxed);
+        self.no_referrers_api.store(true, Ordering::Relaxed);
     }
 
     /// The registry name this transport serves.
