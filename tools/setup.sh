@@ -4,9 +4,10 @@
 #
 #   Debian packages: registries, builders and skopeo for tests and benchmarks
 #   .venv:           ansible-core, ansible-lint, zuul-registry (requirements.txt)
-#   .work/ansible-*: one venv per ansible-core that the playbook tests run
-#                    under: 2.16 and 2.18 (what Zuul 14 runs jobs with) and
-#                    the newest release (tools/ansible-cores.txt)
+#   .work/ansible-*: one venv per ansible-core that the playbook tests and
+#                    ansible-lint run under: 2.16 and 2.18 (what Zuul 14
+#                    runs jobs with) and the newest release
+#                    (tools/ansible-cores.txt), each with ansible-lint
 #   .work/node-registry-venv: zuul-registry for buildset registries that
 #                    non-root node users start (from /usr/bin/python3)
 #   plugins/modules: the module binaries (static musl if the target is
@@ -43,19 +44,29 @@ newer_python() {
   done
   return 1
 }
+# Each also holds ansible-lint (the version requirements.txt pins), so that
+# tools/test.sh lints under every supported core: a newer core's lint does
+# not see what an older core's Jinja refuses.
+LINT=$(grep -E '^ansible-lint==' requirements.txt)
 while read -r name version python; do
   case "$name" in ''|'#'*) continue ;; esac
   dir=.work/ansible-$name
-  [ -x "$dir/bin/ansible-playbook" ] && [ "$(cat "$dir/.version" 2>/dev/null)" = "$version" ] && continue
-  interpreter=python3
-  if [ "$python" = newer ]; then
-    interpreter=$(newer_python) || { echo "ansible-core $version needs Python >= 3.12; none found" >&2; exit 1; }
+  if ! { [ -x "$dir/bin/ansible-playbook" ] && [ "$(cat "$dir/.version" 2>/dev/null)" = "$version" ]; }; then
+    interpreter=python3
+    if [ "$python" = newer ]; then
+      interpreter=$(newer_python) || { echo "ansible-core $version needs Python >= 3.12; none found" >&2; exit 1; }
+    fi
+    log "creating $dir (ansible-core $version, $("$interpreter" -V))"
+    rm -rf "$dir"
+    "$interpreter" -m venv "$dir"
+    "$dir/bin/pip" install -q --disable-pip-version-check "ansible-core==$version"
+    echo "$version" > "$dir/.version"
   fi
-  log "creating $dir (ansible-core $version, $("$interpreter" -V))"
-  rm -rf "$dir"
-  "$interpreter" -m venv "$dir"
-  "$dir/bin/pip" install -q --disable-pip-version-check "ansible-core==$version"
-  echo "$version" > "$dir/.version"
+  if [ "$(cat "$dir/.lint" 2>/dev/null)" != "$LINT" ]; then
+    log "installing $LINT into $dir (ansible-core $version kept)"
+    "$dir/bin/pip" install -q --disable-pip-version-check "$LINT" "ansible-core==$version"
+    echo "$LINT" > "$dir/.lint"
+  fi
 done < tools/ansible-cores.txt
 
 # zuul-registry for a buildset registry that a non-root node user starts

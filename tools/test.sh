@@ -12,8 +12,14 @@ echo "==> cargo fmt --check"
 cargo fmt --all --check
 echo "==> cargo clippy"
 cargo clippy --quiet --locked --all-targets -- -D warnings
-echo "==> ansible-lint"
-ansible-lint --offline -q
+# Under every supported ansible-core: each core's Jinja and modules differ
+# (2.18's lint refused a role variable templated with itself that the
+# newest core's lint let through).
+while read -r name version _; do
+  case "$name" in ''|'#'*) continue ;; esac
+  echo "==> ansible-lint (ansible-core $version)"
+  PATH="$ROOT/.work/ansible-$name/bin:$PATH" ansible-lint --offline -q
+done < tools/ansible-cores.txt
 echo "==> tests"
 status=0
 if cargo nextest --version >/dev/null 2>&1; then
