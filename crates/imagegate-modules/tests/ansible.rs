@@ -5,7 +5,7 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use imagegate_testkit::ansible::Core;
+use imagegate_testkit::ansible::{local_host, zuul_layout, Core};
 use imagegate_testkit::tools::venv_tool;
 use imagegate_testkit::{repo_root, Fixtures, Kind, TestRegistry};
 use serde_json::{json, Value};
@@ -29,19 +29,28 @@ fn roles_path(collections: &Path) -> PathBuf {
 }
 
 fn playbook(core: Core, collections: &Path, playbook: &str, vars: &Value) -> (bool, String) {
-    playbook_on(core, collections, playbook, vars, "localhost,")
+    playbook_on(core, collections, playbook, vars, &local_host())
 }
 
-/// Runs a playbook with the given inventory (`localhost,` is one node;
-/// `,` is none: a nodeless job, only the implicit localhost).
-fn playbook_on(core: Core, collections: &Path, playbook: &str, vars: &Value, inventory: &str) -> (bool, String) {
-    let vars_file = collections.join("vars.json");
-    std::fs::write(&vars_file, vars.to_string()).unwrap();
+/// Runs a playbook on the given hosts (name to connection vars;
+/// [`local_host`] is one node, `{}` none: a nodeless job, only the implicit
+/// localhost), with `vars` laid out as Zuul lays out a job's: inventory
+/// variables, and `zuul` as an extra var ([`zuul_layout`]).
+fn playbook_on(core: Core, collections: &Path, playbook: &str, vars: &Value, hosts: &Value) -> (bool, String) {
+    let layout = collections.join(format!("run-{}", RUNS.fetch_add(1, std::sync::atomic::Ordering::Relaxed)));
+    std::fs::create_dir_all(&layout).unwrap();
+    run_playbook(core, collections, playbook, zuul_layout(&layout, hosts, vars))
+}
+
+/// Each run's inventory in a directory of its own (a test may run several).
+static RUNS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+/// ansible-playbook with the given inventory and extra-vars arguments.
+fn run_playbook(core: Core, collections: &Path, playbook: &str, args: Vec<std::ffi::OsString>) -> (bool, String) {
     let home: PathBuf = collections.join("ansible-home");
     let out = Command::new(core.tool("ansible-playbook"))
-        .args(["-i", inventory, "-c", "local", "-vvv"])
-        .arg("-e")
-        .arg(format!("@{}", vars_file.display()))
+        .args(["-vvv"])
+        .args(args)
         .arg(repo_root().join(playbook))
         .env("ANSIBLE_COLLECTIONS_PATH", collections)
         // The job playbooks call roles by short name, as Zuul runs them: from
@@ -574,7 +583,8 @@ fn toml_file(core: Core, path: &Path) -> Value {
 /// removes the user (hold it under SystemPaths).
 struct NodeUser {
     sshd: std::process::Child,
-    inventory: PathBuf,
+    /// The node as an inventory host: name to connection vars.
+    host: Value,
     _dir: tempfile::TempDir,
 }
 
@@ -622,18 +632,16 @@ impl NodeUser {
             .stderr(log)
             .spawn()
             .expect("start sshd");
-        let inventory = d.join("inventory");
-        std::fs::write(
-            &inventory,
-            format!(
-                "localhost ansible_connection=ssh ansible_host=127.0.0.1 ansible_port={port} \
-                 ansible_user={NODE_USER} ansible_ssh_private_key_file={key} \
-                 ansible_python_interpreter=/usr/bin/python3 ansible_ssh_args='-o ControlMaster=no' \
-                 ansible_ssh_common_args='-o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null'\n",
-                key = d.join("id").display()
-            ),
-        )
-        .unwrap();
+        let host = json!({"localhost": {
+            "ansible_connection": "ssh",
+            "ansible_host": "127.0.0.1",
+            "ansible_port": port,
+            "ansible_user": NODE_USER,
+            "ansible_ssh_private_key_file": d.join("id"),
+            "ansible_python_interpreter": "/usr/bin/python3",
+            "ansible_ssh_args": "-o ControlMaster=no",
+            "ansible_ssh_common_args": "-o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null",
+        }});
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
         while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
             assert!(std::time::Instant::now() < deadline, "sshd did not start");
@@ -641,7 +649,7 @@ impl NodeUser {
         }
         NodeUser {
             sshd,
-            inventory,
+            host,
             _dir: dir,
         }
     }
@@ -667,7 +675,7 @@ impl NodeUser {
 
     /// ansible-playbook on the controller (root) against the node over ssh.
     fn playbook(&self, core: Core, collections: &Path, playbook: &str, vars: &Value) -> (bool, String) {
-        playbook_on(core, collections, playbook, vars, self.inventory.to_str().unwrap())
+        playbook_on(core, collections, playbook, vars, &self.host)
     }
 }
 
@@ -1206,7 +1214,7 @@ fn docker_consumer_pulls_through_the_buildset_registry(core: Core) {
             "it_source_registries": {source.host.clone(): {"plain_http": true}},
             "it_daemon_config": daemon.config_file(),
             "it_restart": daemon.restart_script(),
-            "ansible_user_dir": home,
+            "it_home": home,
         }),
     );
     assert!(ok, "{out}");
@@ -1470,7 +1478,10 @@ fn use_buildset_registry_redhat_trust_store(core: Core) {
         "tests/integration/targets/buildset/consumer.yml",
         &json!({
             "buildset_registry": {"host": host, "port": 5000, "username": "zuul", "password": "not-printed-pw", "cert": "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n"},
+            // A RedHat node whose facts are known (as inventory variables,
+            // so the role gathers none, which would say Debian here).
             "ansible_os_family": "RedHat",
+            "ansible_user_dir": w.join("home"),
             "it_microk8s": w.join("no-microk8s"),
             "it_kubelet": w.join("no-kubelet"),
             "use_buildset_registry_registries_conf": w.join("registries.conf"),
@@ -1548,10 +1559,10 @@ fn mirror_job_playbook_with_and_without_nodes(core: Core) {
         coll.path(),
         "playbooks/container-image/mirror.yaml",
         &vars("on-node"),
-        "localhost,",
+        &local_host(),
     );
     assert!(ok, "{out}");
-    let (ok, out) = playbook_on(core, coll.path(), "playbooks/container-image/mirror.yaml", &vars("nodeless"), ",");
+    let (ok, out) = playbook_on(core, coll.path(), "playbooks/container-image/mirror.yaml", &vars("nodeless"), &json!({}));
     assert!(ok, "{out}");
     let digest = src.digest("it/app:v1");
     assert_eq!(dst.digest("copy/app:on-node"), digest);
@@ -1767,12 +1778,11 @@ fn promotion_set_inputs_as_zuul_gives_them(core: Core) {
     // The secret (credentials and CA), where Zuul writes it: group_vars/all.yaml.
     let secret = json!({"promote_set_registries": {reg.host.clone(): reg.module_entry()}});
     std::fs::write(inventory.join("group_vars/all.yaml"), secret.to_string()).unwrap();
-    let (ok, out) = playbook_on(
+    let (ok, out) = run_playbook(
         core,
         coll.path(),
         "playbooks/promote-set.yaml",
-        &json!({}),
-        inventory.join("inventory.yaml").to_str().unwrap(),
+        vec!["-i".into(), inventory.join("inventory.yaml").into()],
     );
     assert!(ok, "{out}");
     assert!(

@@ -332,7 +332,10 @@ fn conformance(core: Core) {
         "run_buildset_registry_address": "127.0.0.1",
         "run_buildset_registry_venv": node_venv,
     });
-    std::fs::write(w.join("vars.json"), vars.to_string()).unwrap();
+    // The job's variables, where Zuul 14 puts them: in the inventory (a
+    // second inventory source whose `all` vars they are), not as extra vars,
+    // which would outrank everything the roles set.
+    std::fs::write(w.join("job-vars.yaml"), json!({"all": {"vars": vars}}).to_string()).unwrap();
 
     let started = Instant::now();
     // The output goes to a file as it comes (to follow a run), and into the
@@ -342,8 +345,8 @@ fn conformance(core: Core) {
     let status = Command::new(core.tool("ansible-playbook"))
         .args(["-i"])
         .arg(w.join("inventory.yaml"))
-        .arg("-e")
-        .arg(format!("@{}", w.join("vars.json").display()))
+        .arg("-i")
+        .arg(w.join("job-vars.yaml"))
         .arg(repo_root().join("tests/conformance/site.yaml"))
         .env("HOME", w.join("controller-home"))
         .env("ANSIBLE_HOME", w.join("ansible-home"))

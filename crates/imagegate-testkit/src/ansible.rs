@@ -5,7 +5,10 @@
 //! function taking a [`Core`]; [`under_each_core!`](crate::under_each_core)
 //! turns it into one test per release, so a failure names the release.
 
-use std::path::PathBuf;
+use std::ffi::OsString;
+use std::path::{Path, PathBuf};
+
+use serde_json::{json, Map, Value};
 
 use crate::repo_root;
 
@@ -111,4 +114,46 @@ pub fn collection(binaries: &[(&str, &str)]) -> tempfile::TempDir {
         std::fs::copy(binary, coll.join(format!("plugins/modules/{module}"))).expect("copy module");
     }
     dir
+}
+
+/// Lays out a playbook run's variables in `dir` the way Zuul 14's executor
+/// lays out a job's (zuul/executor/server.py: `squash_variables`,
+/// `make_inventory_dict`, `zuul_vars.yaml`), and returns the
+/// ansible-playbook arguments that read them.
+///
+/// - Every variable but `zuul` is an inventory variable: each host in
+///   `hosts` (name to connection vars) gets them as host vars, and the
+///   inventory's `all` vars hold them for the implicit localhost, as Zuul
+///   writes them. Zuul 14 squashes a job's `vars`, group vars, host vars and
+///   even its `extra-vars` into these inventory variables, so a role's
+///   defaults lose to them but its `vars`, a play's `vars` and a task's
+///   `vars` win over them: a test that gave them with `-e` would hide such
+///   mistakes, since extra vars outrank everything a role sets.
+/// - `zuul` is an extra var (`-e @zuul_vars.json`), as Zuul gives it.
+pub fn zuul_layout(dir: &Path, hosts: &Value, vars: &Value) -> Vec<OsString> {
+    let mut job_vars = vars.as_object().cloned().unwrap_or_default();
+    let zuul = job_vars.remove("zuul");
+    let mut host_entries = Map::new();
+    for (name, connection) in hosts.as_object().into_iter().flatten() {
+        let mut host = job_vars.clone();
+        host.extend(connection.as_object().cloned().unwrap_or_default());
+        host_entries.insert(name.clone(), Value::Object(host));
+    }
+    let inventory = dir.join("inventory.yaml");
+    let inventory_doc = json!({"all": {"hosts": host_entries, "vars": job_vars}});
+    std::fs::write(&inventory, inventory_doc.to_string()).expect("write inventory");
+    let mut args: Vec<OsString> = vec!["-i".into(), inventory.into()];
+    if let Some(zuul) = zuul {
+        let extra = dir.join("zuul_vars.json");
+        std::fs::write(&extra, json!({ "zuul": zuul }).to_string()).expect("write zuul_vars");
+        args.push("-e".into());
+        args.push(format!("@{}", extra.display()).into());
+    }
+    args
+}
+
+/// The one host of a test that runs on the controller itself (the node is
+/// this machine, reached with the local connection).
+pub fn local_host() -> Value {
+    json!({"localhost": {"ansible_connection": "local"}})
 }
