@@ -647,11 +647,7 @@ impl NodeUser {
             assert!(std::time::Instant::now() < deadline, "sshd did not start");
             std::thread::sleep(std::time::Duration::from_millis(100));
         }
-        NodeUser {
-            sshd,
-            host,
-            _dir: dir,
-        }
+        NodeUser { sshd, host, _dir: dir }
     }
 
     fn home(&self) -> PathBuf {
@@ -1562,7 +1558,13 @@ fn mirror_job_playbook_with_and_without_nodes(core: Core) {
         &local_host(),
     );
     assert!(ok, "{out}");
-    let (ok, out) = playbook_on(core, coll.path(), "playbooks/container-image/mirror.yaml", &vars("nodeless"), &json!({}));
+    let (ok, out) = playbook_on(
+        core,
+        coll.path(),
+        "playbooks/container-image/mirror.yaml",
+        &vars("nodeless"),
+        &json!({}),
+    );
     assert!(ok, "{out}");
     let digest = src.digest("it/app:v1");
     assert_eq!(dst.digest("copy/app:on-node"), digest);
