@@ -28,9 +28,12 @@ use super::{scope_key, Scope, Transport};
 use crate::error::{redact_url, Error, ErrorKind};
 use crate::secret::Secret;
 
-/// A token without `expires_in` is valid for 60 s (the distribution token
-/// specification's default).
-const DEFAULT_TOKEN_LIFETIME: Duration = Duration::from_secs(60);
+/// A token is kept at least this long: the distribution token
+/// specification's default for an answer without `expires_in`, and the
+/// floor the Docker clients put under a smaller one. A registry that says 0
+/// or a negative number would otherwise make a token request of nearly every
+/// request (seen with a hostile registry: 36 token requests where 4 do).
+const MIN_TOKEN_LIFETIME: Duration = Duration::from_secs(60);
 /// Tokens are renewed this long before they expire, so a request never
 /// starts with a token that dies in flight.
 const TOKEN_RENEW_MARGIN: Duration = Duration::from_secs(10);
@@ -119,23 +122,31 @@ pub(crate) struct TokenAnswer {
     token: Option<String>,
     #[serde(default)]
     access_token: Option<String>,
+    /// Any JSON value: a number (negative, fractional or huge as it may be)
+    /// is clamped; anything else counts as absent, not as a broken answer.
     #[serde(default)]
-    expires_in: Option<u64>,
+    expires_in: Option<serde_json::Value>,
 }
 
 impl TokenAnswer {
     pub(crate) fn into_token(self) -> Option<CachedToken> {
         let value = self.token.or(self.access_token).filter(|t| !t.is_empty())?;
-        let lifetime = self
-            .expires_in
-            .map(Duration::from_secs)
-            .unwrap_or(DEFAULT_TOKEN_LIFETIME)
-            .min(MAX_TOKEN_LIFETIME);
+        let lifetime = token_lifetime(self.expires_in.as_ref().and_then(serde_json::Value::as_f64));
         Some(CachedToken {
             value: Secret::new(value),
             renew_at: Instant::now() + lifetime.saturating_sub(TOKEN_RENEW_MARGIN),
         })
     }
+}
+
+/// How long a token is kept, from the `expires_in` a registry sent (if a
+/// number): at least [`MIN_TOKEN_LIFETIME`], at most [`MAX_TOKEN_LIFETIME`].
+fn token_lifetime(expires_in: Option<f64>) -> Duration {
+    let seconds = expires_in
+        .filter(|s| s.is_finite())
+        .unwrap_or(0.0)
+        .clamp(MIN_TOKEN_LIFETIME.as_secs_f64(), MAX_TOKEN_LIFETIME.as_secs_f64());
+    Duration::from_secs_f64(seconds)
 }
 
 #[derive(Clone)]
@@ -366,12 +377,32 @@ mod tests {
         let t: TokenAnswer = serde_json::from_str(r#"{"token":"t","expires_in":5}"#).unwrap();
         let t = t.into_token().unwrap();
         assert_eq!(t.value.expose(), "t");
-        assert!(!t.fresh(), "a token about to expire is renewed");
+        assert!(t.fresh(), "a short lifetime is raised to the minimum, not refetched at once");
         let t: TokenAnswer = serde_json::from_str(r#"{"token":""}"#).unwrap();
         assert!(t.into_token().is_none());
         // A lifetime that would overflow the clock is capped, not a panic.
         let t: TokenAnswer = serde_json::from_str(r#"{"token":"big","expires_in":18446744073709551615}"#).unwrap();
         assert!(t.into_token().unwrap().fresh());
         assert_eq!(crate::secret::mask("x big y"), "x ******** y", "tokens are masked");
+        // Zero, negative, fractional and non-numeric lifetimes are usable tokens.
+        for answer in [
+            r#"{"token":"z","expires_in":0}"#,
+            r#"{"token":"n","expires_in":-30}"#,
+            r#"{"token":"f","expires_in":0.5}"#,
+            r#"{"token":"s","expires_in":"soon"}"#,
+            r#"{"token":"u","expires_in":null}"#,
+        ] {
+            let t: TokenAnswer = serde_json::from_str(answer).unwrap();
+            assert!(t.into_token().unwrap().fresh(), "{answer}");
+        }
+    }
+
+    #[test]
+    fn token_lifetimes_are_clamped() {
+        assert_eq!(token_lifetime(None), MIN_TOKEN_LIFETIME);
+        assert_eq!(token_lifetime(Some(-1.0)), MIN_TOKEN_LIFETIME);
+        assert_eq!(token_lifetime(Some(f64::NAN)), MIN_TOKEN_LIFETIME);
+        assert_eq!(token_lifetime(Some(300.0)), Duration::from_secs(300));
+        assert_eq!(token_lifetime(Some(1e300)), MAX_TOKEN_LIFETIME);
     }
 }
