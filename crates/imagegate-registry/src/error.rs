@@ -14,11 +14,13 @@ const MAX_BODY: usize = 512;
 const MAX_ERROR_ENTRIES: usize = 5;
 const MAX_ERROR_FIELD: usize = 200;
 
-/// Text a registry sent, fit for a message: known secrets masked, control
-/// characters (terminal escapes, newlines) replaced, at most `max` characters.
+/// Text a registry sent, fit for a message: known secrets masked, at most
+/// `max` characters of it, control characters (terminal escapes, newlines)
+/// shown as escapes ([`crate::log::escape_controls`]).
 pub fn untrusted_text(text: &str, max: usize) -> String {
     let masked = crate::secret::mask(text);
-    let mut out: String = masked.chars().take(max).map(|c| if c.is_control() { ' ' } else { c }).collect();
+    let kept: String = masked.chars().take(max).collect();
+    let mut out = crate::log::escape_controls(&kept).into_owned();
     if masked.chars().nth(max).is_some() {
         out.push('…');
     }
