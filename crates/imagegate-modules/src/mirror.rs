@@ -6,6 +6,7 @@ use std::sync::Arc;
 use futures_util::{StreamExt, TryStreamExt};
 use imagegate_ansible::{Context, Diff, ModuleError, ModuleSpec, Outcome};
 use imagegate_registry::copy::human_bytes;
+use imagegate_registry::listing::TagList;
 use imagegate_registry::promote::{refuse_conflicts, Claim};
 use imagegate_registry::reference::is_valid_tag;
 use imagegate_registry::referrers::Carried;
@@ -222,6 +223,8 @@ struct ImageResult {
     dest: String,
     copies: Copies,
     error: Option<imagegate_registry::Error>,
+    /// Names the source listed that are not valid tag names.
+    skipped: TagList,
 }
 
 /// How many copies of one entry the result reports one by one; the rest
@@ -303,7 +306,7 @@ pub fn run(mut args: Args, ctx: &Context) -> Result<Outcome, ModuleError> {
         // 1. Resolve the sources of entries sharing a repository first: one
         //    destination tag must not receive two different images, and
         //    that is known only now.
-        let resolved: Vec<Result<Vec<Pair>, imagegate_registry::Error>> = futures_util::stream::iter(
+        let resolved: Vec<Result<Resolved, imagegate_registry::Error>> = futures_util::stream::iter(
             images
                 .iter()
                 .map(|img| resolve(&regs, img, per_repo[&img.dest.repository_name()] > 1)),
@@ -313,7 +316,7 @@ pub fn run(mut args: Args, ctx: &Context) -> Result<Outcome, ModuleError> {
         .await;
         let claims = images.iter().zip(&resolved).flat_map(|(img, pairs)| {
             let platforms = img.platforms.join(",");
-            pairs.iter().flatten().filter_map(move |p| {
+            pairs.iter().flat_map(|r| &r.pairs).filter_map(move |p| {
                 let digest = p.digest.as_ref()?;
                 Some(Claim {
                     tag: format!("{}:{}", img.dest.repository_name(), p.tag),
@@ -362,14 +365,19 @@ fn src_ref(img: &Image, tag: &str) -> Reference {
 
 /// The destination tags of an entry (its source's tag list read for
 /// `tag_regex` and `all_tags`), with `resolve_digests` each source's digest.
-async fn resolve(regs: &Registries, img: &Image, resolve_digests: bool) -> Result<Vec<Pair>, imagegate_registry::Error> {
+async fn resolve(regs: &Registries, img: &Image, resolve_digests: bool) -> Result<Resolved, imagegate_registry::Error> {
     let stats = Arc::new(Stats::default());
     let src = regs.client(&img.src.registry, &img.src.repository, None, Side::Source, stats)?;
+    let mut skipped = TagList::default();
     let tags: Vec<String> = match &img.selection {
         Selection::One { dest_tag } => vec![dest_tag.clone()],
         Selection::Tags(tags) => tags.clone(),
         Selection::Regex(_) | Selection::All => {
-            let mut tags = src.list_tags(&img.src.repository).await?;
+            // Only valid names are listed; the others are skipped, named in
+            // the result and the log, and never written.
+            let mut list = src.list_tags(&img.src.repository).await?;
+            let mut tags = std::mem::take(&mut list.tags);
+            skipped = list;
             tags.sort();
             // A registry that lists a tag twice does not get it copied twice.
             tags.dedup();
@@ -380,17 +388,26 @@ async fn resolve(regs: &Registries, img: &Image, resolve_digests: bool) -> Resul
         }
     };
     if !resolve_digests {
-        return Ok(tags.into_iter().map(|tag| Pair { tag, digest: None }).collect());
+        let pairs = tags.into_iter().map(|tag| Pair { tag, digest: None }).collect();
+        return Ok(Resolved { pairs, skipped });
     }
     let src = &src;
-    futures_util::stream::iter(tags.into_iter().map(|tag| async move {
+    let pairs = futures_util::stream::iter(tags.into_iter().map(|tag| async move {
         let src_ref = src_ref(img, &tag);
         let digest = src.manifest_digest(&src_ref.repository, &src_ref.tag_or_digest()).await?;
-        Ok(Pair { tag, digest })
+        Ok::<_, imagegate_registry::Error>(Pair { tag, digest })
     }))
     .buffered(TAGS_AT_ONCE)
     .try_collect()
-    .await
+    .await?;
+    Ok(Resolved { pairs, skipped })
+}
+
+/// An entry's destination tags, and the names its source listed that are
+/// not valid tag names (skipped).
+struct Resolved {
+    pairs: Vec<Pair>,
+    skipped: TagList,
 }
 
 /// Tags of one image (with `tags`, `tag_regex` or `all_tags`) resolved and
@@ -401,7 +418,7 @@ const TAGS_AT_ONCE: usize = 8;
 async fn mirror_one(
     regs: &Registries,
     img: &Image,
-    pairs: Result<Vec<Pair>, imagegate_registry::Error>,
+    resolved: Result<Resolved, imagegate_registry::Error>,
     check_mode: bool,
     blob_conc: usize,
     referrers: bool,
@@ -413,9 +430,13 @@ async fn mirror_one(
         dest: img.dest.to_string(),
         copies: Copies::default(),
         error: None,
+        skipped: TagList::default(),
     };
-    let pairs = match pairs {
-        Ok(p) => p,
+    let pairs = match resolved {
+        Ok(r) => {
+            result.skipped = r.skipped;
+            r.pairs
+        }
         Err(e) => {
             result.error = Some(e);
             return result;
@@ -486,7 +507,20 @@ fn summarize(mut results: Vec<ImageResult>, ctx: &Context) -> Result<Outcome, Mo
     let mut copies = 0usize;
     let (mut referrers, mut signature_tags, mut extras_changed) = (0usize, 0usize, false);
     let any_failed = results.iter().any(|r| r.error.is_some());
+    let mut skipped = Vec::new();
     for r in results {
+        if r.skipped.skipped_total > 0 {
+            ctx.warn(format!(
+                "images[{}] {}: skipped {} listed names that are not valid tag names: {}",
+                r.index,
+                r.src,
+                r.skipped.skipped_total,
+                r.skipped.skipped.join(", ")
+            ));
+            skipped.push(json!({
+                "index": r.index, "src": r.src, "names": r.skipped.skipped, "total": r.skipped.skipped_total,
+            }));
+        }
         for (rep, carried) in r.copies.listed {
             totals += rep.stats;
             copies += 1;
@@ -573,6 +607,7 @@ fn summarize(mut results: Vec<ImageResult>, ctx: &Context) -> Result<Outcome, Mo
         m.insert("signature_tags".into(), json!(signature_tags));
     }
     values.insert("totals".into(), t);
+    values.insert("skipped_tags".into(), Value::Array(skipped));
     if !failures.is_empty() {
         let msg = if failures.len() == 1 {
             failures.remove(0)

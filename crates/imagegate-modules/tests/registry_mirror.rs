@@ -475,7 +475,7 @@ fn tag_lists_follow_pagination() {
     );
     let rt = tokio::runtime::Runtime::new().unwrap();
     let client = plain_client(&proxy.host);
-    let mut listed = rt.block_on(client.list_tags_paged("pg/app", 2)).unwrap();
+    let mut listed = rt.block_on(client.list_tags_paged("pg/app", 2)).unwrap().tags;
     listed.sort();
     assert_eq!(listed, tags);
     let requests = proxy.counters.requests.load(std::sync::atomic::Ordering::Relaxed);

@@ -7,11 +7,11 @@ use bytes::{Bytes, BytesMut};
 use futures_util::StreamExt;
 use reqwest::header::{HeaderName, ACCEPT, CONTENT_LENGTH, CONTENT_TYPE, LINK, LOCATION};
 use reqwest::Method;
-use serde::Deserialize;
 use url::Url;
 
 use crate::digest::Digest;
 use crate::error::{Error, ErrorKind};
+use crate::listing::{self, PageError, TagList};
 use crate::log;
 use crate::manifest::{self, Descriptor, Manifest};
 use crate::stats::Stats;
@@ -324,21 +324,17 @@ impl RegistryClient {
     }
 
     /// All tags of a repository, following `Link` pagination.
-    pub async fn list_tags(&self, repo: &str) -> Result<Vec<String>, Error> {
+    pub async fn list_tags(&self, repo: &str) -> Result<TagList, Error> {
         self.list_tags_paged(repo, TAG_PAGE).await
     }
 
     /// All tags, asking for `page` tags per request. The registry's pages
     /// are untrusted: the next page must stay on the registry's origin and
     /// on this repository's tag list, a page asked for twice is a loop, the
-    /// number of pages and tags is capped, and every tag must be a valid tag
-    /// name before it can reach a URL or a log.
-    pub async fn list_tags_paged(&self, repo: &str, page: usize) -> Result<Vec<String>, Error> {
-        #[derive(Deserialize)]
-        struct Page {
-            #[serde(default)]
-            tags: Option<Vec<String>>,
-        }
+    /// number of pages and tags is capped while each page is parsed, and a
+    /// name that is not a valid tag name is skipped (counted, reported
+    /// escaped in the log and the list, never kept).
+    pub async fn list_tags_paged(&self, repo: &str, page: usize) -> Result<TagList, Error> {
         let paging = |detail: String| {
             Error::new(ErrorKind::Pagination {
                 registry: self.registry().to_string(),
@@ -346,7 +342,7 @@ impl RegistryClient {
             })
         };
         let list_path = format!("/v2/{repo}/tags/list");
-        let mut tags = Vec::new();
+        let mut tags = TagList::default();
         let mut seen = std::collections::HashSet::new();
         let mut target = format!("{list_path}?n={page}");
         for _ in 0..MAX_TAG_PAGES {
@@ -367,19 +363,24 @@ impl RegistryClient {
                 }
                 Err(e) => return Err(e),
             };
-            let page: Page = serde_json::from_slice(&body)
-                .map_err(|e| Error::new(ErrorKind::Protocol(format!("tag list of {repo} is not JSON: {e}"))))?;
-            let got = page.tags.unwrap_or_default();
-            if let Some(bad) = got.iter().find(|t| !crate::reference::is_valid_tag(t)) {
-                return Err(paging(format!(
-                    "the registry listed an invalid tag name {:?}",
-                    crate::error::untrusted_text(bad, 64)
-                )));
+            let reported = tags.skipped.len();
+            match listing::add_page(&body, &mut tags, MAX_TAGS) {
+                Ok(()) => {}
+                Err(PageError::TooMany) => return Err(paging(format!("more than {MAX_TAGS} tags"))),
+                Err(PageError::Malformed(e)) => {
+                    return Err(Error::new(ErrorKind::Protocol(format!(
+                        "tag list of {repo} is not a tag list: {}",
+                        crate::error::untrusted_text(&e, 200)
+                    ))))
+                }
             }
-            if tags.len() + got.len() > MAX_TAGS {
-                return Err(paging(format!("more than {MAX_TAGS} tags")));
+            drop(body);
+            for name in &tags.skipped[reported..] {
+                log::info(&format!(
+                    "{}/{repo}: skipped the listed tag \"{name}\": not a valid tag name",
+                    self.registry()
+                ));
             }
-            tags.extend(got);
             match headers.get(LINK).and_then(|v| v.to_str().ok()).and_then(next_link) {
                 Some(next) => {
                     // Relative to the registry; the transport refuses
@@ -397,7 +398,16 @@ impl RegistryClient {
                     }
                     target = next;
                 }
-                None => return Ok(tags),
+                None => {
+                    if tags.skipped_total > tags.skipped.len() {
+                        log::info(&format!(
+                            "{}/{repo}: skipped {} listed names in all that are not valid tag names",
+                            self.registry(),
+                            tags.skipped_total
+                        ));
+                    }
+                    return Ok(tags);
+                }
             }
         }
         Err(paging(format!("more than {MAX_TAG_PAGES} pages")))

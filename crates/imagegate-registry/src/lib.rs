@@ -16,6 +16,7 @@ pub mod docker_archive;
 pub mod error;
 pub mod journal;
 pub mod layout;
+pub mod listing;
 pub mod log;
 pub mod manifest;
 pub mod promote;

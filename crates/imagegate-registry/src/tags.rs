@@ -436,7 +436,7 @@ impl TagRemover {
                 &format!("Docker Hub has more than {MAX_WEB_PAGES} pages of tags"),
             ));
         }
-        for tag in client.list_tags(repo).await? {
+        for tag in client.list_tags(repo).await?.tags {
             if !pattern.is_match(&tag) {
                 continue;
             }
