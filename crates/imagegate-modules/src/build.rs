@@ -328,8 +328,18 @@ pub fn run(args: Args, ctx: &Context) -> Result<Outcome, ModuleError> {
     }
     // A build argument without `=` takes its value from the build's
     // environment (container_build_extra_env), as the builders do.
-    if let Some(b) = args.build_args.iter().find(|b| b.is_empty() || b.starts_with('=')) {
-        return Err(ModuleError::option("build_args", format!("'{b}' names no argument")));
+    if let Some(b) = args
+        .build_args
+        .iter()
+        .find(|b| !is_build_arg_name(b.split('=').next().unwrap_or("")))
+    {
+        return Err(ModuleError::option(
+            "build_args",
+            format!("'{b}' does not start with an argument name (letters, digits and _; not a digit first)"),
+        ));
+    }
+    if let Some(t) = args.target.as_deref().filter(|t| !is_stage_name(t)) {
+        return Err(ModuleError::option("target", format!("'{t}' is not a build stage name")));
     }
     let build_dir = match &args.path {
         None => args.context.clone(),
@@ -424,31 +434,35 @@ pub fn run(args: Args, ctx: &Context) -> Result<Outcome, ModuleError> {
     }
     if let Some(i) = &args.isolation {
         if args.container_command != Builder::Docker {
-            cmd.args(["--isolation", i]);
+            cmd.arg(format!("--isolation={i}"));
         }
     }
-    cmd.arg("-f").arg(&containerfile);
+    // Every value goes in the same word as its option (`--opt=value`), so a
+    // value that starts with `-` is that option's value and never an option
+    // of its own; the context comes after `--`.
+    cmd.arg(flag_value("--file", &containerfile));
     if let Some(t) = &args.target {
-        cmd.args(["--target", t]);
+        cmd.arg(format!("--target={t}"));
     }
     for b in &args.build_args {
-        cmd.args(["--build-arg", b]);
+        cmd.arg(format!("--build-arg={b}"));
     }
     if !args.siblings.is_empty() {
         // As zuul-jobs does: the sibling paths, for the Containerfile to use.
-        cmd.arg("--build-arg").arg(format!("ZUUL_SIBLINGS={}", args.siblings.join(" ")));
+        cmd.arg(format!("--build-arg=ZUUL_SIBLINGS={}", args.siblings.join(" ")));
     }
     for (k, v) in &labels {
-        cmd.arg("--label").arg(format!("{k}={v}"));
+        cmd.arg(format!("--label={k}={v}"));
     }
     let docker_oci_tar = workdir.path().join("image.tar");
     match (args.container_command, multi) {
         (Builder::Docker, _) if !platforms.is_empty() => {
-            cmd.arg("--platform").arg(platforms.join(","));
-            cmd.arg("--output").arg(format!("type=oci,dest={}", docker_oci_tar.display()));
+            cmd.arg(format!("--platform={}", platforms.join(",")));
+            cmd.arg(format!("--output=type=oci,dest={}", docker_oci_tar.display()));
         }
         (_, true) => {
-            cmd.arg("--platform").arg(platforms.join(",")).arg("--manifest").arg(&name);
+            cmd.arg(format!("--platform={}", platforms.join(",")))
+                .arg(format!("--manifest={name}"));
             // podman and buildah 4.3 (Debian 12) reuse a step cached for one
             // platform for the next when nothing platform-specific precedes
             // it (FROM scratch): the second platform gets the first one's
@@ -458,22 +472,22 @@ pub fn run(args: Args, ctx: &Context) -> Result<Outcome, ModuleError> {
         }
         (_, false) => {
             if let Some(p) = platforms.first() {
-                cmd.arg("--platform").arg(p);
+                cmd.arg(format!("--platform={p}"));
             }
             for t in &args.tags {
-                cmd.arg("-t").arg(format!("{}:{t}", repo.repository_name()));
+                cmd.arg(format!("--tag={}:{t}", repo.repository_name()));
             }
         }
     }
     if !multi {
-        cmd.arg("--iidfile").arg(&iidfile);
+        cmd.arg(flag_value("--iidfile", &iidfile));
     }
     cmd.args(&args.extra_args);
-    cmd.arg(&build_dir);
+    cmd.arg("--").arg(&build_dir);
     if multi && args.container_command != Builder::Docker {
         // A manifest list of that name from an earlier build would be extended.
         let mut rm = Command::new(program);
-        rm.args(global_flags(&args)).args(["manifest", "rm", &name]);
+        rm.args(global_flags(&args)).args(["manifest", "rm", "--", &name]);
         let _ = run_cmd(rm, &args.env);
     }
     let build = run_cmd(cmd, &args.env)?;
@@ -507,7 +521,7 @@ pub fn run(args: Args, ctx: &Context) -> Result<Outcome, ModuleError> {
             } else {
                 c.arg("push");
             }
-            c.arg(&name).arg(format!("oci:{}:{}", layout.display(), args.tags[0]));
+            c.arg("--").arg(&name).arg(format!("oci:{}:{}", layout.display(), args.tags[0]));
             Some(c)
         }
     };
@@ -545,6 +559,27 @@ pub fn run(args: Args, ctx: &Context) -> Result<Outcome, ModuleError> {
     })
 }
 
+/// A build argument's name, as the Containerfile's `ARG` takes it.
+fn is_build_arg_name(name: &str) -> bool {
+    let mut chars = name.chars();
+    chars.next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_') && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+}
+
+/// A build stage's name (`FROM ... AS <name>`), or a stage's index.
+fn is_stage_name(name: &str) -> bool {
+    name.chars().next().is_some_and(|c| c.is_ascii_alphanumeric())
+        && name.len() <= 128
+        && name.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'))
+}
+
+/// `--opt=<path>` in one word: a path that starts with `-` stays the
+/// option's value.
+fn flag_value(option: &str, path: &Path) -> std::ffi::OsString {
+    let mut word = std::ffi::OsString::from(format!("{option}="));
+    word.push(path);
+    word
+}
+
 /// Whether `docker buildx` answers.
 fn docker_has_buildx(env: &BTreeMap<String, String>) -> bool {
     let mut c = Command::new("docker");
@@ -559,7 +594,7 @@ fn docker_has_buildx(env: &BTreeMap<String, String>) -> bool {
 pub(crate) fn docker_save(image: &str, layout: &Path, ref_name: &str, env: &BTreeMap<String, String>) -> Result<(), ModuleError> {
     use std::io::Read;
     let mut cmd = Command::new("docker");
-    cmd.args(["save", image]).envs(env);
+    cmd.args(["save", "--", image]).envs(env);
     cmd.stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::piped());
     let command = format!("{cmd:?}");
     let mut child = cmd

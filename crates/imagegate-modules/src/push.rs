@@ -87,7 +87,7 @@ fn export_image(args: &Args, image: &str, target: &std::path::Path) -> Result<()
     // --all` exports the list with every image.
     let is_list = Command::new(program)
         .args(&flags)
-        .args(["manifest", "exists", image])
+        .args(["manifest", "exists", "--", image])
         .envs(&args.env)
         .output()
         .map(|o| o.status.success())
@@ -100,6 +100,7 @@ fn export_image(args: &Args, image: &str, target: &std::path::Path) -> Result<()
         cmd.arg("push");
     }
     let out = cmd
+        .arg("--")
         .arg(image)
         .arg(format!("oci:{}:image", target.display()))
         .envs(&args.env)
@@ -112,6 +113,31 @@ fn export_image(args: &Args, image: &str, target: &std::path::Path) -> Result<()
         )));
     }
     Ok(())
+}
+
+/// The name the builder stored `image` under: a reference as
+/// container_build tags it (registry and all: `team/app` is
+/// `docker.io/team/app`), or an image ID (12 to 64 lowercase hex digits,
+/// `sha256:` optional). Anything else is refused, so no value can reach the
+/// builder's command line as an option.
+fn builder_name(image: &str) -> Result<String, ModuleError> {
+    if let Ok(r) = Reference::parse(image) {
+        return Ok(match &r.tag {
+            Some(t) => format!("{}:{t}", r.repository_name()),
+            None => r.repository_name(),
+        });
+    }
+    let id = image.strip_prefix("sha256:").unwrap_or(image);
+    if (12..=64).contains(&id.len()) && id.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')) {
+        return Ok(image.to_string());
+    }
+    Err(ModuleError::option(
+        "image",
+        format!(
+            "'{}' is neither an image reference nor an image ID",
+            imagegate_registry::error::untrusted_text(image, 200)
+        ),
+    ))
 }
 
 fn podman() -> String {
@@ -139,14 +165,7 @@ pub fn run(mut args: Args, ctx: &Context) -> Result<Outcome, ModuleError> {
         (None, Some(image)) => {
             // The name the builder stored it under: registry and all
             // (`team/app` is `docker.io/team/app`), as container_build tags.
-            let image = match Reference::parse(image) {
-                Ok(r) => match &r.tag {
-                    Some(t) => format!("{}:{t}", r.repository_name()),
-                    None => r.repository_name(),
-                },
-                Err(_) => image.clone(),
-            };
-            let image = &image;
+            let image = &builder_name(image)?;
             let dir = crate::build::tempdir()?;
             let target = dir.path().join("layout");
             export_image(&args, image, &target)?;
@@ -214,4 +233,24 @@ pub fn run(mut args: Args, ctx: &Context) -> Result<Outcome, ModuleError> {
         values,
         lists: Vec::new(),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::builder_name;
+
+    #[test]
+    fn only_references_and_image_ids_name_an_image() {
+        assert_eq!(builder_name("team/app:1").unwrap(), "docker.io/team/app:1");
+        assert_eq!(builder_name("localhost/app").unwrap(), "localhost/app");
+        assert_eq!(builder_name("0123456789ab").unwrap(), "0123456789ab");
+        assert_eq!(
+            builder_name(&format!("sha256:{}", "a".repeat(64))).unwrap(),
+            format!("sha256:{}", "a".repeat(64))
+        );
+        for bad in ["--digestfile=/tmp/x", "-q", "", "UPPER CASE", "0123456789a", "sha256:xyz"] {
+            let e = format!("{:?}", builder_name(bad).unwrap_err());
+            assert!(e.contains("image"), "{bad}: {e}");
+        }
+    }
 }

@@ -314,6 +314,15 @@ fn bad_input_fails_clearly_and_prints_no_password() {
             json!({"context": ctx, "repository": "quay.io/a/b", "build_args": ["=novalue"]}),
             "option 'build_args'",
         ),
+        // Values that would be options on the builder's command line.
+        (
+            json!({"context": ctx, "repository": "quay.io/a/b", "build_args": ["--iidfile=/tmp/x"]}),
+            "option 'build_args'",
+        ),
+        (
+            json!({"context": ctx, "repository": "quay.io/a/b", "target": "--no-cache"}),
+            "option 'target'",
+        ),
         (
             json!({"context": ctx, "repository": "quay.io/a/b", "container_filename": "Nope"}),
             "option 'container_filename'",
@@ -343,4 +352,17 @@ fn bad_input_fails_clearly_and_prints_no_password() {
     assert!(run.failed());
     assert!(run.msg().starts_with("option 'layout'"), "{}", run.msg());
     assert!(!run.all_output().contains(&secret));
+    // An image that is neither a reference nor an image ID never reaches
+    // the builder, where it would be an option (podman push --digestfile=).
+    let leak = ws.path("digest-leak");
+    for builder in ["podman", "buildah", "docker"] {
+        let run = push(&json!({
+            "image": format!("--digestfile={}", leak.display()),
+            "container_command": builder,
+            "repository": format!("{}/a/b", reg.host),
+        }));
+        assert!(run.failed(), "{builder}");
+        assert!(run.msg().starts_with("option 'image'"), "{builder}: {}", run.msg());
+        assert!(!leak.exists(), "{builder} wrote the digest file");
+    }
 }
