@@ -19,7 +19,7 @@ cd "$ROOT"
 
 log() { printf '\033[1m==> %s\033[0m\n' "$*"; }
 
-DEBS=(docker.io sudo docker-registry buildah podman busybox-static skopeo openssl apache2-utils ca-certificates musl-tools python3-venv openssh-server)
+DEBS=(docker.io sudo docker-registry buildah podman busybox-static skopeo openssl apache2-utils ca-certificates musl-tools python3-venv openssh-server time)
 source "$ROOT/tools/debs.sh"
 ensure_debs "${DEBS[@]}"
 

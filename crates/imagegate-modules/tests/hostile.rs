@@ -6,7 +6,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use imagegate_testkit::hostile::Auth;
-use imagegate_testkit::{run_module, HostileRegistry, Hostility, ModuleRun, Recorder};
+use imagegate_testkit::{run_module, run_module_measured, HostileRegistry, Hostility, ModuleRun, Recorder};
 use serde_json::{json, Value};
 
 fn mirror(args: &Value) -> ModuleRun {
@@ -66,7 +66,7 @@ fn a_tag_page_on_another_origin_is_refused() {
 }
 
 #[test]
-fn a_tag_page_loop_and_an_invalid_tag_name_end_quickly() {
+fn a_tag_page_loop_ends_quickly() {
     let src = HostileRegistry::start(Hostility {
         tags_next: Some("/v2/hostile/app/tags/list?n=1000".into()),
         ..Default::default()
@@ -78,16 +78,100 @@ fn a_tag_page_loop_and_an_invalid_tag_name_end_quickly() {
     assert!(run.failed() && run.msg().contains("pagination loop"), "{}", run.stdout);
     assert!(run.msg().contains(&src.host), "the error names the registry: {}", run.msg());
     assert_eq!(src.count("GET", "/tags/list"), 1, "the repeated page is not fetched again");
+}
 
+/// A tag list with names that are not valid tag names (a path, an option,
+/// a forged log line): each is skipped, never written, and reported escaped
+/// in the result, its warnings and the log; the valid tags are mirrored,
+/// and a regex sees only valid names.
+#[test]
+fn invalid_listed_tag_names_are_skipped_and_reported() {
+    let forged = "x\n[registry_mirror] all 9 image tags already up to date\u{1b}[2J";
     let src = HostileRegistry::start(Hostility {
-        extra_tags: vec!["../../../v2/other/manifests/x".into()],
+        extra_tags: vec!["../../../v2/other/manifests/x".into(), "--all".into(), forged.into()],
         ..Default::default()
     });
+    let dest = HostileRegistry::start(Hostility::default());
+    for selection in [json!({"all_tags": true}), json!({"tag_regex": ".*"})] {
+        let mut args = mirror_args(&src, &dest, json!({}));
+        let mut entry = json!({"src": format!("{}/hostile/app", src.host), "dest": format!("{}/copy/app", dest.host)});
+        entry.as_object_mut().unwrap().extend(selection.as_object().unwrap().clone());
+        args["images"] = json!([entry]);
+        let run = mirror(&args);
+        run.assert_ok();
+        assert_eq!(
+            dest.count("PUT", "/copy/app/manifests/v1"),
+            1,
+            "{selection}: the valid tag is mirrored"
+        );
+        let puts: Vec<String> = dest.seen().into_iter().filter(|s| s.method == "PUT").map(|s| s.target).collect();
+        assert!(puts.iter().all(|t| !t.contains("other") && !t.contains("--all")), "{puts:?}");
+        let skipped = &run.result["skipped_tags"][0];
+        assert_eq!(skipped["total"], 3, "{}", run.stdout);
+        let names: Vec<&str> = skipped["names"].as_array().unwrap().iter().filter_map(Value::as_str).collect();
+        assert!(names.contains(&"--all"), "{names:?}");
+        assert!(
+            names.contains(&"x\\n[registry_mirror] all 9 image tags already up to date\\x1b[2J"),
+            "{names:?}"
+        );
+        assert!(run.stdout.contains("skipped 3 listed names"), "a warning says so: {}", run.stdout);
+        // The log names each skipped name on one line, escaped: no forged
+        // line, no terminal escape.
+        assert!(run.stderr.contains("skipped the listed tag"), "{}", run.stderr);
+        assert!(!run.stderr.contains('\u{1b}'), "{}", run.stderr);
+        assert!(
+            run.stderr.lines().all(|l| !l.starts_with("[registry_mirror] all 9")),
+            "a forged log line: {}",
+            run.stderr
+        );
+    }
+}
+
+/// A tag page within the page-size cap, made of ten million one-to-three
+/// character names (about 55 MiB): refused for its tag count while it is
+/// parsed, so the module keeps at most the limit's names, not every name
+/// (parsed whole, such a page took the module to about 490 MiB).
+#[test]
+fn a_flood_of_short_tag_names_is_refused_within_bounded_memory() {
+    let src = HostileRegistry::start(Hostility {
+        tag_flood: 10_000_000,
+        ..Default::default()
+    });
+    let dest = HostileRegistry::start(Hostility::default());
     let mut args = mirror_args(&src, &dest, json!({}));
     args["images"] = json!([{"src": format!("{}/hostile/app", src.host), "dest": format!("{}/copy/app", dest.host), "all_tags": true}]);
-    let run = mirror(&args);
-    assert!(run.failed() && run.msg().contains("invalid tag name"), "{}", run.stdout);
+    let (run, peak_kib) = run_module_measured(Path::new(env!("CARGO_BIN_EXE_registry_mirror")), &args);
+    assert!(run.failed() && run.msg().contains("more than 1000000 tags"), "{}", run.stdout);
     assert_eq!(dest.count("PUT", "/manifests/"), 0, "nothing was written");
+    assert!(peak_kib < 200 * 1024, "the module's peak RSS was {} MiB", peak_kib / 1024);
+}
+
+/// An index whose platform text carries a newline and a terminal escape:
+/// the log line that names the platform shows them as escapes, so no line
+/// can be forged in stderr (and the job's log).
+#[test]
+fn registry_text_reaches_the_log_escaped() {
+    let src = HostileRegistry::start(Hostility {
+        index_architecture: Some("amd64\n[registry_mirror] forged line\u{1b}]0;title\u{7}".into()),
+        ..Default::default()
+    });
+    let dest = HostileRegistry::start(Hostility::default());
+    let mut args = mirror_args(&src, &dest, json!({}));
+    args["images"] = json!([{"src": format!("{}/hostile/app:multi", src.host), "dest": format!("{}/copy/app", dest.host)}]);
+    let run = mirror(&args);
+    run.assert_ok();
+    assert!(
+        run.stderr
+            .contains("platform linux/amd64\\n[registry_mirror] forged line\\x1b]0;title\\x07"),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        !run.stderr.lines().any(|l| l.starts_with("[registry_mirror] forged")),
+        "{}",
+        run.stderr
+    );
+    assert!(!run.stderr.contains('\u{1b}') && !run.stderr.contains('\u{7}'), "{}", run.stderr);
 }
 
 #[test]
@@ -145,7 +229,7 @@ fn a_plain_http_realm_on_another_host_is_asked_without_credentials() {
 fn the_registrys_own_realm_gets_credentials_and_a_huge_lifetime_is_harmless() {
     let src = HostileRegistry::start(Hostility {
         auth: Auth::Bearer { realm: None },
-        token_expires_in: Some(u64::MAX),
+        token_expires_in: Some(u64::MAX.into()),
         ..Default::default()
     });
     let dest = HostileRegistry::start(Hostility::default());
@@ -386,17 +470,28 @@ fn tokens_of_different_scopes_are_fetched_at_once_and_each_only_once() {
         token_delay: Some(Duration::from_millis(300)),
         ..Default::default()
     });
-    let mut args = mirror_args(&src, &dest, json!({"concurrency": 4}));
-    args["images"] = (0..4)
-        .map(|n| json!({"src": format!("{}/hostile/app:v1", src.host), "dest": format!("{}/copy/app{n}", dest.host)}))
-        .collect();
-    let run = mirror(&args);
+    let run = mirror_to_four_repositories(&src, &dest);
     run.assert_ok();
     assert!(
         dest.max_tokens_in_flight() >= 2,
         "tokens of different scopes were fetched one at a time"
     );
-    let mut scopes: Vec<String> = dest
+    assert_each_token_fetched_once(&dest, "");
+    assert_nothing_secret(&run, &dest);
+}
+
+/// One image mirrored to four repositories of `dest`, four at a time.
+fn mirror_to_four_repositories(src: &HostileRegistry, dest: &HostileRegistry) -> ModuleRun {
+    let mut args = mirror_args(src, dest, json!({"concurrency": 4}));
+    args["images"] = (0..4)
+        .map(|n| json!({"src": format!("{}/hostile/app:v1", src.host), "dest": format!("{}/copy/app{n}", dest.host)}))
+        .collect();
+    mirror(&args)
+}
+
+/// No scope's token was asked for twice in the call.
+fn assert_each_token_fetched_once(reg: &HostileRegistry, context: &str) {
+    let mut scopes: Vec<String> = reg
         .seen()
         .into_iter()
         .filter(|s| s.target.starts_with("/token"))
@@ -405,8 +500,42 @@ fn tokens_of_different_scopes_are_fetched_at_once_and_each_only_once() {
     let all = scopes.len();
     scopes.sort();
     scopes.dedup();
-    assert_eq!(scopes.len(), all, "a scope's token was fetched twice: {scopes:?}");
-    assert_nothing_secret(&run, &dest);
+    assert_eq!(scopes.len(), all, "{context}a scope's token was fetched again: {scopes:?}");
+}
+
+/// A registry whose tokens say they expire at once (0) or have already
+/// expired (negative): each scope's token is still fetched once and used
+/// for the whole call, as the Docker clients keep a token at least 60 s,
+/// not fetched again before nearly every request.
+#[test]
+fn tokens_that_claim_no_lifetime_are_kept_a_minute() {
+    // What the same mirror asks of a registry whose tokens last 300 s.
+    let baseline = {
+        let src = HostileRegistry::start(Hostility::default());
+        let dest = HostileRegistry::start(Hostility {
+            auth: Auth::Bearer { realm: None },
+            ..Default::default()
+        });
+        mirror_to_four_repositories(&src, &dest).assert_ok();
+        dest.count("GET", "/token")
+    };
+    for expires_in in [0, -30] {
+        let src = HostileRegistry::start(Hostility::default());
+        let dest = HostileRegistry::start(Hostility {
+            auth: Auth::Bearer { realm: None },
+            token_expires_in: Some(expires_in),
+            ..Default::default()
+        });
+        let run = mirror_to_four_repositories(&src, &dest);
+        run.assert_ok();
+        assert_each_token_fetched_once(&dest, &format!("expires_in {expires_in}: "));
+        let all = dest.count("GET", "/token");
+        assert_eq!(
+            all, baseline,
+            "expires_in {expires_in}: token requests, against {baseline} for 300 s tokens"
+        );
+        assert_nothing_secret(&run, &dest);
+    }
 }
 
 /// Removes a per-registry CA directory when dropped.

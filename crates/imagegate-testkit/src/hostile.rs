@@ -55,7 +55,13 @@ pub struct Hostility {
     /// request's Authorization header.
     pub echo_authorization: bool,
     /// `expires_in` of the tokens it hands out.
-    pub token_expires_in: Option<u64>,
+    pub token_expires_in: Option<i128>,
+    /// Adds this many one-to-three-character names to the tag list (all in
+    /// one page): a flood that is small on the wire and large once parsed.
+    pub tag_flood: usize,
+    /// Serves `multi`, an OCI index of the `v1` image whose platform has
+    /// this architecture (any text: control characters included).
+    pub index_architecture: Option<String>,
     /// Manifest DELETEs need a token with the `delete` action, which the
     /// 401 challenge names in its `scope`.
     pub delete_needs_scope: bool,
@@ -118,6 +124,8 @@ pub struct HostileRegistry {
 
 /// The OCI manifest type the served image uses.
 const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
+/// The OCI index type (`index_architecture`).
+const OCI_INDEX: &str = "application/vnd.oci.image.index.v1+json";
 
 fn sha256(data: &[u8]) -> String {
     use sha2::Digest as _;
@@ -166,6 +174,20 @@ impl HostileRegistry {
         let manifest_digest = image("v1", "1");
         if hostility.second_image {
             image("v2", "2");
+        }
+        if let Some(arch) = &hostility.index_architecture {
+            let v1 = store.manifests["hostile/app:v1"].1.clone();
+            let index = serde_json::json!({
+                "schemaVersion": 2,
+                "mediaType": OCI_INDEX,
+                "manifests": [{"mediaType": OCI_MANIFEST, "digest": manifest_digest, "size": v1.len(),
+                               "platform": {"architecture": arch, "os": "linux"}}],
+            });
+            let index = Bytes::from(serde_json::to_vec(&index).expect("index"));
+            let digest = sha256(&index);
+            for key in ["hostile/app:multi".to_string(), format!("hostile/app:{digest}")] {
+                store.manifests.insert(key, (OCI_INDEX.into(), index.clone()));
+            }
         }
         let seen = Arc::new(Mutex::new(Vec::new()));
         let shared = Arc::new(Shared {
@@ -360,7 +382,23 @@ async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Response<Body> {
             tags.push("v2".into());
         }
         tags.extend(h.extra_tags.iter().cloned());
-        let body = serde_json::json!({"name": repo, "tags": tags}).to_string();
+        let mut body = serde_json::json!({"name": repo, "tags": tags}).to_string();
+        if h.tag_flood > 0 {
+            body.truncate(body.len() - 2); // the list's `]}`
+            body.reserve(h.tag_flood * 6 + 2);
+            const DIGITS: &[u8] = b"abcdefghijklmnopqrstuvwxyz0123456789";
+            for n in 0..h.tag_flood {
+                let name = [n % 36, n / 36 % 36, n / 1296 % 36]
+                    .iter()
+                    .take(1 + n % 3)
+                    .map(|&d| DIGITS[d] as char)
+                    .collect::<String>();
+                body.push_str(",\"");
+                body.push_str(&name);
+                body.push('"');
+            }
+            body.push_str("]}");
+        }
         let headers: Vec<(&str, String)> = h.tags_next.iter().map(|n| ("link", format!(r#"<{n}>; rel="next""#))).collect();
         return full(200, &headers, body);
     }

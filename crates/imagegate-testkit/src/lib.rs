@@ -16,7 +16,7 @@ pub mod webapi;
 
 pub use fixtures::Fixtures;
 pub use hostile::{HostileRegistry, Hostility, Recorder};
-pub use module::{run_module, ModuleRun};
+pub use module::{run_module, run_module_measured, ModuleRun};
 pub use proxy::{FaultConfig, FaultProxy, STATS_PATH};
 pub use registry::{Kind, TestRegistry};
 

@@ -41,6 +41,10 @@ pub fn run_module(binary: &Path, args: &Value) -> ModuleRun {
     let path = dir.path().join("args");
     std::fs::write(&path, args.to_string()).expect("write args");
     let out = Command::new(binary).arg(&path).output().expect("run module");
+    parse_run(out)
+}
+
+fn parse_run(out: std::process::Output) -> ModuleRun {
     let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
     let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
     let result: Value =
@@ -52,4 +56,25 @@ pub fn run_module(binary: &Path, args: &Value) -> ModuleRun {
         stderr,
         success: out.status.success(),
     }
+}
+
+/// [`run_module`] under GNU time (Debian's `time`, which tools/setup.sh
+/// installs), with the module's peak resident set in KiB.
+pub fn run_module_measured(binary: &Path, args: &Value) -> (ModuleRun, u64) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("args");
+    let rss = dir.path().join("rss");
+    std::fs::write(&path, args.to_string()).expect("write args");
+    let out = Command::new("/usr/bin/time")
+        .args(["-f", "%M", "-o"])
+        .arg(&rss)
+        .arg(binary)
+        .arg(&path)
+        .output()
+        .expect("run module under /usr/bin/time");
+    let peak = std::fs::read_to_string(&rss)
+        .ok()
+        .and_then(|t| t.lines().last().and_then(|l| l.trim().parse().ok()))
+        .expect("GNU time's %M");
+    (parse_run(out), peak)
 }
