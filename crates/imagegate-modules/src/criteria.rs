@@ -25,6 +25,9 @@ pub struct CriteriaArgs {
     pub git_ref: Option<String>,
     #[serde(default)]
     pub jobs: Vec<String>,
+    /// The pipelines whose builds count; none: builds with no change only.
+    #[serde(default)]
+    pub pipelines: Vec<String>,
     #[serde(default)]
     pub ca_cert: Option<PathBuf>,
     #[serde(default = "yes")]
@@ -47,6 +50,9 @@ pub fn validate(a: CriteriaArgs) -> Result<ZuulCriteria, ModuleError> {
     if let Some(j) = a.jobs.iter().find(|j| j.trim().is_empty()) {
         return Err(ModuleError::option("criteria.jobs", format!("'{j}' is not a job name")));
     }
+    if let Some(p) = a.pipelines.iter().find(|p| p.trim().is_empty()) {
+        return Err(ModuleError::option("criteria.pipelines", format!("'{p}' is not a pipeline name")));
+    }
     for (name, v) in [("criteria.project", &a.project), ("criteria.ref", &a.git_ref)] {
         if v.as_deref().is_some_and(|v| v.trim().is_empty()) {
             return Err(ModuleError::option(name, "empty; leave it out to not filter by it"));
@@ -62,6 +68,7 @@ pub fn validate(a: CriteriaArgs) -> Result<ZuulCriteria, ModuleError> {
         project: a.project,
         git_ref: a.git_ref,
         jobs: a.jobs,
+        pipelines: a.pipelines,
         ca_cert: a.ca_cert,
         tls_verify: a.tls_verify,
         deadline: DEFAULT_DEADLINE,
@@ -79,6 +86,7 @@ pub async fn check(criteria: &ZuulCriteria, candidates: &[Candidate], regs: &Reg
         let images: std::collections::BTreeSet<&str> = candidates.iter().map(|c| c.image.as_str()).collect();
         return Ok(json!({
             "jobs": criteria.jobs,
+            "pipelines": criteria.pipelines,
             "met": verdict.met,
             "builds_read": verdict.builds_read,
             "msg": format!("{} jobs succeeded for all {} images", criteria.jobs.len(), images.len()),

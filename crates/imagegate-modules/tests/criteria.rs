@@ -17,9 +17,20 @@ fn retag(args: &Value) -> ModuleRun {
     run_module(Path::new(env!("CARGO_BIN_EXE_container_retag")), args)
 }
 
-/// A build of `job` whose stage artifact maps `images` to their digests.
+/// A build of `job` whose stage artifact maps `images` to their digests,
+/// run after merge (periodic, no change), as Zuul 14's builds API gives it.
 fn stage(job: &str, result: &str, uuid: &str, images: &Map<String, Value>) -> Value {
-    json!({"uuid": uuid, "job_name": job, "result": result, "project": "rdo/promotion",
+    stage_in("periodic", None, job, result, uuid, images)
+}
+
+/// The same in `pipeline`, for `change` if given (before merge).
+fn stage_in(pipeline: &str, change: Option<u64>, job: &str, result: &str, uuid: &str, images: &Map<String, Value>) -> Value {
+    let git_ref = match change {
+        Some(c) => format!("refs/changes/{:02}/{c}/1", c % 100),
+        None => "refs/heads/master".to_string(),
+    };
+    json!({"uuid": uuid, "job_name": job, "result": result, "project": "rdo/promotion", "pipeline": pipeline,
+    "ref": {"project": "rdo/promotion", "ref": git_ref, "change": change, "patchset": change.map(|_| "1")},
     "artifacts": [
         {"name": "logs", "url": "https://logs.example/", "metadata": {"type": "zuul_manifest"}},
         {"name": "stage", "url": "https://logs.example/stage.json", "metadata": {"type": "imagegate_stage", "images": images}},
@@ -185,6 +196,65 @@ fn criteria_gate_the_promotion_in_check_mode_and_for_real() {
         run.msg()
     );
     assert_eq!(s.reg.digest("tripleo/img0:next"), None);
+}
+
+/// A build of an unmerged change in a pre-review pipeline ran the change's
+/// own version of the job, which can record any artifact and succeed: it
+/// does not satisfy the criteria, and the message says why. Builds of the
+/// pipelines the criteria name do, changes or not, and the result says
+/// which builds counted.
+#[test]
+fn only_builds_of_reviewed_code_meet_the_criteria() {
+    let s = three_images();
+    let api = ZuulBuildsApi::start(
+        "rdo",
+        json!([
+            stage_in("check", Some(42), "standalone", "SUCCESS", "c1", &s.digests),
+            stage_in("check", Some(42), "ovb", "SUCCESS", "c2", &s.digests),
+        ]),
+    );
+    let mut a = args(&s, &api.base, false);
+    a["criteria"]["ref"] = Value::Null;
+    let run = retag(&a);
+    assert!(run.failed() && !run.changed(), "{}", run.stdout);
+    assert!(
+        run.msg()
+            .contains("ovb failed (SUCCESS not counted: it ran change 42 in check before review"),
+        "{}",
+        run.msg()
+    );
+    for n in 0..3 {
+        assert_eq!(s.reg.digest(&format!("tripleo/img{n}:current-tripleo")), None, "img{n} moved");
+    }
+    // The operator trusts gate: a gate build of a change counts, the check
+    // build still does not.
+    let api = ZuulBuildsApi::start(
+        "rdo",
+        json!([
+            stage_in("check", Some(42), "standalone", "SUCCESS", "c1", &s.digests),
+            stage_in("gate", Some(42), "standalone", "SUCCESS", "g1", &s.digests),
+            stage_in("gate", Some(42), "ovb", "SUCCESS", "g2", &s.digests),
+        ]),
+    );
+    let mut a = args(&s, &api.base, false);
+    a["criteria"]["ref"] = Value::Null;
+    a["criteria"]["pipelines"] = json!(["gate"]);
+    let run = retag(&a);
+    run.assert_ok();
+    let met = run.result["criteria"]["met"].as_array().unwrap();
+    assert_eq!(met.len(), 6, "{}", run.stdout);
+    assert!(met.iter().all(|m| m["pipeline"] == "gate" && m["change"] == "42"), "{met:?}");
+    assert!(
+        met.iter().any(|m| m["build"] == "g1") && !met.iter().any(|m| m["build"] == "c1"),
+        "{met:?}"
+    );
+    assert_eq!(run.result["criteria"]["pipelines"], json!(["gate"]));
+    for n in 0..3 {
+        assert_eq!(
+            s.reg.digest(&format!("tripleo/img{n}:current-tripleo")),
+            s.reg.digest(&format!("tripleo/img{n}:tripleo-ci-testing"))
+        );
+    }
 }
 
 #[test]

@@ -56,6 +56,9 @@ pub struct ZuulCriteria {
     pub project: Option<String>,
     pub git_ref: Option<String>,
     pub jobs: Vec<String>,
+    /// The pipelines whose builds count ([`build_origin`]); empty: only
+    /// builds with no change attached (post-merge, periodic, tag events).
+    pub pipelines: Vec<String>,
     /// Extra CA certificates (PEM) for the API's TLS.
     pub ca_cert: Option<PathBuf>,
     pub tls_verify: bool,
@@ -102,6 +105,9 @@ pub struct Met {
     pub digest: String,
     /// The build's `uuid`, if the API gave one.
     pub build: Option<String>,
+    /// The pipeline it ran in, and its change (none: it ran merged code).
+    pub pipeline: Option<String>,
+    pub change: Option<String>,
 }
 
 /// A job that did not succeed for an image: `results` lists the results of
@@ -264,8 +270,8 @@ impl ZuulApi {
     async fn verdict(&self, criteria: &ZuulCriteria, wanted: &[Candidate], stats: &Stats) -> Result<Verdict, Error> {
         let mut verdict = Verdict::default();
         for job in &criteria.jobs {
-            // image@digest -> the uuid of a successful build, or the results seen.
-            let mut success: BTreeMap<usize, Option<String>> = BTreeMap::new();
+            // image@digest -> the successful build that counts, or the results seen.
+            let mut success: BTreeMap<usize, Origin> = BTreeMap::new();
             let mut results: BTreeMap<usize, Vec<String>> = BTreeMap::new();
             let mut skip = 0;
             for _ in 0..MAX_PAGES {
@@ -275,15 +281,17 @@ impl ZuulApi {
                     if !build_matches(build, job, criteria) {
                         continue;
                     }
-                    let result = match &build["result"] {
+                    let mut result = match &build["result"] {
                         Value::String(r) => untrusted_text(r, 40),
                         _ => "unfinished".to_string(),
                     };
+                    let origin = build_origin(build, criteria);
+                    if let (Err(why), "SUCCESS") = (&origin, result.as_str()) {
+                        result = format!("SUCCESS not counted: {why}");
+                    }
                     for i in tested(build, wanted) {
-                        if result == "SUCCESS" {
-                            success
-                                .entry(i)
-                                .or_insert_with(|| build["uuid"].as_str().map(|u| untrusted_text(u, 80)));
+                        if let (Ok(origin), "SUCCESS") = (&origin, result.as_str()) {
+                            success.entry(i).or_insert_with(|| origin.clone());
                         } else {
                             let seen = results.entry(i).or_default();
                             if !seen.contains(&result) {
@@ -298,12 +306,14 @@ impl ZuulApi {
                 skip += builds.len();
             }
             for (i, c) in wanted.iter().enumerate() {
-                match success.get(&i) {
-                    Some(build) => verdict.met.push(Met {
+                match success.remove(&i) {
+                    Some(origin) => verdict.met.push(Met {
                         job: job.clone(),
                         image: c.image.clone(),
                         digest: c.digest.to_string(),
-                        build: build.clone(),
+                        build: origin.build,
+                        pipeline: origin.pipeline,
+                        change: origin.change,
                     }),
                     None => verdict.unmet.push(Unmet {
                         job: job.clone(),
@@ -333,6 +343,53 @@ fn build_matches(build: &Value, job: &str, criteria: &ZuulCriteria) -> bool {
         _ => true,
     };
     agrees("job_name", Some(job)) && agrees("project", criteria.project.as_deref()) && agrees("ref", criteria.git_ref.as_deref())
+}
+
+/// Where a build that may count ran: its uuid, pipeline and change.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Origin {
+    build: Option<String>,
+    pipeline: Option<String>,
+    change: Option<String>,
+}
+
+/// Whether a build ran reviewed code, so that its success may count. A
+/// build of an unmerged change in a pre-review pipeline (check) ran that
+/// change's own job definitions: it could `zuul_return` any artifact and
+/// succeed. So, with `criteria.pipelines` given, only builds of those
+/// pipelines count (the operator names the post-review ones it trusts, such
+/// as gate, promote or periodic); without it, only builds with no change
+/// attached (post-merge, periodic, tag events). Zuul 14 gives the change as
+/// `ref.change` (null without one), older Zuul as `change`; a build that
+/// says neither is not known to be reviewed and does not count.
+fn build_origin(build: &Value, criteria: &ZuulCriteria) -> Result<Origin, String> {
+    let text = |v: &Value| match v {
+        Value::String(s) => Some(untrusted_text(s, 80)),
+        Value::Number(n) => Some(n.to_string()),
+        _ => None,
+    };
+    let pipeline = text(&build["pipeline"]);
+    let change_field = build.get("change").or_else(|| build.get("ref").and_then(|r| r.get("change")));
+    let change = change_field.and_then(text);
+    let origin = Origin {
+        build: build["uuid"].as_str().map(|u| untrusted_text(u, 80)),
+        pipeline: pipeline.clone(),
+        change: change.clone(),
+    };
+    let place = pipeline.as_deref().unwrap_or("an unnamed pipeline");
+    if !criteria.pipelines.is_empty() {
+        return match &pipeline {
+            Some(p) if criteria.pipelines.contains(p) => Ok(origin),
+            _ => Err(format!("it ran in {place}, not one of the pipelines the criteria trust")),
+        };
+    }
+    match (change_field, change) {
+        (Some(Value::Null), _) => Ok(origin),
+        (Some(_), Some(c)) => Err(format!(
+            "it ran change {c} in {place} before review (name the post-review pipelines to trust in criteria.pipelines)"
+        )),
+        _ => Err("the API does not say whether it ran a change".to_string()),
+    }
 }
 
 /// The indexes of the candidates a build's stage artifacts map to their
@@ -369,6 +426,7 @@ mod tests {
             project: Some("rdo/promotion".into()),
             git_ref: Some("refs/heads/master".into()),
             jobs: vec!["ovb".into()],
+            pipelines: vec![],
             ca_cert: None,
             tls_verify: true,
             deadline: DEFAULT_DEADLINE,
@@ -428,6 +486,32 @@ mod tests {
             &c
         ));
         assert!(!build_matches(&json!({"job_name": "ovb", "ref": "refs/heads/stable"}), "ovb", &c));
+    }
+
+    #[test]
+    fn only_builds_of_reviewed_code_count() {
+        let post = json!({"uuid": "u1", "pipeline": "post", "ref": {"change": null, "ref": "refs/heads/main"}});
+        let check = json!({"uuid": "u2", "pipeline": "check", "ref": {"change": 42, "ref": "refs/changes/42/1"}});
+        let gate = json!({"uuid": "u3", "pipeline": "gate", "change": "43"});
+        let silent = json!({"uuid": "u4", "pipeline": "post"});
+        let none = ZuulCriteria {
+            project: None,
+            git_ref: None,
+            ..criteria()
+        };
+        assert_eq!(build_origin(&post, &none).unwrap().pipeline.as_deref(), Some("post"));
+        let why = build_origin(&check, &none).unwrap_err();
+        assert!(why.contains("change 42 in check before review"), "{why}");
+        assert!(build_origin(&gate, &none).is_err(), "a change's build needs its pipeline named");
+        assert!(build_origin(&silent, &none).is_err(), "a build that says nothing of a change");
+        let trusted = ZuulCriteria {
+            pipelines: vec!["gate".into(), "post".into()],
+            ..none.clone()
+        };
+        assert_eq!(build_origin(&gate, &trusted).unwrap().change.as_deref(), Some("43"));
+        assert!(build_origin(&post, &trusted).is_ok());
+        let why = build_origin(&check, &trusted).unwrap_err();
+        assert!(why.contains("ran in check, not one of the pipelines"), "{why}");
     }
 
     #[test]
