@@ -1592,7 +1592,8 @@ fn stage_promotion_gated_on_zuul_builds(core: Core) {
         })
         .collect();
     let stage = |job: &str, result: &str, images: &serde_json::Map<String, Value>| {
-        json!({"job_name": job, "result": result, "project": "rdo/promotion",
+        json!({"job_name": job, "result": result, "project": "rdo/promotion", "pipeline": "periodic",
+               "ref": {"project": "rdo/promotion", "ref": "refs/heads/master", "change": null},
                "artifacts": [{"name": "stage", "url": "https://logs.example/", "metadata": {"type": "imagegate_stage", "images": images}}]})
     };
     let mut one_failed = digests.clone();
