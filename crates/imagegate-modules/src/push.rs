@@ -121,15 +121,17 @@ fn export_image(args: &Args, image: &str, target: &std::path::Path) -> Result<()
 /// `sha256:` optional). Anything else is refused, so no value can reach the
 /// builder's command line as an option.
 fn builder_name(image: &str) -> Result<String, ModuleError> {
+    // An ID first, as the builders read it: twelve hex digits are also a
+    // valid repository name.
+    let id = image.strip_prefix("sha256:").unwrap_or(image);
+    if (12..=64).contains(&id.len()) && id.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')) {
+        return Ok(image.to_string());
+    }
     if let Ok(r) = Reference::parse(image) {
         return Ok(match &r.tag {
             Some(t) => format!("{}:{t}", r.repository_name()),
             None => r.repository_name(),
         });
-    }
-    let id = image.strip_prefix("sha256:").unwrap_or(image);
-    if (12..=64).contains(&id.len()) && id.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')) {
-        return Ok(image.to_string());
     }
     Err(ModuleError::option(
         "image",
@@ -248,7 +250,7 @@ mod tests {
             builder_name(&format!("sha256:{}", "a".repeat(64))).unwrap(),
             format!("sha256:{}", "a".repeat(64))
         );
-        for bad in ["--digestfile=/tmp/x", "-q", "", "UPPER CASE", "0123456789a", "sha256:xyz"] {
+        for bad in ["--digestfile=/tmp/x", "-q", "", "UPPER CASE", "a//b", "-0123456789ab"] {
             let e = format!("{:?}", builder_name(bad).unwrap_err());
             assert!(e.contains("image"), "{bad}: {e}");
         }

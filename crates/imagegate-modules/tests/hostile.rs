@@ -146,6 +146,60 @@ fn a_flood_of_short_tag_names_is_refused_within_bounded_memory() {
     assert!(peak_kib < 200 * 1024, "the module's peak RSS was {} MiB", peak_kib / 1024);
 }
 
+/// A destination that answers 201 to every tag write but never serves the
+/// tag: the mirror and the push read every tag back, fail naming it, and
+/// claim no change.
+#[test]
+fn a_tag_write_the_registry_does_not_serve_is_not_claimed() {
+    let src = HostileRegistry::start(Hostility::default());
+    let dest = HostileRegistry::start(Hostility {
+        forget_tag_puts: true,
+        ..Default::default()
+    });
+    let args = mirror_args(&src, &dest, json!({}));
+    let run = mirror(&args);
+    assert!(run.failed() && !run.changed(), "{}", run.stdout);
+    assert!(
+        run.msg().contains("does not serve it where it was written") && run.msg().contains("/copy/app:v1 is missing"),
+        "{}",
+        run.msg()
+    );
+    assert_eq!(dest.count("PUT", "/copy/app/manifests/v1"), 1, "the write was made");
+    assert!(
+        dest.count("HEAD", "/copy/app/manifests/v1") + dest.count("GET", "/copy/app/manifests/v1") >= 2,
+        "and read back"
+    );
+
+    // container_push of an OCI layout (the test kit's fixture image).
+    let fixture = imagegate_testkit::Fixtures::get().single(1);
+    let (layout, name) = fixture.trim_start_matches("oci:").rsplit_once(':').unwrap();
+    let run = run_module(
+        Path::new(env!("CARGO_BIN_EXE_container_push")),
+        &json!({
+            "layout": layout, "name": name, "repository": format!("{}/copy/pushed", dest.host), "tags": ["1.0"],
+            "registries": {dest.host.clone(): entry(&dest)}, "retry_delay": 0,
+        }),
+    );
+    assert!(run.failed() && !run.changed(), "{}", run.stdout);
+    assert!(run.msg().contains("/copy/pushed:1.0 is missing"), "{}", run.msg());
+}
+
+/// A manifest answer that says it is an HTML page (a captive portal, a
+/// login proxy) is refused naming its type, before any parsing.
+#[test]
+fn a_manifest_answer_of_another_type_is_refused_by_its_type() {
+    let src = HostileRegistry::start(Hostility {
+        manifest_content_type: Some("text/html; charset=utf-8".into()),
+        ..Default::default()
+    });
+    let dest = HostileRegistry::start(Hostility::default());
+    let run = mirror(&mirror_args(&src, &dest, json!({})));
+    assert!(run.failed(), "{}", run.stdout);
+    assert!(run.msg().contains("unsupported manifest media type 'text/html'"), "{}", run.msg());
+    assert!(!run.msg().contains("not JSON"), "{}", run.msg());
+    assert_eq!(dest.count("PUT", "/manifests/"), 0);
+}
+
 /// An index whose platform text carries a newline and a terminal escape:
 /// the log line that names the platform shows them as escapes, so no line
 /// can be forged in stderr (and the job's log).

@@ -225,8 +225,40 @@ impl Delivery<'_> {
                 dst.put_manifest(repo, &t.tag, manifest).await?;
                 log::info(&format!("{dest_name}:{} -> {}", t.tag, manifest.digest));
             }
+            self.read_back(&tags, manifest).await?;
         }
         Ok((tags, changed))
+    }
+
+    /// Reads every tag just written back (a few at once) before the call
+    /// claims it: a registry on eventually consistent storage, or a broken
+    /// proxy, can answer 201 and not serve the tag. A tag that is missing or
+    /// at another digest fails the copy, naming it.
+    async fn read_back(&self, tags: &[TagChange], manifest: &Manifest) -> Result<(), Error> {
+        let written: Vec<&TagChange> = tags.iter().filter(|t| t.changed).collect();
+        let found: Vec<Option<Digest>> =
+            futures_util::stream::iter(written.iter().map(|t| self.dst.manifest_digest(&self.dest.repository, &t.tag)))
+                .buffered(4)
+                .try_collect()
+                .await?;
+        let dest_name = self.dest.repository_name();
+        let wrong: Vec<String> = written
+            .iter()
+            .zip(found)
+            .filter(|(_, f)| f.as_ref() != Some(&manifest.digest))
+            .map(|(t, f)| match f {
+                Some(other) => format!("{dest_name}:{} is at {other}", t.tag),
+                None => format!("{dest_name}:{} is missing", t.tag),
+            })
+            .collect();
+        if wrong.is_empty() {
+            return Ok(());
+        }
+        Err(Error::new(crate::error::ErrorKind::NotServed {
+            registry: self.dst.registry().to_string(),
+            digest: manifest.digest.to_string(),
+            detail: wrong.join(", "),
+        }))
     }
 }
 

@@ -110,6 +110,8 @@ pub enum ErrorKind {
     Protocol(String),
     /// A tag no longer points where the plan (or a record) saw it: another
     /// writer moved it.
+    #[error("{registry} accepted {digest} but does not serve it where it was written: {detail}")]
+    NotServed { registry: String, digest: String, detail: String },
     #[error("{tag} changed underneath: expected {expected}, found {found}")]
     TagMoved { tag: String, expected: String, found: String },
     /// One call would point one tag at two different images.

@@ -107,8 +107,19 @@ impl Manifest {
     /// Wraps bytes served under `content_type`; the media type is the
     /// content type if it is a manifest type, else the `mediaType` field.
     pub fn from_bytes(reference: &str, bytes: Bytes, content_type: Option<&str>) -> Result<Self, Error> {
+        let ct = content_type.map(|c| c.split(';').next().unwrap_or("").trim().to_ascii_lowercase());
+        // An answer that says it is something else (an HTML page from a
+        // captive portal or a login proxy) is refused before any parsing.
+        // Generic types (`application/json`, `application/octet-stream`) and
+        // no type at all leave the manifest's own mediaType to say.
+        let generic = |c: &str| c.is_empty() || c == "application/json" || c == "application/octet-stream";
+        if let Some(c) = ct.as_deref().filter(|c| !generic(c) && !is_manifest_type(c)) {
+            return Err(Error::new(ErrorKind::UnsupportedMediaType {
+                reference: reference.to_string(),
+                media_type: crate::error::untrusted_text(c, 100),
+            }));
+        }
         let raw: Raw = serde_json::from_slice(&bytes).map_err(|e| invalid(reference, format!("not JSON: {e}")))?;
-        let ct = content_type.map(|c| c.split(';').next().unwrap_or("").trim().to_string());
         let media_type = match ct {
             Some(c) if is_manifest_type(&c) => c,
             _ => match (&raw.media_type, &raw.manifests, &raw.config) {
@@ -256,5 +267,13 @@ mod tests {
         let bad = format!(r#"{{"schemaVersion":2,"mediaType":"{OCI_MANIFEST}","config":{{"digest":"nope","size":1}},"layers":[]}}"#);
         let m = Manifest::from_bytes("r", Bytes::from(bad), None).unwrap();
         assert!(m.parse("r").is_err());
+        // A page that says it is not a manifest is refused by its type,
+        // whatever its body; JSON or no type leaves mediaType to say.
+        let ok = format!(r#"{{"schemaVersion":2,"mediaType":"{OCI_MANIFEST}","config":{{"digest":"x","size":1}},"layers":[]}}"#);
+        let e = Manifest::from_bytes("r", Bytes::from(ok.clone()), Some("text/html; charset=utf-8")).unwrap_err();
+        assert!(e.to_string().contains("'text/html'"), "{e}");
+        for kind in [None, Some("application/json"), Some(OCI_MANIFEST)] {
+            assert!(Manifest::from_bytes("r", Bytes::from(ok.clone()), kind).is_ok(), "{kind:?}");
+        }
     }
 }

@@ -56,6 +56,13 @@ pub struct Hostility {
     pub echo_authorization: bool,
     /// `expires_in` of the tokens it hands out.
     pub token_expires_in: Option<i128>,
+    /// Answers 201 to a manifest PUT by tag but keeps the manifest only
+    /// under its digest: the tag is never served (eventually consistent
+    /// storage, a broken proxy).
+    pub forget_tag_puts: bool,
+    /// Answers manifest GETs with this Content-Type and an HTML page (a
+    /// captive portal or a login proxy).
+    pub manifest_content_type: Option<String>,
     /// Adds this many one-to-three-character names to the tag list (all in
     /// one page): a flood that is small on the wire and large once parsed.
     pub tag_flood: usize,
@@ -413,6 +420,13 @@ async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Response<Body> {
                 );
             }
         }
+        if let (Some(kind), &Method::GET) = (&h.manifest_content_type, &method) {
+            return full(
+                200,
+                &[("content-type", kind.clone())],
+                "<html><body>Sign in to continue</body></html>",
+            );
+        }
         if h.echo_authorization && method == Method::GET {
             let echoed = authorization.unwrap_or_default();
             let body = format!(r#"{{"errors":[{{"code":"DENIED","message":"request had Authorization: {echoed}"}}]}}"#);
@@ -447,7 +461,9 @@ async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Response<Body> {
                 let bytes = req.into_body().collect().await.map(|b| b.to_bytes()).unwrap_or_default();
                 let digest = sha256(&bytes);
                 let mut store = shared.store.lock().unwrap();
-                store.manifests.insert(key, (media_type.clone(), bytes.clone()));
+                if !(h.forget_tag_puts && !reference.starts_with("sha256:")) {
+                    store.manifests.insert(key, (media_type.clone(), bytes.clone()));
+                }
                 store.manifests.insert(format!("{repo}:{digest}"), (media_type, bytes));
                 return full(201, &[("docker-content-digest", digest)], "");
             }
