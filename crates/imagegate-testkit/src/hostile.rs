@@ -461,7 +461,7 @@ async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Response<Body> {
                 let bytes = req.into_body().collect().await.map(|b| b.to_bytes()).unwrap_or_default();
                 let digest = sha256(&bytes);
                 let mut store = shared.store.lock().unwrap();
-                if !(h.forget_tag_puts && !reference.starts_with("sha256:")) {
+                if !h.forget_tag_puts || reference.starts_with("sha256:") {
                     store.manifests.insert(key, (media_type.clone(), bytes.clone()));
                 }
                 store.manifests.insert(format!("{repo}:{digest}"), (media_type, bytes));
