@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use imagegate_testkit::hostile::Auth;
 use imagegate_testkit::webapi::{ZuulBuildsApi, ZuulMisbehaviour};
-use imagegate_testkit::{run_module, Fixtures, HostileRegistry, Hostility, Kind, ModuleRun, Recorder, TestRegistry};
+use imagegate_testkit::{run_module, run_module_measured, Fixtures, HostileRegistry, Hostility, Kind, ModuleRun, Recorder, TestRegistry};
 use serde_json::{json, Map, Value};
 
 fn retag(args: &Value) -> ModuleRun {
@@ -333,6 +333,20 @@ fn a_huge_builds_answer_is_refused() {
         "{}",
         run.msg()
     );
+    assert_eq!(reg.digest("tripleo/img:current-tripleo"), None, "nothing moved");
+}
+
+/// A page within the byte cap made of millions of tiny values (15 MiB of
+/// `{},`): refused while it is parsed, so the module's memory stays bounded
+/// (parsed whole into JSON values it took several hundred MiB).
+#[test]
+fn a_builds_page_of_tiny_values_is_refused_within_bounded_memory() {
+    let api = ZuulBuildsApi::misbehaving("rdo", json!([]), ZuulMisbehaviour::DenseBody(15 * 1024 * 1024));
+    let (reg, args) = promotion(&api.base, json!({"retries": 0}));
+    let (run, peak_kib) = run_module_measured(Path::new(env!("CARGO_BIN_EXE_container_retag")), &args);
+    assert!(run.failed(), "{}", run.stdout);
+    assert!(run.msg().contains("more than 1000000 JSON values"), "{}", run.msg());
+    assert!(peak_kib < 200 * 1024, "the module's peak RSS was {} MiB", peak_kib / 1024);
     assert_eq!(reg.digest("tripleo/img:current-tripleo"), None, "nothing moved");
 }
 

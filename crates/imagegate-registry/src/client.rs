@@ -233,10 +233,10 @@ impl RegistryClient {
         if bytes.iter().all(u8::is_ascii_whitespace) {
             return Ok(serde_json::Value::Null);
         }
-        serde_json::from_slice(&bytes).map_err(|e| {
+        crate::bounded::from_slice(&bytes, crate::bounded::DEFAULT_BUDGET).map_err(|e| {
             Error::new(ErrorKind::Protocol(format!(
-                "{} answered with something other than JSON: {e}",
-                crate::error::redact_url(url)
+                "{} answered with something other than a web API answer: {e}",
+                crate::error::untrusted_text(&crate::error::redact_url(url), 200)
             )))
         })
     }
@@ -303,9 +303,9 @@ impl RegistryClient {
             .header(ACCEPT, manifest::OCI_INDEX);
         match self.fetch(&req, MAX_MANIFEST).await {
             Ok((_, body)) => {
-                let index: serde_json::Value = serde_json::from_slice(&body).map_err(|e| {
+                let index = crate::bounded::from_slice(&body, crate::bounded::DEFAULT_BUDGET).map_err(|e| {
                     Error::new(ErrorKind::Protocol(format!(
-                        "the referrers of {} are not JSON: {e}",
+                        "the referrers of {} are not an index: {e}",
                         self.name(repo, digest.as_str())
                     )))
                 })?;

@@ -240,14 +240,18 @@ impl ZuulApi {
             })
             .await
             .map_err(|e| self.tls_hint(e))?;
-        match serde_json::from_slice::<Value>(&bytes) {
+        // Parsed with a bound on what is kept, not only on what is read: a
+        // page of tiny values within the byte cap is refused while parsed.
+        match crate::bounded::from_slice(&bytes, crate::bounded::DEFAULT_BUDGET) {
             Ok(Value::Array(builds)) => Ok(builds),
             Ok(_) => Err(Error::new(ErrorKind::Protocol(format!(
                 "{what} answered with something other than a list of builds"
             )))),
+            Err(e @ crate::bounded::BoundedError::TooLarge { .. }) => {
+                Err(Error::new(ErrorKind::Protocol(format!("{what}: not a list of builds: {e}"))))
+            }
             Err(e) => Err(Error::new(ErrorKind::Protocol(format!(
-                "{what} answered with something other than JSON: {}",
-                untrusted_text(&e.to_string(), 200)
+                "{what} answered with something other than JSON: {e}"
             )))),
         }
     }

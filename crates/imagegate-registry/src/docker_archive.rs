@@ -30,6 +30,16 @@ const MAX_METADATA: u64 = 8 * 1024 * 1024;
 /// gzip level for layers: zlib's default, a fair trade of time for size.
 const GZIP_LEVEL: u32 = 6;
 
+/// Values an archive's JSON entry may hold once parsed: a byte cap of
+/// 8 MiB alone lets two million tiny values through.
+const MAX_METADATA_VALUES: usize = 100_000;
+
+/// One of the archive's JSON entries, parsed within [`MAX_METADATA_VALUES`].
+fn json(bytes: &[u8], name: &str) -> Result<serde_json::Value, Error> {
+    crate::bounded::from_slice(bytes, MAX_METADATA_VALUES)
+        .map_err(|e| bad(format!("{} is not usable JSON: {e}", crate::error::untrusted_text(name, 100))))
+}
+
 fn bad(reason: String) -> Error {
     Error::new(ErrorKind::InvalidManifest {
         reference: "docker save archive".into(),
@@ -206,8 +216,10 @@ pub fn archive_to_layout(archive: impl Read, layout: &Path, ref_name: &str) -> R
         return oci_archive(&out, &index, ref_name);
     }
     let manifest_json = jsons.get("manifest.json").ok_or_else(|| bad("no manifest.json".into()))?;
-    let images: Vec<serde_json::Value> =
-        serde_json::from_slice(manifest_json).map_err(|e| bad(format!("manifest.json is not JSON: {e}")))?;
+    let images: Vec<serde_json::Value> = match json(manifest_json, "manifest.json")? {
+        serde_json::Value::Array(images) => images,
+        _ => return Err(bad("manifest.json is not a list of images".into())),
+    };
     let [image] = images.as_slice() else {
         return Err(bad(format!("the archive holds {} images; save one", images.len())));
     };
@@ -217,7 +229,7 @@ pub fn archive_to_layout(archive: impl Read, layout: &Path, ref_name: &str) -> R
     let config = jsons
         .get(config_name)
         .ok_or_else(|| bad(format!("the archive lacks {config_name}")))?;
-    let config_value: serde_json::Value = serde_json::from_slice(config).map_err(|e| bad(format!("{config_name} is not JSON: {e}")))?;
+    let config_value = json(config, config_name)?;
     let diff_ids: Vec<&str> = config_value["rootfs"]["diff_ids"]
         .as_array()
         .map(|a| a.iter().filter_map(|d| d.as_str()).collect())
@@ -259,7 +271,7 @@ pub fn archive_to_layout(archive: impl Read, layout: &Path, ref_name: &str) -> R
 
 /// An archive that already is an OCI layout: its one image is renamed.
 fn oci_archive(out: &LayoutWriter, index: &[u8], ref_name: &str) -> Result<Digest, Error> {
-    let index: serde_json::Value = serde_json::from_slice(index).map_err(|e| bad(format!("index.json is not JSON: {e}")))?;
+    let index = json(index, "index.json")?;
     let entries = index["manifests"].as_array().cloned().unwrap_or_default();
     let [entry] = entries.as_slice() else {
         return Err(bad(format!("the archive's index holds {} images; save one", entries.len())));
@@ -319,6 +331,26 @@ mod tests {
         // Deterministic: the same archive gives the same manifest.
         let again = tempfile::tempdir().unwrap();
         assert_eq!(archive_to_layout(archive.as_slice(), again.path(), "latest").unwrap(), digest);
+    }
+
+    #[test]
+    fn a_json_entry_of_millions_of_tiny_values_is_refused() {
+        // Within the 8 MiB entry cap, two million values once parsed.
+        let dense = format!("[{}{{}}]", "{},".repeat(2_000_000));
+        let mut b = tar::Builder::new(Vec::new());
+        let mut h = tar::Header::new_gnu();
+        h.set_size(dense.len() as u64);
+        h.set_mode(0o644);
+        h.set_cksum();
+        b.append_data(&mut h, "manifest.json", dense.as_bytes()).unwrap();
+        let archive = b.into_inner().unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let e = archive_to_layout(archive.as_slice(), dir.path(), "latest").unwrap_err();
+        assert!(
+            e.to_string()
+                .contains("manifest.json is not usable JSON: it holds more than 100000"),
+            "{e}"
+        );
     }
 
     #[test]

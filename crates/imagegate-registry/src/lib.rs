@@ -7,6 +7,7 @@
 //! builds API, through a transport of its own) beside client; [`Engine`] is
 //! the facade that modules use.
 
+pub mod bounded;
 pub mod client;
 pub mod copy;
 pub mod credentials;

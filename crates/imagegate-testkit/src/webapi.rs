@@ -293,6 +293,9 @@ pub enum ZuulMisbehaviour {
     /// A JSON list of this many bytes (a build repeated), streamed without
     /// a Content-Length.
     HugeBody(usize),
+    /// A JSON list of about this many bytes of empty objects (`[{},{},...]`):
+    /// within the answer's byte cap, millions of values once parsed.
+    DenseBody(usize),
     /// Nothing for this long, then the builds.
     Slow(std::time::Duration),
     /// `302 Found` to this URL.
@@ -346,6 +349,15 @@ impl ZuulBuildsApi {
                         .body(Full::new(Bytes::new()).boxed())
                         .expect("response"),
                     Some(ZuulMisbehaviour::HugeBody(size)) => huge_builds(size),
+                    Some(ZuulMisbehaviour::DenseBody(size)) => {
+                        let mut body = "{},".repeat(size / 3);
+                        body.pop();
+                        Response::builder()
+                            .status(200)
+                            .header("content-type", "application/json")
+                            .body(Full::new(Bytes::from(format!("[{body}]"))).boxed())
+                            .expect("response")
+                    }
                 }
             }
         };
