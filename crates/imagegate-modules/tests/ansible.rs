@@ -17,17 +17,6 @@ fn collection() -> tempfile::TempDir {
     imagegate_testkit::ansible::collection(&imagegate_testkit::module_binaries!())
 }
 
-/// The roles path for a test: `roles/` of this checkout, unless the test
-/// put another checkout's roles in `<collections>/roles-source/roles`.
-fn roles_path(collections: &Path) -> PathBuf {
-    let other = collections.join("roles-source/roles");
-    if other.exists() {
-        other
-    } else {
-        repo_root().join("roles")
-    }
-}
-
 fn playbook(core: Core, collections: &Path, playbook: &str, vars: &Value) -> (bool, String) {
     playbook_on(core, collections, playbook, vars, &local_host())
 }
@@ -47,26 +36,11 @@ static RUNS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::ne
 
 /// ansible-playbook with the given inventory and extra-vars arguments.
 fn run_playbook(core: Core, collections: &Path, playbook: &str, args: Vec<std::ffi::OsString>) -> (bool, String) {
-    let home: PathBuf = collections.join("ansible-home");
-    let out = Command::new(core.tool("ansible-playbook"))
-        .args(["-vvv"])
-        .args(args)
-        .arg(repo_root().join(playbook))
-        .env("ANSIBLE_COLLECTIONS_PATH", collections)
-        // The job playbooks call roles by short name, as Zuul runs them: from
-        // the repository (the job's implicit role source), not the install.
-        .env("ANSIBLE_ROLES_PATH", roles_path(collections))
-        .env("ANSIBLE_HOME", home)
-        .env("ANSIBLE_LOCALHOST_WARNING", "false")
-        .env("ANSIBLE_NOCOLOR", "1")
-        .env("ANSIBLE_PYTHON_INTERPRETER", core.tool("python3"))
-        // zuul_return, as the executor would have it (a recording stand-in).
-        .env("ANSIBLE_LIBRARY", repo_root().join("tests/integration/library"))
-        .env("ZUUL_RETURN_FILE", collections.join("zuul_return.json"))
-        .output()
-        .expect("run ansible-playbook");
-    let text = format!("{}\n{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
-    (out.status.success(), text)
+    imagegate_testkit::ansible::run_playbook(
+        imagegate_testkit::ansible::ansible_playbook(core, collections)
+            .args(args)
+            .arg(repo_root().join(playbook)),
+    )
 }
 
 fn module_with_fqcn_four_runs(core: Core) {

@@ -7,6 +7,7 @@
 
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
+use std::process::Command;
 
 use serde_json::{json, Map, Value};
 
@@ -156,4 +157,44 @@ pub fn zuul_layout(dir: &Path, hosts: &Value, vars: &Value) -> Vec<OsString> {
 /// this machine, reached with the local connection).
 pub fn local_host() -> Value {
     json!({"localhost": {"ansible_connection": "local"}})
+}
+
+/// The roles path for a test: `roles/` of this checkout, unless the test
+/// put another checkout's roles in `<collections>/roles-source/roles`.
+pub fn roles_path(collections: &Path) -> PathBuf {
+    let other = collections.join("roles-source/roles");
+    if other.exists() {
+        other
+    } else {
+        repo_root().join("roles")
+    }
+}
+
+/// `ansible-playbook -vvv` of `core`, seeing the collection in
+/// `collections` (see [`collection`]), with an `ANSIBLE_HOME` of its own
+/// there. The caller adds the inventory and variables ([`zuul_layout`]),
+/// the playbook and, where it matters, the current directory.
+pub fn ansible_playbook(core: Core, collections: &Path) -> Command {
+    let mut cmd = Command::new(core.tool("ansible-playbook"));
+    cmd.arg("-vvv")
+        .env("ANSIBLE_COLLECTIONS_PATH", collections)
+        // The job playbooks call roles by short name, as Zuul runs them: from
+        // the repository (the job's implicit role source), not the install.
+        .env("ANSIBLE_ROLES_PATH", roles_path(collections))
+        .env("ANSIBLE_HOME", collections.join("ansible-home"))
+        .env("ANSIBLE_LOCALHOST_WARNING", "false")
+        .env("ANSIBLE_NOCOLOR", "1")
+        .env("ANSIBLE_PYTHON_INTERPRETER", core.tool("python3"))
+        // zuul_return, as the executor would have it (a recording stand-in).
+        .env("ANSIBLE_LIBRARY", repo_root().join("tests/integration/library"))
+        .env("ZUUL_RETURN_FILE", collections.join("zuul_return.json"));
+    cmd
+}
+
+/// Runs an ansible-playbook command and returns whether it succeeded and
+/// its stdout and stderr.
+pub fn run_playbook(cmd: &mut Command) -> (bool, String) {
+    let out = cmd.output().expect("run ansible-playbook");
+    let text = format!("{}\n{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    (out.status.success(), text)
 }
