@@ -4,6 +4,7 @@
 
 pub mod build;
 pub mod criteria;
+pub mod declared;
 pub mod mirror;
 pub mod push;
 pub mod registries;

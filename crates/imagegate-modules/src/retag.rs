@@ -35,6 +35,9 @@ crate::registry_module_args! {
 pub struct Args {
     #[serde(default)]
     pub images: Vec<ImageArgs>,
+    /// A promotion declared by digest in a reviewed file (instead of images).
+    #[serde(default)]
+    pub declared: Option<crate::declared::DeclaredArgs>,
     #[serde(default)]
     pub cleanup: Vec<CleanupArgs>,
     #[serde(default = "auto")]
@@ -108,6 +111,8 @@ struct Image {
     request: RetagRequest,
     remove: Vec<String>,
     registry: Option<String>,
+    /// What names the image's repository in a message (`images[0].repository`).
+    option: String,
 }
 
 struct Cleanup {
@@ -239,7 +244,27 @@ fn validate_image(i: usize, a: ImageArgs) -> Result<Image, ModuleError> {
         },
         remove: a.remove_tags,
         registry: a.registry,
+        option: opt("images", i, "repository"),
     })
+}
+
+/// The images of `images`, or of `declared` (checked in the declared file's
+/// own words, and named by file and entry in every later message).
+fn validate_images(images: Vec<ImageArgs>, declared: Option<crate::declared::DeclaredArgs>) -> Result<Vec<Image>, ModuleError> {
+    let Some(declared) = declared else {
+        return images.into_iter().enumerate().map(|(i, a)| validate_image(i, a)).collect();
+    };
+    if !images.is_empty() {
+        return Err(ModuleError::option("declared", "give images or declared, not both"));
+    }
+    let mut out = Vec::new();
+    for (i, d) in crate::declared::images(declared)?.into_iter().enumerate() {
+        let mut img = validate_image(i, d.image)?;
+        img.option = format!("{} name", d.label);
+        img.request.label = d.label;
+        out.push(img);
+    }
+    Ok(out)
 }
 
 fn validate_cleanup(i: usize, a: CleanupArgs) -> Result<Cleanup, ModuleError> {
@@ -257,24 +282,24 @@ fn validate_cleanup(i: usize, a: CleanupArgs) -> Result<Cleanup, ModuleError> {
 pub fn run(mut args: Args, ctx: &Context) -> Result<Outcome, ModuleError> {
     let common = args.take_common();
     if let Some(path) = &args.restore_from {
-        if !args.images.is_empty() || !args.cleanup.is_empty() || args.record_file.is_some() || args.criteria.is_some() {
+        if !args.images.is_empty()
+            || args.declared.is_some()
+            || !args.cleanup.is_empty()
+            || args.record_file.is_some()
+            || args.criteria.is_some()
+        {
             return Err(ModuleError::option(
                 "restore_from",
-                "puts a recorded promotion back on its own: give it without images, cleanup, record_file or criteria",
+                "puts a recorded promotion back on its own: give it without images, declared, cleanup, record_file or criteria",
             ));
         }
         let regs = Registries::new(&common, None, None)?;
         return run_restore(path, &regs, args.method, ctx);
     }
-    if args.images.is_empty() && args.cleanup.is_empty() {
+    let images = validate_images(args.images, args.declared.take())?;
+    if images.is_empty() && args.cleanup.is_empty() {
         return Err(ModuleError::option("images", "nothing to do: give images, cleanup, or both"));
     }
-    let images: Vec<Image> = args
-        .images
-        .into_iter()
-        .enumerate()
-        .map(|(i, a)| validate_image(i, a))
-        .collect::<Result<_, _>>()?;
     let cleanups: Vec<Cleanup> = args
         .cleanup
         .into_iter()
@@ -287,9 +312,9 @@ pub fn run(mut args: Args, ctx: &Context) -> Result<Outcome, ModuleError> {
         return Err(ModuleError::option("criteria", "gates a promotion: give images with target tags"));
     }
     let regs = Registries::new(&common, None, None)?;
-    for (i, img) in images.iter().enumerate() {
+    for img in &images {
         let d = &img.request.dest;
-        regs.check_repository(&d.registry, img.registry.as_deref(), &d.repository, &opt("images", i, "repository"))?;
+        regs.check_repository(&d.registry, img.registry.as_deref(), &d.repository, &img.option)?;
     }
     let stats = Arc::new(Stats::default());
     let client = |r: &Reference, name: Option<&str>| regs.client(&r.registry, &r.repository, name, Side::Destination, stats.clone());
