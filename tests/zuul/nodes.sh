@@ -266,7 +266,7 @@ $use_vars
     nodeset: harness-debian
     dependencies: [demo-buildset-registry-a$v, demo-build-bs-a$v]
     roles:
-      - zuul: imagegate
+      - zuul: $IMAGEGATE_PROJECT
     run: playbooks/consume.yaml
     vars:
       consume_image: docker.io/imagegate/harness-bs$v:latest

@@ -28,6 +28,7 @@ NODE_SCENARIO=${ZUUL_HARNESS_NODES:-1}
 source "$ROOT/tests/zuul/stack.sh"
 source "$ROOT/tests/zuul/scenarios.sh"
 source "$ROOT/tests/zuul/nodes.sh"
+source "$ROOT/tests/zuul/tenant.sh"
 
 T0=$SECONDS
 if [ -z "${ZUUL_HARNESS_SKIP_SETUP:-}" ]; then
@@ -79,13 +80,17 @@ note "distribution (TLS, htpasswd) $DIST, zuul-registry $ZREG"
 log "installing the collection into /usr/share/ansible/collections"
 install_collection
 
-log "git repositories: zuul-config, imagegate (HEAD $(git rev-parse --short HEAD)), demo"
-[ -n "$NODE_SCENARIO" ] && start_node
+log "git repositories: zuul-config, $IMAGEGATE_PROJECT (HEAD $(git rev-parse --short HEAD)), $ZUUL_JOBS_PROJECT (stand-in), demo"
+if [ -n "$NODE_SCENARIO" ]; then
+  start_node
+fi
 make_repos
 write_zuul_conf
 
 log "starting zuul-scheduler, zuul-web, zuul-executor${NODE_SCENARIO:+, zuul-launcher}"
 start_zuul
 note "tenant $TENANT loaded after $((SECONDS - T0)) s; web $WEB"
+ROUND=tenant
+check_shadowing
 
 run_scenarios

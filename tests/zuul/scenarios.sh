@@ -538,8 +538,8 @@ check_no_secret() {
 # puts the playbook's repository first on the role path) and the
 # modules_version action; a commit without them cannot show a role change.
 role_change_supported() {
-  [ -f "$RUN/git/imagegate/plugins/action/modules_version.py" ] &&
-    ! grep -q "name: imagegate.containers.promote_container_image" "$RUN/git/imagegate/playbooks/container-image/promote.yaml"
+  [ -f "$RUN/git/$IMAGEGATE_PROJECT/plugins/action/modules_version.py" ] &&
+    ! grep -q "name: imagegate.containers.promote_container_image" "$RUN/git/$IMAGEGATE_PROJECT/playbooks/container-image/promote.yaml"
 }
 
 # Scenario 3, part 1: a role change committed to the imagegate repository (a
@@ -552,14 +552,14 @@ commit_role_change() {
     return 0
   fi
   ROLE_MARKER="imagegate-harness-marker-$(head -c 6 /dev/urandom | od -An -tx1 | tr -d ' \n')"
-  python3 - "$RUN/git/imagegate/roles/promote_container_image/tasks/main.yaml" "$ROLE_MARKER" <<'EOF'
+  python3 - "$RUN/git/$IMAGEGATE_PROJECT/roles/promote_container_image/tasks/main.yaml" "$ROLE_MARKER" <<'EOF'
 import sys
 path, marker = sys.argv[1], sys.argv[2]
 text = open(path).read()
 task = f"- name: Harness marker\n  ansible.builtin.debug:\n    msg: {marker}\n\n"
 open(path, "w").write(text.replace("---\n", "---\n" + task, 1))
 EOF
-  git_commit imagegate "Role change: a marker task"
+  git_commit "$IMAGEGATE_PROJECT" "Role change: a marker task"
 }
 
 check_role_change() { # V
@@ -572,8 +572,8 @@ check_role_change() { # V
 scenario_version_bump() {
   local v out
   role_change_supported || return 0
-  sed -i 's/^version: .*/version: 99.0.0/' "$RUN/git/imagegate/galaxy.yml"
-  git_commit imagegate "galaxy.yml: version 99.0.0"
+  sed -i 's/^version: .*/version: 99.0.0/' "$RUN/git/$IMAGEGATE_PROJECT/galaxy.yml"
+  git_commit "$IMAGEGATE_PROJECT" "galaxy.yml: version 99.0.0"
   seed_round
   trigger_and_wait version-bump
   for v in "${VERSIONS[@]}"; do
@@ -587,7 +587,7 @@ scenario_version_bump() {
     fi
   done
   # Back to the committed version.
-  git -C "$RUN/git/imagegate" revert --no-edit HEAD >/dev/null
+  git -C "$RUN/git/$IMAGEGATE_PROJECT" revert --no-edit HEAD >/dev/null
 }
 
 run_scenarios() {
@@ -612,6 +612,7 @@ run_scenarios() {
   done
   check_stage_artifact demo-stage-broken $(for v in "${VERSIONS[@]}"; do stage_repos neg "$v"; done)
   check_no_secret
+  check_standin_never_ran
 
   log "round 2: scenarios 6 (stage promotion), ${FINAL:+5b (intermediate registry), }3 (a role change)"
   commit_role_change
@@ -627,8 +628,10 @@ run_scenarios() {
     [ -z "${FINAL:-}" ] || check_intermediate "$v"
   done
   check_no_secret
+  check_standin_never_ran
 
   log "round 3: scenario 3 (a galaxy.yml version bump)"
   scenario_version_bump
   check_no_secret
+  check_standin_never_ran
 }

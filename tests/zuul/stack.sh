@@ -243,10 +243,12 @@ make_repos() {
     mv "$RUN/git/zuul-config/zuul.yaml" "$RUN/git/zuul-config/zuul.d/base.yaml"
   fi
   git_commit zuul-config "Harness tenant configuration"
-  # This repository as committed (HEAD), as an untrusted project.
-  git_repo imagegate
-  git -C "$ROOT" archive HEAD | tar -x -C "$RUN/git/imagegate"
-  git_commit imagegate "imagegate at $(git -C "$ROOT" rev-parse --short HEAD)"
+  # This repository as committed (HEAD), as an untrusted project, and the
+  # zuul-jobs stand-in it must shadow (tenant.sh).
+  git_repo "$IMAGEGATE_PROJECT"
+  git -C "$ROOT" archive HEAD | tar -x -C "$RUN/git/$IMAGEGATE_PROJECT"
+  git_commit "$IMAGEGATE_PROJECT" "imagegate at $(git -C "$ROOT" rev-parse --short HEAD)"
+  make_standin_repo
   # The demo project: its Zuul configuration comes once the tenant's key exists.
   git_repo demo
   printf 'A project that gates its images with imagegate jobs.\n' >"$RUN/git/demo/README"
@@ -270,17 +272,8 @@ write_zuul_conf() {
   # socket path has at most 107 bytes: a short job directory, not under RUN.
   JOB_DIR=$(mktemp -d /tmp/igz.XXXXXX)
   [ -f "$RUN/ssh/executor_key" ] || ssh-keygen -q -t ed25519 -N "" -f "$RUN/ssh/executor_key"
-  cat >"$RUN/main.yaml" <<EOF
-- tenant:
-    name: imagegate
-    source:
-      git:
-        config-projects:
-          - zuul-config
-        untrusted-projects:
-          - imagegate
-          - demo
-EOF
+  # The tenant of docs/migration-guide.rst (tenant.sh).
+  write_tenant
   cat >"$RUN/site-variables.yaml" <<EOF
 zuul_site_logs_dir: $RUN/build-logs
 EOF
