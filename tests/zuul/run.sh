@@ -29,6 +29,7 @@ source "$ROOT/tests/zuul/stack.sh"
 source "$ROOT/tests/zuul/scenarios.sh"
 source "$ROOT/tests/zuul/nodes.sh"
 source "$ROOT/tests/zuul/tenant.sh"
+source "$ROOT/tests/zuul/docker.sh"
 
 T0=$SECONDS
 if [ -z "${ZUUL_HARNESS_SKIP_SETUP:-}" ]; then
@@ -49,6 +50,7 @@ finish() {
   trap - EXIT INT TERM
   log "stopping everything this run started"
   stop_stack
+  remove_docker_dir
   cleanup_node_user
   [ -n "${JOB_DIR:-}" ] && rm -rf "$JOB_DIR"
   for f in "${SKIPS[@]}"; do echo "  skipped: $f"; done
@@ -83,6 +85,7 @@ install_collection
 log "git repositories: zuul-config, $IMAGEGATE_PROJECT (HEAD $(git rev-parse --short HEAD)), $ZUUL_JOBS_PROJECT (stand-in), demo"
 if [ -n "$NODE_SCENARIO" ]; then
   start_node
+  start_docker
 fi
 make_repos
 write_zuul_conf

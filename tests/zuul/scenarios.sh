@@ -53,6 +53,15 @@ EOF
       username: $REG_USER
       password: $(printf '%s\n' "$enc" | sed 's/^  //')
 EOF
+  # The docker-image jobs take the credentials of docker_registry alone.
+  cat <<EOF
+
+- secret:
+    name: demo-docker-credentials
+    data:
+      username: $REG_USER
+      password: $enc
+EOF
   # promote-container-stage takes its registries (credentials and CA) as
   # one variable, promote_set_registries: a secret of that shape.
   cat <<EOF
@@ -227,6 +236,8 @@ plan_rounds() {
     FIRST_ROUND+=("demo-remove-stale-a$v" "demo-mirror-a$v" "demo-stage-test-a$v")
     if [ -n "$NODE_SCENARIO" ]; then
       for j in "${NODE_JOBS[@]}"; do FIRST_ROUND+=("$j-a$v"); done
+      FIRST_ROUND+=("demo-upload-docker-a$v")
+      PROMOTE_ROUND+=("demo-promote-docker-a$v")
     fi
     PROMOTE_ROUND+=("demo-promote-stage-a$v" "demo-promote-stage-unmet-a$v:FAILURE")
     [ -z "${FINAL:-}" ] || PROMOTE_ROUND+=("demo-promote-intermediate-a$v")
@@ -263,6 +274,7 @@ write_demo_config() {
     for v in "${VERSIONS[@]}"; do
       demo_nodeless_jobs "$v"
       [ -z "$NODE_SCENARIO" ] || demo_node_jobs "$v"
+      [ -z "$NODE_SCENARIO" ] || demo_docker_upload_job "$v"
     done
     demo_stage_broken_job
     # Later rounds commit rounds/<label> or .zuul.d/promote.yaml: there,
@@ -285,6 +297,7 @@ write_promote_config() {
       # the one that passed: nothing may move.
       promote_stage_job "demo-promote-stage-unmet-a$v" "$v" neg "demo-stage-test-a$v" demo-stage-never-ran demo-stage-broken
       [ -z "${FINAL:-}" ] || intermediate_jobs "$v"
+      [ -z "$NODE_SCENARIO" ] || demo_docker_promote_job "$v"
     done
     project_stanza "files: ['^\\.zuul\\.d/promote\\.yaml\$']" "${PROMOTE_ROUND[@]}"
   } >"$RUN/git/demo/.zuul.d/promote.yaml"
@@ -607,6 +620,7 @@ run_scenarios() {
     if [ -n "$NODE_SCENARIO" ]; then
       check_node_upload "$v"
       check_buildset "$v"
+      check_docker_upload "$v"
       [ -z "${FINAL:-}" ] || check_intermediate_artifact "$v"
     fi
   done
@@ -626,6 +640,7 @@ run_scenarios() {
     check_role_change "$v"
     check_stage_promotion "$v"
     [ -z "${FINAL:-}" ] || check_intermediate "$v"
+    [ -z "$NODE_SCENARIO" ] || check_docker_promote "$v"
   done
   check_no_secret
   check_standin_never_ran

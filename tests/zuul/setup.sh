@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs what the Zuul harness needs, idempotently:
-#   Debian packages: ZooKeeper, bubblewrap, PostgreSQL, sshd, sudo
+#   Debian packages: ZooKeeper, bubblewrap, PostgreSQL, sshd, sudo, docker.io
 #   .work/zuul-venv:    zuul 14.3.0 and zuul-client, in a venv made from
 #                       /usr/bin/python3 (visible inside bubblewrap)
 #   .work/zuul-ansible: Ansible 9 and 11 installed by zuul-manage-ansible,
@@ -13,7 +13,7 @@ log() { printf '\033[1m==> %s\033[0m\n' "$*"; }
 
 ZUUL_VERSION=14.3.0
 ZUUL_CLIENT_VERSION=${ZUUL_CLIENT_VERSION:-}
-DEBS=(zookeeper bubblewrap postgresql openssh-server sudo openssl git curl default-jre-headless docker-registry apache2-utils python3-venv podman buildah busybox-static uidmap)
+DEBS=(zookeeper bubblewrap postgresql openssh-server sudo openssl git curl default-jre-headless docker-registry apache2-utils python3-venv podman buildah busybox-static uidmap docker.io)
 source "$ROOT/tools/debs.sh"
 ensure_debs "${DEBS[@]}"
 
@@ -30,9 +30,15 @@ fi
 # login only (password field '*': no password, not locked), with subordinate
 # ids for rootless builds.
 source "$ROOT/tools/node.sh"
+# The harness's private Docker engine (tests/zuul/docker.sh) gives its
+# socket to this group, and the node users are in it: no system daemon is
+# reachable through it.
+DOCKER_GROUP=imagegate-harness-docker
+getent group "$DOCKER_GROUP" >/dev/null || groupadd "$DOCKER_GROUP"
 for NODE_USER in imagegate-node imagegate-node2 imagegate-node3 imagegate-node4; do
   id "$NODE_USER" >/dev/null 2>&1 || log "creating the node user $NODE_USER (passwordless sudo)"
   node_user_ensure "$NODE_USER"
+  usermod -a -G "$DOCKER_GROUP" "$NODE_USER"
 done
 
 # .work/node-registry-venv (zuul-registry for the nodes) is made by tools/setup.sh.
