@@ -1,12 +1,13 @@
 # Sourced by tests/zuul/run.sh: scenario 7, the docker-image jobs, gate to
 # promote. A private Docker engine (dockerd, as root, as the test kit runs
 # it: no bridge, no iptables, vfs storage, its own data root, exec root and
-# socket) whose socket belongs to the group DOCKER_GROUP, which the node
-# users are in (tests/zuul/setup.sh); the jobs reach it through DOCKER_HOST
+# socket) whose socket belongs to the group DOCKER_GROUP, which the user of
+# the harness-docker node is in (tests/zuul/setup.sh, nodes.sh); the jobs
+# reach it through DOCKER_HOST
 # in container_build_extra_env, which the docker-image roles pass to docker.
 #
 # Round 1: demo-upload-docker-aV (a child of upload-docker-image, on a
-# static node) builds demo/dockerV with docker and pushes only post_latest,
+# harness-docker node) builds demo/dockerV with docker and pushes only post_latest,
 # with docker_credentials as a Zuul secret (pass-to-parent). Round 2:
 # demo-promote-docker-aV (a child of promote-docker-image, nodeless) moves
 # latest to it and removes post_latest.
@@ -48,7 +49,7 @@ remove_docker_dir() {
   local m
   [ -n "$DOCKER_DIR" ] && [ -d "$DOCKER_DIR" ] || return 0
   for m in "$DOCKER_DIR"/exec/netns/*; do
-    [ -e "$m" ] && umount "$m" 2>/dev/null
+    if [ -e "$m" ]; then umount "$m" 2>/dev/null || true; fi
   done
   if grep -qF " $DOCKER_DIR/" /proc/mounts; then
     note "left $DOCKER_DIR: still mounted under it: $(grep -F " $DOCKER_DIR/" /proc/mounts | cut -d' ' -f2 | tr '\n' ' ')"
@@ -66,7 +67,7 @@ demo_docker_upload_job() { # V
     name: demo-upload-docker-a$v
     parent: upload-docker-image
     ansible-version: $v
-    nodeset: harness-debian
+    nodeset: harness-docker
     secrets:
       - name: docker_credentials
         secret: demo-docker-credentials

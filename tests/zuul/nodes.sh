@@ -7,9 +7,13 @@
 # it is paused, and its build and consumer jobs need another. With both
 # versions' chains at once, two nodes could deadlock (both registries paused,
 # no node left to build on); four let the chains run side by side.
+# A fifth, labelled harness-docker, is scenario 7's node with the harness's
+# Docker engine (docker.sh): its user alone is in the engine socket's group,
+# and its jobs take no node from the chains.
 # (127.0.0.4 is the final registry of scenario 5b.)
-NODE_HOSTS=(127.0.0.2 127.0.0.3 127.0.0.5 127.0.0.6)
-NODE_USERS=(imagegate-node imagegate-node2 imagegate-node3 imagegate-node4)
+NODE_HOSTS=(127.0.0.2 127.0.0.3 127.0.0.5 127.0.0.6 127.0.0.7)
+NODE_USERS=(imagegate-node imagegate-node2 imagegate-node3 imagegate-node4 imagegate-node5)
+NODE_LABELS=(harness-debian harness-debian harness-debian harness-debian harness-docker)
 NODE_PORTS=()
 NODE_KEYS=()
 
@@ -100,6 +104,11 @@ write_nodes_config() {
     image: harness-debian
     flavor: harness-small
 
+- label:
+    name: harness-docker
+    image: harness-debian
+    flavor: harness-small
+
 - section:
     name: harness-static
     connection: static
@@ -111,6 +120,7 @@ write_nodes_config() {
     section: harness-static
     labels:
       - name: harness-debian
+      - name: harness-docker
     images:
       - name: harness-debian
         python-path: /usr/bin/python3
@@ -119,7 +129,7 @@ EOF
   for i in "${!NODE_HOSTS[@]}"; do
     cat <<EOF
       - name: "${NODE_HOSTS[i]}"
-        label: harness-debian
+        label: ${NODE_LABELS[i]}
         username: ${NODE_USERS[i]}
         connection-port: ${NODE_PORTS[i]}
         host-key: "${NODE_KEYS[i]}"
@@ -132,6 +142,12 @@ EOF
     nodes:
       - name: node
         label: harness-debian
+
+- nodeset:
+    name: harness-docker
+    nodes:
+      - name: node
+        label: harness-docker
 
 EOF
 }

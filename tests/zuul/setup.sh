@@ -30,16 +30,16 @@ fi
 # login only (password field '*': no password, not locked), with subordinate
 # ids for rootless builds.
 source "$ROOT/tools/node.sh"
-# The harness's private Docker engine (tests/zuul/docker.sh) gives its
-# socket to this group, and the node users are in it: no system daemon is
-# reachable through it.
-DOCKER_GROUP=imagegate-harness-docker
-getent group "$DOCKER_GROUP" >/dev/null || groupadd "$DOCKER_GROUP"
-for NODE_USER in imagegate-node imagegate-node2 imagegate-node3 imagegate-node4; do
+for NODE_USER in imagegate-node imagegate-node2 imagegate-node3 imagegate-node4 imagegate-node5; do
   id "$NODE_USER" >/dev/null 2>&1 || log "creating the node user $NODE_USER (passwordless sudo)"
   node_user_ensure "$NODE_USER"
-  usermod -a -G "$DOCKER_GROUP" "$NODE_USER"
 done
+# The harness's private Docker engine (tests/zuul/docker.sh) gives its
+# socket to this group; the docker node's user (imagegate-node5) is in it.
+# No system daemon is reachable through the group.
+DOCKER_GROUP=imagegate-harness-docker
+getent group "$DOCKER_GROUP" >/dev/null || groupadd "$DOCKER_GROUP"
+usermod -a -G "$DOCKER_GROUP" imagegate-node5
 
 # .work/node-registry-venv (zuul-registry for the nodes) is made by tools/setup.sh.
 
