@@ -605,7 +605,7 @@ scenario_version_bump() {
 
 run_scenarios() {
   local v
-  log "round 1: scenarios 1, 2, ${NODE_SCENARIO:+4, 5, }6 (tests) under Ansible ${VERSIONS[*]}"
+  log "round 1: scenarios 1, 2, ${NODE_SCENARIO:+4, 5, }6 (tests)${NODE_SCENARIO:+, 7 (docker upload)} under Ansible ${VERSIONS[*]}"
   write_demo_config
   seed_round
   seed_stages
@@ -628,7 +628,7 @@ run_scenarios() {
   check_no_secret
   check_standin_never_ran
 
-  log "round 2: scenarios 6 (stage promotion), ${FINAL:+5b (intermediate registry), }3 (a role change)"
+  log "round 2: scenarios 6 (stage promotion), ${FINAL:+5b (intermediate registry), }${NODE_SCENARIO:+7 (docker promotion), }3 (a role change)"
   commit_role_change
   write_promote_config
   seed_round
