@@ -3,14 +3,14 @@
 # it: no bridge, no iptables, vfs storage, its own data root, exec root and
 # socket) whose socket belongs to the group DOCKER_GROUP, which the user of
 # the harness-docker node is in (tests/zuul/setup.sh, nodes.sh); the jobs
-# reach it through DOCKER_HOST
-# in container_build_extra_env, which the docker-image roles pass to docker.
+# reach it through DOCKER_HOST in container_build_extra_env, which the
+# docker-image roles pass to docker.
 #
-# Round 1: demo-upload-docker-aV (a child of upload-docker-image, on a
-# harness-docker node) builds demo/dockerV with docker and pushes only post_latest,
-# with docker_credentials as a Zuul secret (pass-to-parent). Round 2:
-# demo-promote-docker-aV (a child of promote-docker-image, nodeless) moves
-# latest to it and removes post_latest.
+# Round 1: demo-upload-docker-aV (a child of upload-docker-image, on the
+# harness-docker node) builds demo/dockerV with docker and pushes only
+# post_latest, with docker_credentials as a Zuul secret (pass-to-parent).
+# Round 2: demo-promote-docker-aV (a child of promote-docker-image,
+# nodeless) moves latest to it and removes post_latest.
 
 DOCKER_GROUP=imagegate-harness-docker
 DOCKER_DIR=""
@@ -26,7 +26,7 @@ docker_answers() {
 # remove_docker_dir removes its directory afterwards.
 start_docker() {
   getent group "$DOCKER_GROUP" >/dev/null || { echo "group $DOCKER_GROUP is missing: run tests/zuul/setup.sh"; return 1; }
-  # Under /tmp, not the checkout: the node users must reach the socket, and
+  # Under /tmp, not the checkout: the node user must reach the socket, and
   # a unix socket path has at most 107 bytes. Mode 0711: the socket's own
   # mode and group decide who may use it.
   DOCKER_DIR=$(mktemp -d /tmp/igz-docker.XXXXXX)
