@@ -5,7 +5,10 @@
 //! function taking a [`Core`]; [`under_each_core!`](crate::under_each_core)
 //! turns it into one test per release, so a failure names the release.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use serde_json::Value;
 
 use crate::repo_root;
 
@@ -111,4 +114,43 @@ pub fn collection(binaries: &[(&str, &str)]) -> tempfile::TempDir {
         std::fs::copy(binary, coll.join(format!("plugins/modules/{module}"))).expect("copy module");
     }
     dir
+}
+
+/// The roles path for a test: `roles/` of this checkout, unless the test
+/// put another checkout's roles in `<collections>/roles-source/roles`.
+pub fn roles_path(collections: &Path) -> PathBuf {
+    let other = collections.join("roles-source/roles");
+    if other.exists() {
+        other
+    } else {
+        repo_root().join("roles")
+    }
+}
+
+/// Runs a playbook with the given inventory (`localhost,` is one node;
+/// `,` is none: a nodeless job, only the implicit localhost).
+pub fn playbook_on(core: Core, collections: &Path, playbook: &str, vars: &Value, inventory: &str) -> (bool, String) {
+    let vars_file = collections.join("vars.json");
+    std::fs::write(&vars_file, vars.to_string()).unwrap();
+    let home: PathBuf = collections.join("ansible-home");
+    let out = Command::new(core.tool("ansible-playbook"))
+        .args(["-i", inventory, "-c", "local", "-vvv"])
+        .arg("-e")
+        .arg(format!("@{}", vars_file.display()))
+        .arg(repo_root().join(playbook))
+        .env("ANSIBLE_COLLECTIONS_PATH", collections)
+        // The job playbooks call roles by short name, as Zuul runs them: from
+        // the repository (the job's implicit role source), not the install.
+        .env("ANSIBLE_ROLES_PATH", roles_path(collections))
+        .env("ANSIBLE_HOME", home)
+        .env("ANSIBLE_LOCALHOST_WARNING", "false")
+        .env("ANSIBLE_NOCOLOR", "1")
+        .env("ANSIBLE_PYTHON_INTERPRETER", core.tool("python3"))
+        // zuul_return, as the executor would have it (a recording stand-in).
+        .env("ANSIBLE_LIBRARY", repo_root().join("tests/integration/library"))
+        .env("ZUUL_RETURN_FILE", collections.join("zuul_return.json"))
+        .output()
+        .expect("run ansible-playbook");
+    let text = format!("{}\n{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    (out.status.success(), text)
 }
