@@ -1,8 +1,14 @@
-//! registries_conf: the module on its own (site files in a test directory).
+//! registries_conf: the module on its own (site files in a test directory),
+//! and use_buildset_registry on a node whose registries.conf sends docker.io
+//! pulls to a site mirror, under each ansible-core release.
 
 use std::path::{Path, PathBuf};
+use std::process::Command;
 
-use imagegate_testkit::{run_module, ModuleRun};
+use imagegate_testkit::ansible::{playbook_on, Core};
+use imagegate_testkit::node::{toml_file, NodeUser, PidFile, RemoveDir, SystemPaths};
+use imagegate_testkit::tools::venv_tool;
+use imagegate_testkit::{run_module, Fixtures, Kind, ModuleRun, TestRegistry};
 use serde_json::{json, Value};
 
 fn module(args: &Value) -> ModuleRun {
@@ -156,3 +162,170 @@ fn a_later_drop_in_overriding_ours_is_warned_about() {
     let warnings = run.result["warnings"].to_string();
     assert!(warnings.contains("90-site.conf is read after this drop-in"), "{warnings}");
 }
+
+/// The node's /etc/containers/registries.conf sends docker.io pulls to a
+/// site mirror (a second registry, plain HTTP) and searches a registry of
+/// its own; use_buildset_registry runs as the non-root node user with sudo,
+/// its inputs given as Zuul gives job variables. During the job an image
+/// that only the site mirror has is pulled from the site mirror (its access
+/// log shows it), and a speculative image comes from the buildset registry
+/// even though the site mirror has another image under the same name. The
+/// main file is left as it was.
+fn use_buildset_registry_keeps_the_site_mirrors(core: Core) {
+    let fx = Fixtures::get();
+    let source = TestRegistry::start(Kind::Distribution);
+    source.seed(&fx.single(7), "spec/app:v1");
+    let site = TestRegistry::start_logging_requests(Kind::Distribution);
+    site.seed(&fx.single(8), "library/siteonly:v1");
+    site.seed(&fx.single(9), "library/app:latest");
+    let coll = imagegate_testkit::ansible::collection(&imagegate_testkit::module_binaries!());
+    let work = tempfile::Builder::new().prefix("imagegate-bs-site-").tempdir().unwrap();
+    let w = work.path();
+    let mut system = SystemPaths::lock();
+    let user = NodeUser::ensure();
+    // Named by host name, so that the role names it so too: an address
+    // would be named through an /etc/hosts alias, which the Zuul harness of
+    // another checkout on this machine may rewrite meanwhile.
+    let host = "localhost";
+    let port = imagegate_testkit::free_port();
+    let name = format!("{host}:{port}");
+    let _kill = PidFile(w.join("bs/registry.pid"));
+    let main = PathBuf::from("/etc/containers/registries.conf");
+    let conf = PathBuf::from("/etc/containers/registries.conf.d/50-imagegate-buildset-registry.conf");
+    let _certs = RemoveDir(PathBuf::from(format!("/etc/containers/certs.d/{name}")));
+    system.file(&main);
+    system.file(&conf);
+    system.file(format!("/usr/local/share/ca-certificates/{host}.crt"));
+    system.file("/etc/buildkit/buildkitd.toml");
+    system.new_dir("/etc/buildkit");
+    system.update_ca();
+    let site_conf = format!(
+        "# The site's mirror of Docker Hub.\nunqualified-search-registries = [\"registry.site.example\"]\n\n\
+         [[registry]]\nprefix = \"docker.io\"\nlocation = \"docker.io\"\n\n\
+         [[registry.mirror]]\nlocation = \"{}\"\ninsecure = true\n",
+        site.host
+    );
+    std::fs::write(&main, &site_conf).unwrap();
+
+    let venv = venv_tool("zuul-registry").parent().unwrap().parent().unwrap().to_path_buf();
+    let bs = format!("{host}:{port}");
+    let (ok, out) = playbook_on(
+        core,
+        coll.path(),
+        "tests/integration/targets/buildset/serve.yml",
+        &json!({
+            "it_work": w, "it_host": host, "it_address": "127.0.0.1", "it_port": port, "it_venv": venv,
+            "it_images": [{"src": format!("{}/spec/app:v1", source.host), "dest": format!("{bs}/library/app:latest")}],
+            "it_source_registries": {source.host.clone(): {"plain_http": true}},
+            "zuul": {"change": "42", "patchset": "1", "pipeline": "check", "build": "b1", "tenant": "t", "project": {"short_name": "app"}},
+        }),
+        "localhost,",
+    );
+    assert!(ok, "{out}");
+    let returned: Value = serde_json::from_slice(&std::fs::read(coll.path().join("zuul_return.json")).unwrap()).unwrap();
+    let registry = returned
+        .as_array()
+        .unwrap()
+        .iter()
+        .find_map(|r| r["secret_data"]["buildset_registry"].as_object().cloned())
+        .expect("buildset_registry returned");
+    std::fs::create_dir_all(w.join("microk8s")).unwrap();
+    std::fs::create_dir_all(w.join("kubelet")).unwrap();
+    user.job_vars(&json!({
+        "buildset_registry": registry,
+        "buildset_registry_namespaces": [["docker.io", "https://registry-1.docker.io"]],
+        "buildset_registry_unqualified_registries": ["docker.io"],
+        "it_microk8s": w.join("microk8s"),
+        "it_kubelet": w.join("kubelet"),
+    }));
+    let (ok, out) = user.playbook(core, coll.path(), "tests/integration/targets/buildset/consumer.yml", &json!({}));
+    assert!(ok, "{out}");
+    assert_eq!(std::fs::read_to_string(&main).unwrap(), site_conf, "the site's file was changed");
+    // No internet here: only the site mirror has this image.
+    let authfile = user.home().join(".config/containers/auth.json");
+    let podman = Podman::new(w.join("podman"), authfile);
+    podman.pull("docker.io/library/siteonly:v1");
+    assert_eq!(
+        podman.digest("docker.io/library/siteonly:v1"),
+        site.digest("library/siteonly:v1").unwrap()
+    );
+    let asked = |repo: &str| {
+        site.requests()
+            .iter()
+            .any(|(method, path, _)| method == "GET" && path.starts_with(&format!("/v2/library/{repo}/manifests/")))
+    };
+    assert!(asked("siteonly"), "the site mirror did not serve it:\n{}", site.log());
+    // The speculative image: the buildset registry is asked first.
+    let log = podman.pull("docker.io/library/app:latest");
+    assert_eq!(
+        podman.digest("docker.io/library/app:latest"),
+        source.digest("spec/app:v1").unwrap(),
+        "not the speculative image (the site's is {:?}):\n{log}",
+        site.digest("library/app:latest")
+    );
+    assert!(!asked("app"), "the site mirror was asked before the buildset registry");
+
+    let written = toml_file(core, &conf);
+    assert_eq!(
+        written["unqualified-search-registries"],
+        json!(["docker.io", "registry.site.example"])
+    );
+    assert_eq!(
+        written["registry"],
+        json!([{"prefix": "docker.io", "location": "docker.io",
+                "mirror": [{"location": name}, {"location": site.host, "insecure": true}]}])
+    );
+
+    // A second run changes nothing.
+    let (ok, out) = user.playbook(core, coll.path(), "tests/integration/targets/buildset/consumer.yml", &json!({}));
+    assert!(ok, "{out}");
+    let task = "use_buildset_registry : Mirror the namespaces to the buildset registry, keeping the site's mirrors]";
+    let result = out
+        .split(task)
+        .nth(1)
+        .and_then(|rest| rest.lines().find(|l| l.starts_with("ok:") || l.starts_with("changed:")));
+    assert!(result.is_some_and(|l| l.starts_with("ok:")), "the drop-in task: {result:?}\n{out}");
+    assert_eq!(toml_file(core, &conf), written);
+}
+
+/// podman as root with storage of the test's own, reading the system's
+/// registries.conf.
+struct Podman {
+    storage: PathBuf,
+    authfile: PathBuf,
+}
+
+impl Podman {
+    fn new(storage: PathBuf, authfile: PathBuf) -> Podman {
+        Podman { storage, authfile }
+    }
+
+    fn run(&self, args: &[&str]) -> std::process::Output {
+        Command::new("podman")
+            .arg("--root")
+            .arg(self.storage.join("root"))
+            .arg("--runroot")
+            .arg(self.storage.join("run"))
+            .args(["--storage-driver", "vfs"])
+            .args(args)
+            .env("HOME", self.storage.join("home"))
+            .output()
+            .unwrap()
+    }
+
+    /// Pulls `reference`; returns podman's debug log of where it went.
+    fn pull(&self, reference: &str) -> String {
+        let authfile = self.authfile.to_str().unwrap();
+        let out = self.run(&["--log-level", "debug", "pull", "--authfile", authfile, reference]);
+        let log = String::from_utf8_lossy(&out.stderr).into_owned();
+        assert!(out.status.success(), "podman pull {reference}: {log}");
+        log
+    }
+
+    fn digest(&self, reference: &str) -> String {
+        let out = self.run(&["image", "inspect", "--format", "{{.Digest}}", reference]);
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    }
+}
+
+imagegate_testkit::under_each_core!(use_buildset_registry_keeps_the_site_mirrors);
