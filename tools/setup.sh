@@ -92,7 +92,7 @@ if rustup target list --installed 2>/dev/null | grep -qx "$MUSL" \
 fi
 log "building the modules (${target_args[*]:-glibc})"
 cargo build --quiet --release --locked -p imagegate-modules --bins "${target_args[@]}"
-for bin in registry_mirror container_retag container_push container_build; do
+for bin in registry_mirror container_retag container_push container_build registries_conf; do
   install -m 0755 "$out/$bin" "plugins/modules/$bin"
 done
 

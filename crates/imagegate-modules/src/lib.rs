@@ -8,6 +8,7 @@ pub mod declared;
 pub mod mirror;
 pub mod push;
 pub mod registries;
+pub mod registries_conf;
 pub mod retag;
 
 /// Sends the engine's progress lines to stderr, where Ansible keeps them in

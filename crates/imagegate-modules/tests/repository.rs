@@ -28,7 +28,13 @@ fn zuul_config_loads_with_zuuls_schemas() {
     assert!(out.contains(&format!("{defined} jobs")), "every job was checked: {out}");
 }
 
-const MODULES: [&str; 4] = ["registry_mirror", "container_retag", "container_push", "container_build"];
+const MODULES: [&str; 5] = [
+    "registry_mirror",
+    "container_retag",
+    "container_push",
+    "container_build",
+    "registries_conf",
+];
 
 fn copy_dir(src: &std::path::Path, dst: &std::path::Path) {
     std::fs::create_dir_all(dst).unwrap();
@@ -56,6 +62,7 @@ fn module_binary(name: &str) -> std::path::PathBuf {
         "registry_mirror" => env!("CARGO_BIN_EXE_registry_mirror"),
         "container_retag" => env!("CARGO_BIN_EXE_container_retag"),
         "container_push" => env!("CARGO_BIN_EXE_container_push"),
+        "registries_conf" => env!("CARGO_BIN_EXE_registries_conf"),
         _ => env!("CARGO_BIN_EXE_container_build"),
     })
 }

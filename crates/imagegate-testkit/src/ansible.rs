@@ -198,3 +198,20 @@ pub fn run_playbook(cmd: &mut Command) -> (bool, String) {
     let text = format!("{}\n{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
     (out.status.success(), text)
 }
+
+/// Runs `playbook` (a path in this checkout) on the given hosts (name to
+/// connection vars; [`local_host`] is one node, `{}` none: a nodeless job,
+/// only the implicit localhost), with `vars` laid out as Zuul lays out a
+/// job's ([`zuul_layout`]): inventory variables, and `zuul` as an extra var.
+pub fn playbook_on(core: Core, collections: &Path, playbook: &str, vars: &Value, hosts: &Value) -> (bool, String) {
+    let layout = collections.join(format!("run-{}", RUNS.fetch_add(1, std::sync::atomic::Ordering::Relaxed)));
+    std::fs::create_dir_all(&layout).expect("a run directory");
+    run_playbook(
+        ansible_playbook(core, collections)
+            .args(zuul_layout(&layout, hosts, vars))
+            .arg(repo_root().join(playbook)),
+    )
+}
+
+/// Each run's inventory in a directory of its own (a test may run several).
+static RUNS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);

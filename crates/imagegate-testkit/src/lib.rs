@@ -8,6 +8,7 @@ pub mod docker;
 pub mod fixtures;
 pub mod hostile;
 pub mod module;
+pub mod node;
 pub mod proxy;
 pub mod registry;
 pub mod server;
