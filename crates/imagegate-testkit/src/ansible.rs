@@ -91,6 +91,7 @@ macro_rules! module_binaries {
             ("container_retag", env!("CARGO_BIN_EXE_container_retag")),
             ("container_push", env!("CARGO_BIN_EXE_container_push")),
             ("container_build", env!("CARGO_BIN_EXE_container_build")),
+            ("registries_conf", env!("CARGO_BIN_EXE_registries_conf")),
         ]
     };
 }
