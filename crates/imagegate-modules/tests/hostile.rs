@@ -200,6 +200,29 @@ fn a_manifest_answer_of_another_type_is_refused_by_its_type() {
     assert_eq!(dest.count("PUT", "/manifests/"), 0);
 }
 
+/// A referrers answer within the manifest cap made of over a million empty
+/// descriptors: refused while it is parsed (at a budget of 100,000 values),
+/// so the module's memory stays small.
+#[test]
+fn a_flood_of_referrers_is_refused_within_bounded_memory() {
+    let src = HostileRegistry::start(Hostility {
+        referrers_flood: 4 * 1024 * 1024 - 1024,
+        ..Default::default()
+    });
+    let dest = HostileRegistry::start(Hostility::default());
+    let (run, peak_kib) = run_module_measured(
+        Path::new(env!("CARGO_BIN_EXE_registry_mirror")),
+        &mirror_args(&src, &dest, json!({})),
+    );
+    assert!(run.failed(), "{}", run.stdout);
+    assert!(
+        run.msg().contains("not an index: it holds more than 100000 JSON values"),
+        "{}",
+        run.msg()
+    );
+    assert!(peak_kib < 48 * 1024, "the module's peak RSS was {} MiB", peak_kib / 1024);
+}
+
 /// An index whose platform text carries a newline and a terminal escape:
 /// the log line that names the platform shows them as escapes, so no line
 /// can be forged in stderr (and the job's log).

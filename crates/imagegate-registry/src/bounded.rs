@@ -18,6 +18,10 @@ use serde_json::{Map, Number, Value};
 /// with their artifacts takes, and at most some tens of MiB once parsed.
 pub const DEFAULT_BUDGET: usize = 1_000_000;
 
+/// Values a referrers index may hold (read to the 4 MiB manifest cap): ten
+/// thousand referrers of ten values each, a few MiB once parsed.
+pub const INDEX_BUDGET: usize = 100_000;
+
 /// Why an answer was not parsed.
 #[derive(Debug, PartialEq, Eq)]
 pub enum BoundedError {

@@ -303,7 +303,7 @@ impl RegistryClient {
             .header(ACCEPT, manifest::OCI_INDEX);
         match self.fetch(&req, MAX_MANIFEST).await {
             Ok((_, body)) => {
-                let index = crate::bounded::from_slice(&body, crate::bounded::DEFAULT_BUDGET).map_err(|e| {
+                let index = crate::bounded::from_slice(&body, crate::bounded::INDEX_BUDGET).map_err(|e| {
                     Error::new(ErrorKind::Protocol(format!(
                         "the referrers of {} are not an index: {e}",
                         self.name(repo, digest.as_str())

@@ -156,7 +156,7 @@ impl Ctx<'_> {
         let tag = fallback_tag(digest);
         match client.get_manifest(repo, &tag).await {
             Ok(m) => {
-                let value = crate::bounded::from_slice(&m.bytes, crate::bounded::DEFAULT_BUDGET).unwrap_or_default();
+                let value = crate::bounded::from_slice(&m.bytes, crate::bounded::INDEX_BUDGET).unwrap_or_default();
                 Ok((false, value["manifests"].as_array().cloned().unwrap_or_default()))
             }
             Err(e) if matches!(e.kind(), ErrorKind::NotFound { .. }) => Ok((false, Vec::new())),

@@ -63,6 +63,10 @@ pub struct Hostility {
     /// Answers manifest GETs with this Content-Type and an HTML page (a
     /// captive portal or a login proxy).
     pub manifest_content_type: Option<String>,
+    /// Answers the referrers API with an index of this many bytes of empty
+    /// descriptors (`{"manifests":[{},{},...]}`): within the manifest size
+    /// cap, over a million values once parsed.
+    pub referrers_flood: usize,
     /// Adds this many one-to-three-character names to the tag list (all in
     /// one page): a flood that is small on the wire and large once parsed.
     pub tag_flood: usize,
@@ -408,6 +412,12 @@ async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Response<Body> {
         }
         let headers: Vec<(&str, String)> = h.tags_next.iter().map(|n| ("link", format!(r#"<{n}>; rel="next""#))).collect();
         return full(200, &headers, body);
+    }
+    if h.referrers_flood > 0 && rest.contains("/referrers/") {
+        let mut body = "{},".repeat(h.referrers_flood / 3);
+        body.pop();
+        let body = format!(r#"{{"schemaVersion":2,"mediaType":"{OCI_INDEX}","manifests":[{body}]}}"#);
+        return full(200, &[("content-type", OCI_INDEX.to_string())], body);
     }
     if let Some((repo, reference)) = rest.split_once("/manifests/") {
         let key = format!("{repo}:{reference}");
