@@ -19,7 +19,9 @@ pub fn set_sink(sink: impl Fn(&str) + Send + Sync + 'static) {
 /// shown as an escape ([`escape_controls`]): a newline cannot start a forged
 /// line and a terminal escape cannot reach a terminal or a job's log.
 pub fn info(line: &str) {
-    let line = escape_controls(line);
+    // Control characters only: a line often carries text a message already
+    // escaped (`error::untrusted_text`), whose backslashes must not double.
+    let line = escape(line, false);
     match SINK.get() {
         Some(sink) => sink(&line),
         None => eprintln!("{line}"),
@@ -31,7 +33,12 @@ pub fn info(line: &str) {
 /// `\x1b` for other ASCII controls and `\u{9b}` for the others. Borrowed when
 /// there is nothing to escape.
 pub fn escape_controls(text: &str) -> Cow<'_, str> {
-    if !text.chars().any(|c| c.is_control() || c == '\\') {
+    escape(text, true)
+}
+
+/// [`escape_controls`], with backslashes doubled or left as they are.
+fn escape(text: &str, backslashes: bool) -> Cow<'_, str> {
+    if !text.chars().any(|c| c.is_control() || (backslashes && c == '\\')) {
         return Cow::Borrowed(text);
     }
     let mut out = String::with_capacity(text.len() + 8);
@@ -40,7 +47,7 @@ pub fn escape_controls(text: &str) -> Cow<'_, str> {
             '\n' => out.push_str("\\n"),
             '\r' => out.push_str("\\r"),
             '\t' => out.push_str("\\t"),
-            '\\' => out.push_str("\\\\"),
+            '\\' if backslashes => out.push_str("\\\\"),
             c if c.is_ascii_control() => out.push_str(&format!("\\x{:02x}", c as u32)),
             c if c.is_control() => out.push_str(&format!("\\u{{{:x}}}", c as u32)),
             c => out.push(c),
@@ -52,10 +59,11 @@ pub fn escape_controls(text: &str) -> Cow<'_, str> {
 #[cfg(test)]
 mod tests {
     use super::escape_controls;
+    use std::borrow::Cow;
 
     #[test]
     fn controls_are_escaped_and_plain_text_borrowed() {
-        assert!(matches!(escape_controls("linux/amd64 v1.2"), std::borrow::Cow::Borrowed(_)));
+        assert!(matches!(escape_controls("linux/amd64 v1.2"), Cow::Borrowed(_)));
         assert_eq!(
             escape_controls("linux/arm64\n[registry_mirror] done\x1b[2J"),
             "linux/arm64\\n[registry_mirror] done\\x1b[2J"
@@ -63,5 +71,9 @@ mod tests {
         assert_eq!(escape_controls("a\rb\tc\u{9b}d\u{7f}"), "a\\rb\\tc\\u{9b}d\\x7f");
         assert_eq!(escape_controls("C:\\x1b"), "C:\\\\x1b", "a backslash cannot fake an escape");
         assert_eq!(escape_controls("ünïcode ✓"), "ünïcode ✓");
+        // A log line escapes controls only: text a message already escaped
+        // is not escaped twice.
+        let escaped = escape_controls("a\nb\\c");
+        assert_eq!(super::escape(&escaped, false), escaped);
     }
 }
