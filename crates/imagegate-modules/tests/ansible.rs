@@ -5,7 +5,7 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use imagegate_testkit::ansible::{local_host, playbook_on, Core};
+use imagegate_testkit::ansible::{local_host, playbook_on, returned_buildset_registry, zuul_returned, Core};
 use imagegate_testkit::node::{is_alias, toml_file, NodeUser, PidFile, RemoveDir, SystemPaths};
 use imagegate_testkit::tools::venv_tool;
 use imagegate_testkit::{repo_root, Fixtures, Kind, TestRegistry};
@@ -511,20 +511,12 @@ fn buildset_registry_flow(core: Core) {
     );
     assert!(ok, "{out}");
     assert!(!out.contains(&rw.password));
-    let returned: Value = serde_json::from_slice(&std::fs::read(coll.path().join("zuul_return.json")).unwrap()).unwrap();
-    let bs1 = returned
-        .as_array()
-        .unwrap()
-        .iter()
-        .find_map(|r| r["secret_data"]["buildset_registry"].as_object().cloned())
-        .unwrap();
+    let bs1 = returned_buildset_registry(coll.path());
     assert!(
         !out.contains(bs1["password"].as_str().unwrap()),
         "the buildset registry password is printed"
     );
-    let artifacts = returned
-        .as_array()
-        .unwrap()
+    let artifacts = zuul_returned(coll.path())
         .iter()
         .find_map(|r| r["data"]["zuul"]["artifacts"].as_array().cloned())
         .unwrap();
@@ -551,14 +543,7 @@ fn buildset_registry_flow(core: Core) {
         &common(port2, zuul),
     );
     assert!(ok, "{out}");
-    let returned: Value = serde_json::from_slice(&std::fs::read(coll.path().join("zuul_return.json")).unwrap()).unwrap();
-    let bs2 = returned
-        .as_array()
-        .unwrap()
-        .iter()
-        .rev()
-        .find_map(|r| r["secret_data"]["buildset_registry"].as_object().cloned())
-        .unwrap();
+    let bs2 = returned_buildset_registry(coll.path());
     // skopeo reads every key in a cert dir as a client key: give it the CA alone.
     std::fs::create_dir_all(w.join("bs2-ca")).unwrap();
     std::fs::copy(w.join("bs2/tls/ca.crt"), w.join("bs2-ca/ca.crt")).unwrap();
@@ -696,17 +681,13 @@ fn buildset_registry_job_playbooks(core: Core) {
         let (ok, out) = playbook(core, coll.path(), &format!("playbooks/buildset-registry/{p}.yaml"), &vars);
         assert!(ok, "{p}: {out}");
     }
-    let returned: Value = serde_json::from_slice(&std::fs::read(coll.path().join("zuul_return.json")).unwrap()).unwrap();
-    let records = returned.as_array().unwrap();
-    let registry = records
-        .iter()
-        .find_map(|r| r["secret_data"]["buildset_registry"].as_object().cloned())
-        .expect("buildset_registry returned");
+    let records = zuul_returned(coll.path());
+    let registry = returned_buildset_registry(coll.path());
     assert_eq!(registry["host"], "127.0.0.1");
     assert_eq!(registry["port"].to_string().trim_matches('"'), port.to_string());
     assert!(
         records.iter().any(|r| r["data"]["zuul"]["pause"] == json!(true)),
-        "the job pauses: {returned}"
+        "the job pauses: {records:?}"
     );
     assert!(std::net::TcpStream::connect(("127.0.0.1", port)).is_ok(), "the registry is up");
 
@@ -1034,13 +1015,7 @@ fn use_buildset_registry_configures_a_node_as_zuul_jobs_does(core: Core) {
         }),
     );
     assert!(ok, "{out}");
-    let returned: Value = serde_json::from_slice(&std::fs::read(coll.path().join("zuul_return.json")).unwrap()).unwrap();
-    let registry = returned
-        .as_array()
-        .unwrap()
-        .iter()
-        .find_map(|r| r["secret_data"]["buildset_registry"].as_object().cloned())
-        .expect("buildset_registry returned");
+    let registry = returned_buildset_registry(coll.path());
     let password = registry["password"].as_str().unwrap().to_string();
     let microk8s = w.join("microk8s");
     std::fs::create_dir_all(&microk8s).unwrap();

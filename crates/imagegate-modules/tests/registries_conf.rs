@@ -222,13 +222,7 @@ fn use_buildset_registry_keeps_the_site_mirrors(core: Core) {
         &local_host(),
     );
     assert!(ok, "{out}");
-    let returned: Value = serde_json::from_slice(&std::fs::read(coll.path().join("zuul_return.json")).unwrap()).unwrap();
-    let registry = returned
-        .as_array()
-        .unwrap()
-        .iter()
-        .find_map(|r| r["secret_data"]["buildset_registry"].as_object().cloned())
-        .expect("buildset_registry returned");
+    let registry = imagegate_testkit::ansible::returned_buildset_registry(coll.path());
     std::fs::create_dir_all(w.join("microk8s")).unwrap();
     std::fs::create_dir_all(w.join("kubelet")).unwrap();
     // The job's variables: the node's inventory variables, as Zuul gives them.

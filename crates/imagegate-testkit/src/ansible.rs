@@ -216,3 +216,23 @@ pub fn playbook_on(core: Core, collections: &Path, playbook: &str, vars: &Value,
 
 /// Each run's inventory in a directory of its own (a test may run several).
 static RUNS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+/// What the playbooks run with `collections` returned through zuul_return
+/// (the recording stand-in of the tests' library), oldest first.
+pub fn zuul_returned(collections: &Path) -> Vec<Value> {
+    let text = std::fs::read(collections.join("zuul_return.json")).expect("zuul_return.json");
+    match serde_json::from_slice(&text).expect("zuul_return.json is JSON") {
+        Value::Array(records) => records,
+        other => panic!("zuul_return.json is not a list: {other}"),
+    }
+}
+
+/// The `buildset_registry` the playbooks returned last (as `secret_data`,
+/// as run_buildset_registry returns it).
+pub fn returned_buildset_registry(collections: &Path) -> Map<String, Value> {
+    zuul_returned(collections)
+        .iter()
+        .rev()
+        .find_map(|r| r["secret_data"]["buildset_registry"].as_object().cloned())
+        .expect("buildset_registry returned")
+}
