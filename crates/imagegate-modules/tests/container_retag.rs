@@ -4,7 +4,7 @@
 use std::path::Path;
 
 use imagegate_testkit::webapi::FakeWebApi;
-use imagegate_testkit::{run_module, FaultConfig, FaultProxy, Fixtures, Kind, ModuleRun, TestRegistry};
+use imagegate_testkit::{run_module, run_module_measured, FaultConfig, FaultProxy, Fixtures, Kind, ModuleRun, TestRegistry};
 use serde_json::{json, Value};
 
 fn module(args: &Value) -> ModuleRun {
@@ -391,6 +391,48 @@ fn stale_cleanup_with_docker_hub_ages() {
         .unwrap()
         .iter()
         .all(|c| c["age_from"] == "dockerhub"));
+}
+
+/// A Quay or Docker Hub tag page far longer than asked for: a page of
+/// hundreds of thousands of tiny tags (about 15 MiB, within the web answers'
+/// 16 MiB byte cap) is
+/// refused while it is parsed, within bounded memory, and a page of 150
+/// (within every budget) is refused for its length, so what is kept over
+/// many pages stays bounded too. Nothing is removed.
+#[test]
+fn web_api_tag_pages_longer_than_asked_are_refused_within_bounded_memory() {
+    let fx = Fixtures::get();
+    let reg = TestRegistry::start(Kind::Distribution);
+    reg.seed(&fx.single(3), "flood/app:change_1_latest");
+    let web = FakeWebApi::start();
+    web.add_tag("flood/app", "change_1_latest", 0);
+    let quay = json!({"plain_http": true, "type": "quay", "api_url": web.url, "api_token": web.quay_token});
+    let hub = json!({"plain_http": true, "type": "docker", "api_url": web.url, "username": web.hub_user, "password": web.hub_password});
+    let args = |entry: &Value| {
+        json!({
+            "cleanup": [{"repository": format!("{}/flood/app", reg.host), "regex": "^change_.*$", "age": 86400}],
+            "registries": {reg.host.clone(): entry},
+        })
+    };
+    for (api, entry, flood) in [("Quay", &quay, 600_000), ("Docker Hub", &hub, 250_000)] {
+        web.flood_tag_pages(flood);
+        let (run, peak_kib) = run_module_measured(Path::new(env!("CARGO_BIN_EXE_container_retag")), &args(entry));
+        eprintln!("{api}: peak RSS {} KiB", peak_kib);
+        assert!(run.failed(), "{api}: {}", run.stdout);
+        assert!(run.msg().contains("more than 100000 JSON values"), "{api}: {}", run.msg());
+        assert!(peak_kib < 64 * 1024, "{api}: the module's peak RSS was {} MiB", peak_kib / 1024);
+
+        web.flood_tag_pages(150);
+        let run = module(&args(entry));
+        assert!(run.failed(), "{api}: {}", run.stdout);
+        assert!(
+            run.msg().contains(&format!("{api} sent 150 tags on a page of 100 asked for")),
+            "{api}: {}",
+            run.msg()
+        );
+    }
+    assert!(web.deleted().is_empty(), "nothing removed");
+    assert!(reg.digest("flood/app:change_1_latest").is_some());
 }
 
 #[test]

@@ -13,13 +13,14 @@ use std::fmt;
 use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde_json::{Map, Number, Value};
 
-/// Values (and object keys) a builds page, a referrers index or a web API
-/// answer may hold: about ten times what a full page of 500 Zuul builds
+/// Values (and object keys) a builds page may hold: about ten times what a full page of 500 Zuul builds
 /// with their artifacts takes, and at most some tens of MiB once parsed.
 pub const DEFAULT_BUDGET: usize = 1_000_000;
 
-/// Values a referrers index may hold (read to the 4 MiB manifest cap): ten
-/// thousand referrers of ten values each, a few MiB once parsed.
+/// Values a referrers index (read to the 4 MiB manifest cap) or a web API
+/// answer may hold: ten thousand referrers of ten values each, or a page of
+/// 100 Docker Hub tags with ten platforms each several times over; a few
+/// MiB once parsed.
 pub const INDEX_BUDGET: usize = 100_000;
 
 /// Why an answer was not parsed.

@@ -214,7 +214,8 @@ impl RegistryClient {
 
     /// A registry web API call (Quay, Docker Hub) with its own
     /// Authorization, through the same transport and retries. Returns the
-    /// JSON answer (`null` for an empty body).
+    /// JSON answer (`null` for an empty body), parsed within
+    /// [`crate::bounded::INDEX_BUDGET`] values.
     pub(crate) async fn web_json(
         &self,
         method: Method,
@@ -233,7 +234,7 @@ impl RegistryClient {
         if bytes.iter().all(u8::is_ascii_whitespace) {
             return Ok(serde_json::Value::Null);
         }
-        crate::bounded::from_slice(&bytes, crate::bounded::DEFAULT_BUDGET).map_err(|e| {
+        crate::bounded::from_slice(&bytes, crate::bounded::INDEX_BUDGET).map_err(|e| {
             Error::new(ErrorKind::Protocol(format!(
                 "{} answered with something other than a web API answer: {e}",
                 crate::error::untrusted_text(&crate::error::redact_url(url), 200)

@@ -25,6 +25,20 @@ const WEB_PAGE: usize = 100;
 /// Web API pages followed at most (a million tags at [`WEB_PAGE`] a page).
 const MAX_WEB_PAGES: usize = 10_000;
 
+/// The entries of a web API page (`tags` for Quay, `results` for Docker
+/// Hub); a page longer than the [`WEB_PAGE`] asked for is refused, so what
+/// is kept over every page stays bounded by the pages followed.
+fn web_page_entries<'a>(registry: &str, api: &str, answer: &'a serde_json::Value, key: &str) -> Result<&'a [serde_json::Value], Error> {
+    let entries = answer[key].as_array().map(Vec::as_slice).unwrap_or_default();
+    if entries.len() > WEB_PAGE {
+        return Err(web_paging(
+            registry,
+            &format!("{api} sent {} tags on a page of {WEB_PAGE} asked for", entries.len()),
+        ));
+    }
+    Ok(entries)
+}
+
 fn web_paging(registry: &str, detail: &str) -> Error {
     Error::new(ErrorKind::Pagination {
         registry: registry.to_string(),
@@ -360,17 +374,13 @@ impl TagRemover {
                     web.quay_base(&registry)
                 );
                 let answer = client.web_json(Method::GET, &url, Some(&token), None).await?;
-                let names: Vec<String> = answer["tags"]
-                    .as_array()
-                    .into_iter()
-                    .flatten()
-                    .filter_map(|t| t["name"].as_str().map(str::to_string))
-                    .collect();
+                let entries = web_page_entries(&registry, "Quay", &answer, "tags")?;
+                let names: Vec<String> = entries.iter().filter_map(|t| t["name"].as_str().map(str::to_string)).collect();
                 if !names.is_empty() && previous.as_ref() == Some(&names) {
                     return Err(web_paging(&registry, "Quay sent the same page twice (a pagination loop)"));
                 }
                 previous = Some(names);
-                for t in answer["tags"].as_array().into_iter().flatten() {
+                for t in entries {
                     if let (Some(name), Some(ts)) = (t["name"].as_str().filter(|n| is_valid_tag(n)), t["start_ts"].as_i64()) {
                         if pattern.is_match(name) {
                             out.push(TagAge {
@@ -399,7 +409,7 @@ impl TagRemover {
                     return Err(web_paging(&registry, "Docker Hub named the same page twice (a pagination loop)"));
                 }
                 let answer = client.web_json(Method::GET, &url, Some(&auth), None).await?;
-                for t in answer["results"].as_array().into_iter().flatten() {
+                for t in web_page_entries(&registry, "Docker Hub", &answer, "results")? {
                     if let (Some(name), Some(ts)) = (
                         t["name"].as_str().filter(|n| is_valid_tag(n)),
                         t["last_updated"].as_str().and_then(parse_rfc3339),

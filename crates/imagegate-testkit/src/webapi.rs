@@ -3,6 +3,8 @@
 //! answers (paths, methods, `Authorization: Bearer`, JSON shapes, status
 //! codes) and keeps tags in memory; tests seed it and read what it was asked.
 //! It is the one fake in the test suite: everything else is a real registry.
+//! [`FakeWebApi::flood_tag_pages`] makes it misbehave on purpose: every tag
+//! page then holds the given number of tiny entries, far more than asked.
 //!
 //! Quay (docs.quay.io, API v1):
 //!   GET    /api/v1/repository/{ns}/{repo}/tag/?onlyActiveTags=true&limit=N&page=P
@@ -18,6 +20,7 @@
 
 use std::collections::BTreeMap;
 use std::convert::Infallible;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
@@ -45,6 +48,7 @@ pub struct FakeWebApi {
     pub hub_user: String,
     pub hub_password: String,
     hub_token: String,
+    flood: Arc<AtomicUsize>,
     _server: Server,
 }
 
@@ -56,6 +60,8 @@ struct Shared {
     hub_user: String,
     hub_password: String,
     hub_token: String,
+    /// Entries every tag page holds when non-zero (a hostile API).
+    flood: Arc<AtomicUsize>,
 }
 
 impl FakeWebApi {
@@ -69,7 +75,9 @@ impl FakeWebApi {
             hub_user: "hubuser".into(),
             hub_password: format!("hub-{}", crate::random_hex(12)),
             hub_token: format!("jwt-{}", crate::random_hex(16)),
+            flood: Arc::default(),
         });
+        let flood = shared.flood.clone();
         let (quay_token, hub_user, hub_password, hub_token) = (
             shared.quay_token.clone(),
             shared.hub_user.clone(),
@@ -86,8 +94,16 @@ impl FakeWebApi {
             hub_user,
             hub_password,
             hub_token,
+            flood,
             _server: server,
         }
+    }
+
+    /// From now on every Quay and Docker Hub tag page holds `entries` tiny
+    /// tags (`{"name":"a",...}`), whatever page size was asked for: what a
+    /// broken or hostile API could send. 0 goes back to the documented pages.
+    pub fn flood_tag_pages(&self, entries: usize) {
+        self.flood.store(entries, Ordering::SeqCst);
     }
 
     /// Seeds a tag pushed at `time` (unix seconds).
@@ -122,6 +138,24 @@ fn empty(status: u16) -> Response<Body> {
     Response::builder()
         .status(status)
         .body(Full::new(Bytes::new()).boxed())
+        .expect("response")
+}
+
+/// A JSON page of `entries` copies of `entry` between `head` and `tail`.
+fn flooded(entries: usize, head: &str, entry: &str, tail: &str) -> Response<Body> {
+    let mut body = String::with_capacity(head.len() + entries * (entry.len() + 1) + tail.len());
+    body.push_str(head);
+    for n in 0..entries {
+        if n > 0 {
+            body.push(',');
+        }
+        body.push_str(entry);
+    }
+    body.push_str(tail);
+    Response::builder()
+        .status(200)
+        .header("content-type", "application/json")
+        .body(Full::new(Bytes::from(body)).boxed())
         .expect("response")
 }
 
@@ -185,6 +219,12 @@ async fn answer(s: Arc<Shared>, req: Request<Incoming>) -> Result<Response<Body>
         };
         let mut st = s.state.lock().unwrap();
         return Ok(match (method, tag) {
+            (Method::GET, "") if s.flood.load(Ordering::SeqCst) > 0 => flooded(
+                s.flood.load(Ordering::SeqCst),
+                "{\"tags\":[",
+                "{\"name\":\"a\",\"start_ts\":1}",
+                "],\"page\":1,\"has_additional\":false}",
+            ),
             (Method::GET, "") => {
                 let limit: usize = q.get("limit").and_then(|v| v.parse().ok()).unwrap_or(50);
                 let page: usize = q.get("page").and_then(|v| v.parse().ok()).unwrap_or(1);
@@ -233,6 +273,12 @@ async fn answer(s: Arc<Shared>, req: Request<Incoming>) -> Result<Response<Body>
         };
         let mut st = s.state.lock().unwrap();
         return Ok(match (method, tag) {
+            (Method::GET, "") if s.flood.load(Ordering::SeqCst) > 0 => flooded(
+                s.flood.load(Ordering::SeqCst),
+                "{\"count\":1,\"next\":null,\"previous\":null,\"results\":[",
+                "{\"name\":\"a\",\"last_updated\":\"2020-01-01T00:00:00.000000Z\"}",
+                "]}",
+            ),
             (Method::GET, "") => {
                 let size: usize = q.get("page_size").and_then(|v| v.parse().ok()).unwrap_or(10);
                 let page: usize = q.get("page").and_then(|v| v.parse().ok()).unwrap_or(1);
