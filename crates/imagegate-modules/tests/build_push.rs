@@ -366,3 +366,61 @@ fn bad_input_fails_clearly_and_prints_no_password() {
         assert!(!leak.exists(), "{builder} wrote the digest file");
     }
 }
+
+/// A `docker save` archive whose manifest.json is a 7.5 MiB list of empty
+/// objects (2.6 million values, within the 8 MiB cap on an archive's JSON
+/// entries): refused while it is parsed, within bounded memory, and nothing
+/// is pushed. A real engine writes no such archive, so a `docker` on the
+/// module's PATH stands in for a broken or compromised one: it prints the
+/// archive and exits 0.
+#[test]
+fn a_docker_archive_of_tiny_json_values_is_refused_within_bounded_memory() {
+    let ws = Workspace::new();
+    let entries = ws.path("entries");
+    std::fs::create_dir_all(&entries).unwrap();
+    let count = 7 * 1024 * 1024 / 3 + 100_000;
+    let mut manifest = String::with_capacity(count * 3 + 2);
+    manifest.push('[');
+    for n in 0..count {
+        if n > 0 {
+            manifest.push(',');
+        }
+        manifest.push_str("{}");
+    }
+    manifest.push(']');
+    std::fs::write(entries.join("manifest.json"), manifest).unwrap();
+    let archive = ws.path("archive.tar");
+    let tar = std::process::Command::new("tar")
+        .arg("-cf")
+        .arg(&archive)
+        .arg("-C")
+        .arg(&entries)
+        .arg("manifest.json")
+        .status()
+        .unwrap();
+    assert!(tar.success());
+    let bin = ws.path("bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    let docker = bin.join("docker");
+    std::fs::write(&docker, format!("#!/bin/sh\nexec cat '{}'\n", archive.display())).unwrap();
+    std::fs::set_permissions(&docker, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+
+    let reg = TestRegistry::start(Kind::Distribution);
+    let args = json!({
+        "image": "example.org/flood/app:latest",
+        "container_command": "docker",
+        "env": {"PATH": format!("{}:/usr/bin:/bin", bin.display())},
+        "repository": format!("{}/flood/app", reg.host),
+        "registries": {reg.host.clone(): reg.module_entry()},
+    });
+    let (run, peak_kib) = imagegate_testkit::run_module_measured(Path::new(env!("CARGO_BIN_EXE_container_push")), &args);
+    eprintln!("peak RSS {peak_kib} KiB");
+    assert!(run.failed(), "{}", run.stdout);
+    assert!(
+        run.msg().contains("manifest.json is not usable JSON") && run.msg().contains("more than 100000 JSON values"),
+        "{}",
+        run.msg()
+    );
+    assert!(peak_kib < 48 * 1024, "the module's peak RSS was {} MiB", peak_kib / 1024);
+    assert_eq!(reg.digest("flood/app:latest"), None, "nothing pushed");
+}
