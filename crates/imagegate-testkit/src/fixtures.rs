@@ -131,3 +131,54 @@ fn build(base: &Path, layout: &Path) {
         .args(["manifest", "push", "--all", "--quiet", list])
         .arg(format!("oci:{}:multi", layout.display())));
 }
+
+/// Writes an OCI image layout at `dir` holding one image, `oci:<dir>:big`,
+/// whose one layer is `bytes` pseudo-random bytes (`seed` picks which): a
+/// large blob that no compression shrinks, for transfers over slow or
+/// broken links. Registries and skopeo take a layer's bytes as they are.
+pub fn big_image(dir: &Path, bytes: usize, seed: u64) -> String {
+    use sha2::{Digest as _, Sha256};
+    let blobs = dir.join("blobs/sha256");
+    std::fs::create_dir_all(&blobs).expect("layout dir");
+    let put = |data: &[u8]| -> (String, usize) {
+        let hex = hex::encode(Sha256::digest(data));
+        std::fs::write(blobs.join(&hex), data).expect("blob");
+        (format!("sha256:{hex}"), data.len())
+    };
+    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    let mut layer = Vec::with_capacity(bytes + 8);
+    while layer.len() < bytes {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        layer.extend_from_slice(&x.to_le_bytes());
+    }
+    layer.truncate(bytes);
+    let (layer_digest, layer_size) = put(&layer);
+    drop(layer);
+    let config = serde_json::json!({
+        "architecture": "amd64",
+        "os": "linux",
+        "rootfs": {"type": "layers", "diff_ids": [layer_digest]},
+    });
+    let (config_digest, config_size) = put(config.to_string().as_bytes());
+    let manifest = serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": config_digest, "size": config_size},
+        "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar", "digest": layer_digest, "size": layer_size}],
+    });
+    let (manifest_digest, manifest_size) = put(manifest.to_string().as_bytes());
+    let index = serde_json::json!({
+        "schemaVersion": 2,
+        "manifests": [{
+            "mediaType": "application/vnd.oci.image.manifest.v1+json",
+            "digest": manifest_digest,
+            "size": manifest_size,
+            "annotations": {"org.opencontainers.image.ref.name": "big"},
+        }],
+    });
+    std::fs::write(dir.join("index.json"), index.to_string()).expect("index");
+    std::fs::write(dir.join("oci-layout"), r#"{"imageLayoutVersion":"1.0.0"}"#).expect("oci-layout");
+    format!("oci:{}:big", dir.display())
+}

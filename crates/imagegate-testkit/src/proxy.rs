@@ -1,7 +1,10 @@
 //! A fault-injecting HTTP proxy to put in front of a real registry. It
 //! answers a share of requests itself with 500/502/503 or 429 with
 //! `Retry-After`, cuts a share of response bodies in the middle, and can
-//! flip one byte of every blob it serves.
+//! flip one byte of every blob it serves. For slow links it paces blob
+//! bodies in both directions to a byte rate, cuts the first blob downloads
+//! at half their bytes, and can ignore `Range` as a server without range
+//! support would.
 
 use std::convert::Infallible;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
@@ -40,6 +43,26 @@ pub struct FaultConfig {
     /// Answer this manifest PUT (counted from 0) with 403 `DENIED`, a
     /// failure that is not retried.
     pub deny_manifest_put: Option<u64>,
+    /// Pace blob bodies, downloads and uploads alike, to this many bytes a
+    /// second (0: as fast as they come), as a thin link would.
+    pub blob_rate: u64,
+    /// Cut this many blob downloads of at least 1 MiB (the first ones, full
+    /// or ranged) after half of their bytes.
+    pub cut_blob_gets: u64,
+    /// Stop this many blob downloads of at least 1 MiB (the first ones,
+    /// after those cut) after half of their bytes and send nothing more on
+    /// them, holding the connection open: a stalled source.
+    pub stall_blob_gets: u64,
+    /// Forward blob downloads without their `Range` header, so the whole
+    /// blob comes back with 200 (a server without range support).
+    pub ignore_range: bool,
+    /// Answer this upload `PATCH` of at least 1 MiB (counted from 0) with
+    /// 503 without passing it on: the registry keeps the chunks before it.
+    pub refuse_patch: Option<u64>,
+    /// Pass this upload `PATCH` of at least 1 MiB (counted from 0) on with
+    /// only the first half of its body, then break the connection, as a
+    /// dropped link does.
+    pub cut_patch: Option<u64>,
     pub seed: u64,
 }
 
@@ -57,6 +80,12 @@ impl FaultConfig {
             paginate_tags: false,
             delay_ms: 0,
             deny_manifest_put: None,
+            blob_rate: 0,
+            cut_blob_gets: 0,
+            ignore_range: false,
+            stall_blob_gets: 0,
+            refuse_patch: None,
+            cut_patch: None,
             seed: 7,
         }
     }
@@ -79,6 +108,12 @@ pub struct Counters {
     /// through the main listener.
     pub bytes_up: AtomicU64,
     pub bytes_down: AtomicU64,
+    /// Blob downloads of at least 1 MiB seen, and the body bytes of every
+    /// blob download.
+    pub blob_gets: AtomicU64,
+    pub blob_bytes_down: AtomicU64,
+    /// Upload `PATCH`es of at least 1 MiB seen.
+    pub patches: AtomicU64,
 }
 
 impl Counters {
@@ -285,11 +320,26 @@ async fn handle(state: Arc<State>, req: Request<Incoming>) -> Result<Response<Bo
             return Ok(rate_limited(&state));
         }
     }
+    let mut cut_body = false;
+    let length: u64 = req
+        .headers()
+        .get("content-length")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
+    if req.method() == hyper::Method::PATCH && req.uri().path().contains("/blobs/uploads/") && length >= 1024 * 1024 {
+        let seen = state.counters.patches.fetch_add(1, Relaxed);
+        if c.refuse_patch == Some(seen) {
+            state.counters.errors.fetch_add(1, Relaxed);
+            return Ok(full(503, "injected unavailable"));
+        }
+        cut_body = c.cut_patch == Some(seen);
+    }
     if c.paginate_tags && req.method() == hyper::Method::GET && req.uri().path().ends_with("/tags/list") {
         return Ok(paginate(&state, &req).await);
     }
     let cut = r < c.error_rate + c.rate_limit_rate + c.cut_rate;
-    Ok(forward(&state, req, cut).await.unwrap_or_else(|e| {
+    Ok(forward(&state, req, cut, cut_body).await.unwrap_or_else(|e| {
         let _ = e;
         full(502, "proxy could not reach upstream")
     }))
@@ -372,25 +422,43 @@ async fn serve_storage(state: Arc<State>, req: Request<Incoming>) -> Result<Resp
         .expect("response"))
 }
 
-async fn forward(state: &State, req: Request<Incoming>, cut: bool) -> Result<Response<Body>, reqwest::Error> {
+async fn forward(state: &State, req: Request<Incoming>, cut: bool, cut_body: bool) -> Result<Response<Body>, reqwest::Error> {
     let method = req.method().clone();
     let path = req.uri().path_and_query().map(|p| p.as_str().to_string()).unwrap_or_default();
     let is_blob_get = method == hyper::Method::GET && path.contains("/blobs/sha256:");
+    let is_upload = path.contains("/blobs/uploads/");
     let mut rb = state.client.request(method.clone(), format!("{}{path}", state.upstream));
     for (name, value) in req.headers() {
-        if name != "host" && name != "connection" {
-            rb = rb.header(name, value);
+        if name == "host" || name == "connection" || (name == "range" && is_blob_get && state.config.ignore_range) {
+            continue;
         }
+        rb = rb.header(name, value);
     }
     let up = state.counters.clone();
-    let body_stream = req.into_body().into_data_stream().map(move |chunk| {
-        if let Ok(c) = &chunk {
-            up.bytes_up.fetch_add(c.len() as u64, Relaxed);
-        }
-        chunk
-    });
+    let body_length: Option<u64> = req
+        .headers()
+        .get("content-length")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse().ok());
+    let body_cut_at = body_length.filter(|_| cut_body).map(|l| l / 2);
+    let mut passed = 0u64;
+    let body_stream = req
+        .into_body()
+        .into_data_stream()
+        .map(move |chunk| -> Result<Bytes, Box<dyn std::error::Error + Send + Sync>> {
+            let chunk = chunk.map_err(|e| Box::new(e) as Box<dyn std::error::Error + Send + Sync>)?;
+            if let Some(at) = body_cut_at {
+                if passed + chunk.len() as u64 > at {
+                    return Err("injected connection cut".into());
+                }
+            }
+            passed += chunk.len() as u64;
+            up.bytes_up.fetch_add(chunk.len() as u64, Relaxed);
+            Ok(chunk)
+        });
     if method != hyper::Method::GET && method != hyper::Method::HEAD {
-        rb = rb.body(reqwest::Body::wrap_stream(body_stream));
+        let rate = if is_upload { state.config.blob_rate } else { 0 };
+        rb = rb.body(reqwest::Body::wrap_stream(paced(body_stream, rate)));
     }
     let upstream = rb.send().await?;
     let status = upstream.status().as_u16();
@@ -413,7 +481,14 @@ async fn forward(state: &State, req: Request<Incoming>, cut: bool) -> Result<Res
         builder = builder.header(name, v);
     }
     let flip = state.config.flip_blobs && is_blob_get && status == 200;
-    let cut_at = match (cut && method == hyper::Method::GET && status == 200, length) {
+    let blob_body = is_blob_get && (status == 200 || status == 206);
+    let big = length.is_some_and(|l| l >= 1024 * 1024);
+    let nth_big = (blob_body && big).then(|| state.counters.blob_gets.fetch_add(1, Relaxed));
+    let cut_blob = nth_big.is_some_and(|n| n < state.config.cut_blob_gets);
+    let stall_blob =
+        nth_big.is_some_and(|n| n >= state.config.cut_blob_gets && n < state.config.cut_blob_gets + state.config.stall_blob_gets);
+    let stall_at = length.filter(|_| stall_blob).map(|l| l / 2);
+    let cut_at = match ((cut && method == hyper::Method::GET && status == 200) || cut_blob, length) {
         (true, Some(len)) if len > 1 => Some(len / 2),
         _ => None,
     };
@@ -426,25 +501,75 @@ async fn forward(state: &State, req: Request<Incoming>, cut: bool) -> Result<Res
     let counters_sent = Arc::new(AtomicU64::new(0));
     let flipped = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let down = state.counters.clone();
-    let stream = upstream
-        .bytes_stream()
-        .map(move |chunk| -> Result<Frame<Bytes>, Box<dyn std::error::Error + Send + Sync>> {
-            let chunk = chunk.map_err(|e| Box::new(e) as Box<dyn std::error::Error + Send + Sync>)?;
-            let sent = counters_sent.fetch_add(chunk.len() as u64, Relaxed);
-            down.bytes_down.fetch_add(chunk.len() as u64, Relaxed);
-            let mut chunk = chunk;
-            if let Some(at) = cut_at {
-                if sent + chunk.len() as u64 > at {
-                    return Err("injected connection cut".into());
+    let rate = if blob_body { state.config.blob_rate } else { 0 };
+    let stream = paced(upstream.bytes_stream(), rate).map(move |chunk| -> Result<Frame<Bytes>, Box<dyn std::error::Error + Send + Sync>> {
+        let chunk = chunk.map_err(|e| Box::new(e) as Box<dyn std::error::Error + Send + Sync>)?;
+        let sent = counters_sent.fetch_add(chunk.len() as u64, Relaxed);
+        down.bytes_down.fetch_add(chunk.len() as u64, Relaxed);
+        if blob_body {
+            down.blob_bytes_down.fetch_add(chunk.len() as u64, Relaxed);
+        }
+        let mut chunk = chunk;
+        if let Some(at) = cut_at {
+            if sent + chunk.len() as u64 > at {
+                return Err("injected connection cut".into());
+            }
+        }
+        if flip && !chunk.is_empty() && !flipped.swap(true, Relaxed) {
+            let mut v = chunk.to_vec();
+            let i = v.len() / 2;
+            v[i] ^= 0x01;
+            chunk = Bytes::from(v);
+        }
+        Ok(Frame::data(chunk))
+    });
+    let Some(at) = stall_at else {
+        return Ok(builder.body(BodyExt::boxed(StreamBody::new(stream))).expect("response"));
+    };
+    let mut passed = 0u64;
+    let stalled = stream
+        .take_while(move |frame| {
+            let go_on = passed < at;
+            if let Ok(f) = frame {
+                passed += f.data_ref().map_or(0, |d| d.len() as u64);
+            }
+            std::future::ready(go_on)
+        })
+        .chain(futures_util::stream::pending());
+    Ok(builder.body(BodyExt::boxed(StreamBody::new(stalled))).expect("response"))
+}
+
+/// `inner` with its bytes let through at `rate` bytes a second (in slices of
+/// at most 16 KiB, each sent when the rate allows it); 0 passes it as it is.
+fn paced<S, E>(inner: S, rate: u64) -> impl futures_util::Stream<Item = Result<Bytes, E>> + Send + 'static
+where
+    S: futures_util::Stream<Item = Result<Bytes, E>> + Send + 'static,
+    E: Send + 'static,
+{
+    const SLICE: usize = 16 * 1024;
+    let start = tokio::time::Instant::now();
+    let mut sent = 0u64;
+    inner
+        .flat_map(move |chunk| {
+            let slices: Vec<Result<Bytes, E>> = match chunk {
+                Ok(c) if rate > 0 => (0..c.len())
+                    .step_by(SLICE)
+                    .map(|at| Ok(c.slice(at..(at + SLICE).min(c.len()))))
+                    .collect(),
+                other => vec![other],
+            };
+            futures_util::stream::iter(slices)
+        })
+        .then(move |slice| {
+            if let (Ok(b), true) = (&slice, rate > 0) {
+                sent += b.len() as u64;
+            }
+            let due = start + std::time::Duration::from_secs_f64(sent as f64 / rate.max(1) as f64);
+            async move {
+                if rate > 0 {
+                    tokio::time::sleep_until(due).await;
                 }
+                slice
             }
-            if flip && !chunk.is_empty() && !flipped.swap(true, Relaxed) {
-                let mut v = chunk.to_vec();
-                let i = v.len() / 2;
-                v[i] ^= 0x01;
-                chunk = Bytes::from(v);
-            }
-            Ok(Frame::data(chunk))
-        });
-    Ok(builder.body(BodyExt::boxed(StreamBody::new(stream))).expect("response"))
+        })
 }
