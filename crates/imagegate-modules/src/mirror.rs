@@ -268,6 +268,7 @@ impl Copies {
 }
 
 pub fn run(mut args: Args, ctx: &Context) -> Result<Outcome, ModuleError> {
+    let started = std::time::Instant::now();
     let common = args.take_common();
     if args.images.is_empty() {
         return Err(ModuleError::option("images", "the list is empty; nothing to mirror"));
@@ -343,7 +344,7 @@ pub fn run(mut args: Args, ctx: &Context) -> Result<Outcome, ModuleError> {
             .await,
         )
     })?;
-    summarize(results, ctx)
+    summarize(results, ctx, started)
 }
 
 /// One destination tag of an entry (the source tag too, with `tags`,
@@ -493,7 +494,7 @@ async fn mirror_one(
     result
 }
 
-fn summarize(mut results: Vec<ImageResult>, ctx: &Context) -> Result<Outcome, ModuleError> {
+fn summarize(mut results: Vec<ImageResult>, ctx: &Context, started: std::time::Instant) -> Result<Outcome, ModuleError> {
     results.sort_by_key(|r| r.index);
     let mut totals = StatsSnapshot::default();
     // Each entry becomes JSON text as it is made (10,000 images' entries
@@ -605,6 +606,7 @@ fn summarize(mut results: Vec<ImageResult>, ctx: &Context) -> Result<Outcome, Mo
         m.insert("tags_changed".into(), json!(tags_changed));
         m.insert("referrers".into(), json!(referrers));
         m.insert("signature_tags".into(), json!(signature_tags));
+        m.extend(crate::rate(totals.bytes_moved, started));
     }
     values.insert("totals".into(), t);
     values.insert("skipped_tags".into(), Value::Array(skipped));

@@ -13,7 +13,7 @@ use imagegate_registry::push::push_layout;
 use imagegate_registry::reference::is_valid_tag;
 use imagegate_registry::{BlobCache, Reference, Stats};
 use serde::Deserialize;
-use serde_json::{json, Map};
+use serde_json::{json, Map, Value};
 
 use crate::registries::{concurrency, credential_pair, runtime, Registries, Side, DEFAULT_BLOB_CONCURRENCY, SECRET_OPTIONS};
 
@@ -150,6 +150,7 @@ fn latest() -> Vec<String> {
 }
 
 pub fn run(mut args: Args, ctx: &Context) -> Result<Outcome, ModuleError> {
+    let started = std::time::Instant::now();
     let common = args.take_common();
     let dest = Reference::parse_repository(&args.repository).map_err(|e| ModuleError::option("repository", e.to_string()))?;
     if args.tags.is_empty() {
@@ -227,7 +228,11 @@ pub fn run(mut args: Args, ctx: &Context) -> Result<Outcome, ModuleError> {
     values.insert("repository".into(), json!(report.dest));
     values.insert("media_type".into(), json!(report.media_type));
     values.insert("tags".into(), json!(report.tags));
-    values.insert("stats".into(), json!(report.stats));
+    let mut stats = json!(report.stats);
+    if let Value::Object(m) = &mut stats {
+        m.extend(crate::rate(report.stats.bytes_moved, started));
+    }
+    values.insert("stats".into(), stats);
     Ok(Outcome {
         changed: report.changed,
         msg,

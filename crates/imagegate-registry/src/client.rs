@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use bytes::{Bytes, BytesMut};
 use futures_util::StreamExt;
-use reqwest::header::{HeaderName, ACCEPT, CONTENT_LENGTH, CONTENT_TYPE, LINK, LOCATION};
+use reqwest::header::{HeaderName, ACCEPT, CONTENT_LENGTH, CONTENT_TYPE, LINK, LOCATION, RANGE};
 use reqwest::Method;
 use url::Url;
 
@@ -431,10 +431,15 @@ impl RegistryClient {
             })
     }
 
-    /// Opens the body of a blob for streaming. Sent once: the copy that
-    /// reads it is the retried unit.
-    async fn open_blob(&self, repo: &str, digest: &str) -> Result<reqwest::Response, Error> {
-        let req = Request::new(Method::GET, format!("/v2/{repo}/blobs/{digest}"), vec![Scope::pull(repo)]).bulk();
+    /// Opens the body of a blob for streaming, from byte `offset` on: past
+    /// the first byte a `Range` request, which a registry may answer with
+    /// the rest (206) or, lacking range support, with the whole blob (200).
+    /// Sent once: the copy that reads it is the retried unit.
+    pub(crate) async fn open_blob_from(&self, repo: &str, digest: &str, offset: u64) -> Result<reqwest::Response, Error> {
+        let mut req = Request::new(Method::GET, format!("/v2/{repo}/blobs/{digest}"), vec![Scope::pull(repo)]).bulk();
+        if offset > 0 {
+            req = req.header(RANGE, format!("bytes={offset}-"));
+        }
         match self.transport.send_once(&req, None).await {
             Err(e) if e.status() == Some(404) => Err(Error::new(ErrorKind::NotFound {
                 reference: format!("blob {digest} in {}/{repo}", self.registry()),
@@ -446,11 +451,12 @@ impl RegistryClient {
 
     /// Streams a blob from `src` into this registry, verifying size and
     /// digest on the way; nothing is held in memory or on disk beyond one
-    /// chunk. Returns the bytes moved.
+    /// chunk. A download that breaks continues where it stopped
+    /// ([`crate::resume`]). Returns the bytes moved.
     pub async fn copy_blob_from(&self, repo: &str, src: &RegistryClient, src_repo: &str, desc: &Descriptor) -> Result<u64, Error> {
         let label = format!("blob {} from {}/{src_repo}", desc.digest, src.registry());
-        self.upload_from(repo, desc, label, || async {
-            Ok(src.open_blob(src_repo, &desc.digest).await?.bytes_stream())
+        self.upload_from(repo, desc, label, |offset| {
+            crate::resume::download(src.clone(), src_repo, &desc.digest, desc.size, offset)
         })
         .await
     }
@@ -459,59 +465,128 @@ impl RegistryClient {
     /// verifying it as it streams.
     pub async fn upload_file(&self, repo: &str, desc: &Descriptor, path: &std::path::Path) -> Result<u64, Error> {
         let label = format!("blob {} from {}", desc.digest, path.display());
-        self.upload_from(repo, desc, label, || file_stream(path)).await
+        self.upload_from(repo, desc, label, |offset| file_stream(path, offset)).await
     }
 
-    /// Uploads one blob whose bytes `open` streams (called again for every
-    /// attempt). The streamed copy is retried as a unit: a fresh source
-    /// stream and a fresh upload session each time.
+    /// Uploads one blob whose bytes from a given offset `open` streams
+    /// (called again for every attempt). The streamed copy is retried as a
+    /// unit: a fresh upload session each time, except that a chunked upload
+    /// continues its session where the registry still holds every chunk it
+    /// acknowledged ([`RegistryClient::resumable`]). The bytes an attempt
+    /// had sent past where the next one starts count as resent.
     async fn upload_from<F, Fut, S, E>(&self, repo: &str, desc: &Descriptor, label: String, open: F) -> Result<u64, Error>
     where
-        F: Fn() -> Fut,
+        F: Fn(u64) -> Fut,
         Fut: std::future::Future<Output = Result<S, Error>>,
         S: futures_util::Stream<Item = Result<Bytes, E>> + Send + Unpin + 'static,
         E: std::error::Error + Send + Sync + 'static,
     {
+        use std::sync::atomic::Ordering::Relaxed;
         let digest = Digest::parse(&desc.digest)?;
         let what = format!("upload {label} to {}/{repo}", self.registry());
         let fallback = std::sync::atomic::AtomicBool::new(false);
-        let (what, label, digest, fallback, open) = (&what, &label, &digest, &fallback, &open);
+        let reached = std::sync::atomic::AtomicU64::new(0);
+        let checkpoint = std::sync::Mutex::new(None);
+        let (what, label, digest, fallback, open, reached, checkpoint) = (&what, &label, &digest, &fallback, &open, &reached, &checkpoint);
         let limits = self.transport.limits();
         self.transport
             .retrying(what, &self.stats, || async move {
                 loop {
-                    let mode = if fallback.load(std::sync::atomic::Ordering::Relaxed) {
+                    let mode = if fallback.load(Relaxed) {
                         UploadMode::Chunked(DEFAULT_CHUNK_SIZE)
                     } else {
                         self.upload
                     };
-                    let source = limits.answer(what, open()).await?;
-                    let progress = std::sync::Arc::new(Progress::default());
-                    let (stream, outcome) = verify::verifying(source, digest.clone(), desc.size, label.clone(), progress.clone());
+                    let earlier = checkpoint.lock().expect("checkpoint lock").take();
+                    let resume = match mode {
+                        UploadMode::Chunked(_) => self.resumable(repo, what, desc.size, earlier).await,
+                        UploadMode::Monolithic => None,
+                    };
+                    let (hashed, location) = resume.map_or((verify_start(), None), |c| (c.hashed, Some(c.location)));
+                    let offset = hashed.len();
+                    self.stats.resent(reached.swap(0, Relaxed).saturating_sub(offset));
+                    let source = limits.answer(what, open(offset)).await?;
+                    let progress = std::sync::Arc::new(match mode {
+                        UploadMode::Monolithic => Progress::of(desc.size),
+                        UploadMode::Chunked(_) => Progress::sending(desc.size),
+                    });
+                    progress.start_at(offset);
+                    let (stream, outcome) =
+                        verify::verifying_from(source, hashed.clone(), digest.clone(), desc.size, label.clone(), progress.clone());
                     // The whole session (open, body, commit) must keep
                     // moving; see transport::limits.
                     let result = limits
                         .transfer(what, &progress, async {
-                            let location = self.start_upload(repo).await?;
+                            let location = match location {
+                                Some(l) => l,
+                                None => self.start_upload(repo).await?,
+                            };
                             match mode {
                                 UploadMode::Monolithic => self.put_whole(repo, &location, digest, desc.size, stream).await,
-                                UploadMode::Chunked(size) => self.put_chunks(repo, location, digest, stream, size, &progress).await,
+                                UploadMode::Chunked(size) => {
+                                    let chunks = Chunks {
+                                        size,
+                                        progress: &progress,
+                                        hashed,
+                                        checkpoint,
+                                    };
+                                    self.put_chunks(repo, location, digest, stream, chunks).await
+                                }
                             }
                         })
                         .await;
+                    reached.store(progress.bytes(), Relaxed);
                     if let Some(e) = outcome.lock().expect("outcome lock").take() {
                         return Err(e);
                     }
                     match result {
                         Err(e) if e.status() == Some(413) && mode == UploadMode::Monolithic => {
                             log::info(&format!("{what}: the registry refused a whole upload (413); uploading in chunks"));
-                            fallback.store(true, std::sync::atomic::Ordering::Relaxed);
+                            fallback.store(true, Relaxed);
                         }
                         other => return other.map(|()| desc.size),
                     }
                 }
             })
             .await
+    }
+
+    /// Whether a chunked upload that failed can go on: asks the registry
+    /// where its session stands (`GET` on the upload's location, answered
+    /// with `Range: 0-<last>`) and continues only when that is exactly the
+    /// bytes it acknowledged, whose digest state `earlier` kept. Anything
+    /// else (the session gone, as distribution drops one whose chunk broke
+    /// midway, or another offset) starts a new upload.
+    async fn resumable(&self, repo: &str, what: &str, size: u64, earlier: Option<Checkpoint>) -> Option<Checkpoint> {
+        let cp = earlier?;
+        let req = Request::new(Method::GET, cp.location.clone(), vec![Scope::push(repo)]);
+        let answer = self.transport.limits().answer(what, self.transport.send_once(&req, None)).await;
+        let held = match &answer {
+            Ok(resp) => resp
+                .headers()
+                .get(RANGE)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|r| r.strip_prefix("0-"))
+                .and_then(|n| n.parse::<u64>().ok())
+                .map(|last| last + 1),
+            Err(_) => None,
+        };
+        let acknowledged = cp.hashed.len();
+        if held == Some(acknowledged) {
+            log::info(&format!(
+                "{what}: resuming the upload at byte {acknowledged} of {size}, where the registry holds every acknowledged chunk"
+            ));
+            return Some(cp);
+        }
+        let why = match answer {
+            Err(e) => format!("the registry no longer has it ({e})"),
+            Ok(_) => format!(
+                "the registry holds {} bytes of it, not the {acknowledged} it acknowledged",
+                held.map_or("unknown".into(), |h| h.to_string())
+            ),
+        };
+        log::info(&format!("{what}: starting a new upload: {why}"));
+        None
     }
 
     async fn put_whole(
@@ -532,17 +607,26 @@ impl RegistryClient {
             .map(|_| ())
     }
 
+    /// Sends a blob in chunks of `chunks.size` from the upload at
+    /// `location` (which holds `chunks.hashed.len()` bytes already), keeping
+    /// a [`Checkpoint`] after every chunk the registry acknowledges, then
+    /// closes the upload.
     async fn put_chunks(
         &self,
         repo: &str,
         mut location: String,
         digest: &Digest,
         stream: impl futures_util::Stream<Item = Result<Bytes, std::io::Error>> + Send + 'static,
-        chunk_size: usize,
-        progress: &std::sync::Arc<Progress>,
+        chunks: Chunks<'_>,
     ) -> Result<(), Error> {
+        let Chunks {
+            size: chunk_size,
+            progress,
+            mut hashed,
+            checkpoint,
+        } = chunks;
         let mut stream = std::pin::pin!(stream);
-        let mut offset = 0u64;
+        let mut offset = hashed.len();
         let mut buf = BytesMut::with_capacity(chunk_size);
         let mut ended = false;
         while !ended {
@@ -566,6 +650,7 @@ impl RegistryClient {
                 .header(HeaderName::from_static("content-range"), format!("{offset}-{end}"))
                 .header(CONTENT_LENGTH, chunk.len().to_string())
                 .bulk();
+            hashed.update(&chunk);
             // Sent in slices that count as progress, so a chunk crossing a
             // slow link is not taken for a stall.
             let slices = counted_slices(chunk, progress.clone());
@@ -574,10 +659,38 @@ impl RegistryClient {
             if let Some(loc) = resp.headers().get(LOCATION).and_then(|v| v.to_str().ok()) {
                 location = loc.to_string();
             }
+            *checkpoint.lock().expect("checkpoint lock") = Some(Checkpoint {
+                location: location.clone(),
+                hashed: hashed.clone(),
+            });
         }
+        progress.finish();
         let req = Request::new(Method::PUT, with_digest(&location, digest), vec![Scope::push(repo)]).header(CONTENT_LENGTH, "0");
         self.transport.send_once(&req, None).await.map(|_| ())
     }
+}
+
+/// Where a chunked upload stands: the registry acknowledged the bytes
+/// `hashed` has hashed (its length) at `location`, the upload's latest
+/// location.
+struct Checkpoint {
+    location: String,
+    hashed: crate::digest::Verifier,
+}
+
+/// How [`RegistryClient::put_chunks`] sends: the chunk size, the transfer's
+/// progress, the digest state of the bytes the upload already holds, and
+/// where to keep the latest [`Checkpoint`].
+struct Chunks<'a> {
+    size: usize,
+    progress: &'a std::sync::Arc<Progress>,
+    hashed: crate::digest::Verifier,
+    checkpoint: &'a std::sync::Mutex<Option<Checkpoint>>,
+}
+
+/// The digest state of an upload that starts at its first byte.
+fn verify_start() -> crate::digest::Verifier {
+    crate::digest::Verifier::default()
 }
 
 /// A chunk as a stream of slices, each counted in `progress` as it is sent.
@@ -595,21 +708,28 @@ fn counted_slices(
                 return None;
             }
             let end = (at + SLICE).min(chunk.len());
-            progress.add((end - at) as u64);
+            progress.sent((end - at) as u64);
             Some((Ok(chunk.slice(at..end)), end))
         }
     })
 }
 
-/// Reads a file as a stream of chunks.
+/// Reads a file from byte `offset` on as a stream of chunks.
 async fn file_stream(
     path: &std::path::Path,
+    offset: u64,
 ) -> Result<impl futures_util::Stream<Item = Result<Bytes, std::io::Error>> + Send + Unpin + 'static, Error> {
+    use std::io::Seek;
     use tokio::io::AsyncReadExt;
     /// Read size: large enough to keep syscalls few, small next to the memory budget.
     const READ_CHUNK: usize = 256 * 1024;
     // A regular file only: no symlink, FIFO or device (see layout.rs).
-    let file = tokio::fs::File::from_std(crate::layout::open_regular(path)?);
+    let mut file = crate::layout::open_regular(path)?;
+    if offset > 0 {
+        file.seek(std::io::SeekFrom::Start(offset))
+            .map_err(|e| Error::io(path.display(), e))?;
+    }
+    let file = tokio::fs::File::from_std(file);
     Ok(Box::pin(futures_util::stream::unfold(file, |mut file| async move {
         let mut buf = BytesMut::zeroed(READ_CHUNK);
         match file.read(&mut buf).await {

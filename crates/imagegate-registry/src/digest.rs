@@ -61,7 +61,8 @@ impl fmt::Debug for Digest {
 }
 
 /// Hashes bytes as they pass and tells at the end whether they matched.
-#[derive(Default)]
+/// A clone is the state after the bytes so far, to continue from later.
+#[derive(Default, Clone)]
 pub struct Verifier {
     hasher: Sha256,
     len: u64,

@@ -25,6 +25,7 @@ pub mod push;
 pub mod reference;
 pub mod referrers;
 pub mod restore;
+mod resume;
 pub mod secret;
 pub mod stats;
 pub mod tags;

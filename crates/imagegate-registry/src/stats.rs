@@ -11,6 +11,7 @@ pub struct Stats {
     blobs_mounted: AtomicU64,
     blobs_present: AtomicU64,
     bytes_moved: AtomicU64,
+    bytes_resent: AtomicU64,
     manifests_written: AtomicU64,
 }
 
@@ -22,6 +23,10 @@ pub struct StatsSnapshot {
     pub blobs_mounted: u64,
     pub blobs_present: u64,
     pub bytes_moved: u64,
+    /// Bytes sent or read again after a break: the part of a failed
+    /// attempt that its retry sent again, and the start of a blob a source
+    /// without range support sent again when a download resumed.
+    pub bytes_resent: u64,
     pub manifests_written: u64,
 }
 
@@ -32,6 +37,9 @@ impl Stats {
     pub(crate) fn copied(&self, bytes: u64) {
         self.blobs_copied.fetch_add(1, Relaxed);
         self.bytes_moved.fetch_add(bytes, Relaxed);
+    }
+    pub(crate) fn resent(&self, bytes: u64) {
+        self.bytes_resent.fetch_add(bytes, Relaxed);
     }
     pub(crate) fn mounted(&self) {
         self.blobs_mounted.fetch_add(1, Relaxed);
@@ -50,6 +58,7 @@ impl Stats {
             blobs_mounted: self.blobs_mounted.load(Relaxed),
             blobs_present: self.blobs_present.load(Relaxed),
             bytes_moved: self.bytes_moved.load(Relaxed),
+            bytes_resent: self.bytes_resent.load(Relaxed),
             manifests_written: self.manifests_written.load(Relaxed),
         }
     }
@@ -62,6 +71,7 @@ impl std::ops::AddAssign for StatsSnapshot {
         self.blobs_mounted += o.blobs_mounted;
         self.blobs_present += o.blobs_present;
         self.bytes_moved += o.bytes_moved;
+        self.bytes_resent += o.bytes_resent;
         self.manifests_written += o.manifests_written;
     }
 }

@@ -38,8 +38,27 @@ impl<S> State<S> {
 
 /// Wraps `inner` (the source blob's body). `label` names the blob in errors;
 /// `progress` counts the bytes that pass and learns when the body is whole.
+#[cfg(test)]
 pub(crate) fn verifying<S, E>(
     inner: S,
+    expected: Digest,
+    size: u64,
+    label: String,
+    progress: Arc<Progress>,
+) -> (impl Stream<Item = Result<Bytes, std::io::Error>> + Send + 'static, Outcome)
+where
+    S: Stream<Item = Result<Bytes, E>> + Send + Unpin + 'static,
+    E: std::error::Error + Send + Sync + 'static,
+{
+    verifying_from(inner, Verifier::default(), expected, size, label, progress)
+}
+
+/// [`verifying`] for a body that starts after the bytes `start` has
+/// hashed (an upload resumed at `start.len()`): size and digest are still
+/// checked over the whole blob.
+pub(crate) fn verifying_from<S, E>(
+    inner: S,
+    start: Verifier,
     expected: Digest,
     size: u64,
     label: String,
@@ -52,7 +71,7 @@ where
     let outcome: Outcome = Arc::default();
     let state = State {
         inner,
-        verifier: Verifier::default(),
+        verifier: start,
         pending: None,
         done: false,
         expected,
@@ -68,7 +87,7 @@ where
             }
             match st.inner.next().await {
                 Some(Ok(chunk)) => {
-                    st.progress.add(chunk.len() as u64);
+                    st.progress.read(chunk.len() as u64);
                     st.verifier.update(&chunk);
                     if st.verifier.len() > st.size {
                         let e = Error::new(ErrorKind::SizeMismatch {
@@ -94,7 +113,7 @@ where
                 }
                 None => {
                     st.done = true;
-                    st.progress.finish();
+                    st.progress.read_all();
                     let verifier = std::mem::take(&mut st.verifier);
                     let len = verifier.len();
                     if len != st.size {
@@ -186,6 +205,34 @@ mod tests {
         assert!(matches!(e.kind(), ErrorKind::DigestMismatch { .. }));
         assert!(e.to_string().contains("blob X"));
         assert!(!e.is_temporary());
+    }
+
+    #[tokio::test]
+    async fn a_resumed_body_is_checked_over_the_whole_blob() {
+        let mut start = Verifier::default();
+        start.update(b"hello ");
+        let good = verifying_from(
+            chunks(&[b"wor", b"ld"]),
+            start.clone(),
+            Digest::of(b"hello world"),
+            11,
+            "b".into(),
+            Arc::default(),
+        );
+        assert_eq!(collect(good.0).await, (b"world".to_vec(), true));
+        let bad = verifying_from(
+            chunks(&[b"wor", b"lD"]),
+            start,
+            Digest::of(b"hello world"),
+            11,
+            "b".into(),
+            Arc::default(),
+        );
+        assert!(!collect(bad.0).await.1);
+        assert!(matches!(
+            bad.1.lock().unwrap().as_ref().unwrap().kind(),
+            ErrorKind::DigestMismatch { .. }
+        ));
     }
 
     #[tokio::test]

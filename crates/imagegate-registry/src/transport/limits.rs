@@ -32,6 +32,9 @@ pub const DEFAULT_MIN_PROGRESS: u64 = 64 * 1024;
 /// long. Registries on object storage copy a finished upload into place
 /// before answering, which for a layer of some GiB takes minutes.
 pub const DEFAULT_COMMIT_DEADLINE: Duration = Duration::from_secs(300);
+/// A transfer still running after this long logs its progress, and again
+/// every this long until it ends.
+pub const PROGRESS_EVERY: Duration = Duration::from_secs(5);
 
 /// The bounds of every wait.
 #[derive(Debug, Clone, Copy)]
@@ -67,6 +70,8 @@ impl Limits {
 
     /// Runs `fut`, a blob transfer whose bytes are counted in `progress`,
     /// failing it when it stalls or when its commit is not answered in time.
+    /// No timer bounds how long a transfer that keeps moving may take. One
+    /// that runs long logs its progress every [`PROGRESS_EVERY`].
     pub(crate) async fn transfer<T>(
         &self,
         what: &str,
@@ -76,6 +81,7 @@ impl Limits {
         tokio::select! {
             r = fut => r,
             e = self.watch(what, progress) => Err(e),
+            never = report(what, progress) => match never {},
         }
     }
 
@@ -90,7 +96,7 @@ impl Limits {
                     secs: self.commit.as_secs(),
                 });
             }
-            let now = progress.bytes.load(Ordering::SeqCst);
+            let now = progress.moved.load(Ordering::SeqCst);
             if now - last < self.min_progress {
                 return Error::new(ErrorKind::Stalled {
                     what: what.to_string(),
@@ -104,17 +110,107 @@ impl Limits {
     }
 }
 
-/// Bytes a transfer has moved, and whether its body is complete.
+/// Logs a running transfer's progress every [`PROGRESS_EVERY`]: bytes
+/// done of the whole, the rate since it started and the time left at that
+/// rate. Never ends; the transfer it watches does.
+async fn report(what: &str, progress: &Progress) -> std::convert::Infallible {
+    let start = Instant::now();
+    let first = progress.bytes();
+    loop {
+        tokio::time::sleep(PROGRESS_EVERY).await;
+        if progress.done.load(Ordering::SeqCst) {
+            crate::log::info(&format!("{what}: all bytes sent, waiting for the registry to accept them"));
+            continue;
+        }
+        let done = progress.bytes();
+        crate::log::info(&format!(
+            "{what}: {}",
+            progress_line(done, progress.total, done.saturating_sub(first), start.elapsed())
+        ));
+    }
+}
+
+/// `12.0 of 64.0 MiB (18%), 450 KiB/s, about 2m 1s left`: `done` bytes of
+/// `total`, at the rate of the `moved` bytes in `elapsed`.
+pub(crate) fn progress_line(done: u64, total: u64, moved: u64, elapsed: Duration) -> String {
+    let rate = moved as f64 / elapsed.as_secs_f64().max(0.001);
+    let mut line = format!("{} of {}", crate::copy::human_bytes(done), crate::copy::human_bytes(total));
+    if let Some(percent) = (done.min(total) * 100).checked_div(total) {
+        line.push_str(&format!(" ({percent}%)"));
+    }
+    line.push_str(&format!(", {}/s", crate::copy::human_bytes(rate as u64)));
+    if rate >= 1.0 && total > done {
+        let left = ((total - done) as f64 / rate).ceil() as u64;
+        line.push_str(&format!(", about {} left", human_secs(left)));
+    }
+    line
+}
+
+/// `1h 2m`, `1m 44s`, `9s`.
+fn human_secs(s: u64) -> String {
+    match s {
+        0..=59 => format!("{s}s"),
+        60..=3599 => format!("{}m {}s", s / 60, s % 60),
+        _ => format!("{}h {}m", s / 3600, s % 3600 / 60),
+    }
+}
+
+/// Where a transfer of `total` bytes stands, and whether its body is
+/// complete. Two counts: `bytes`, the position in the blob (what the
+/// upload has taken), and `moved`, every byte read or sent, which the stall
+/// watch looks at. A streamed upload takes bytes as they are read; a
+/// chunked one ([`Progress::sending`]) as each chunk is sent, its reads
+/// counting as movement only (reading a chunk and sending it are separate).
 #[derive(Debug, Default)]
 pub(crate) struct Progress {
     bytes: AtomicU64,
+    moved: AtomicU64,
     done: AtomicBool,
+    total: u64,
+    counts_sends: bool,
 }
 
 impl Progress {
-    pub(crate) fn add(&self, n: u64) {
+    /// A streamed transfer of `total` bytes.
+    pub(crate) fn of(total: u64) -> Self {
+        Self { total, ..Self::default() }
+    }
+    /// A transfer of `total` bytes whose position moves as it sends.
+    pub(crate) fn sending(total: u64) -> Self {
+        Self {
+            total,
+            counts_sends: true,
+            ..Self::default()
+        }
+    }
+    /// Starts at `offset` (a resumed upload), which is no movement.
+    pub(crate) fn start_at(&self, offset: u64) {
+        self.bytes.store(offset, Ordering::SeqCst);
+    }
+    /// The position so far.
+    pub(crate) fn bytes(&self) -> u64 {
+        self.bytes.load(Ordering::SeqCst)
+    }
+    /// `n` bytes read from the source.
+    pub(crate) fn read(&self, n: u64) {
+        self.moved.fetch_add(n, Ordering::SeqCst);
+        if !self.counts_sends {
+            self.bytes.fetch_add(n, Ordering::SeqCst);
+        }
+    }
+    /// `n` bytes sent to the destination.
+    pub(crate) fn sent(&self, n: u64) {
+        self.moved.fetch_add(n, Ordering::SeqCst);
         self.bytes.fetch_add(n, Ordering::SeqCst);
     }
+    /// The source's body has ended; for a streamed transfer, so has the
+    /// upload's.
+    pub(crate) fn read_all(&self) {
+        if !self.counts_sends {
+            self.finish();
+        }
+    }
+    /// Every byte is sent: what is left is the registry's answer.
     pub(crate) fn finish(&self) {
         self.done.store(true, Ordering::SeqCst);
     }
@@ -167,7 +263,7 @@ mod tests {
         let trickle = async {
             loop {
                 tokio::time::sleep(Duration::from_secs(1)).await;
-                progress.add(10);
+                progress.sent(10);
             }
         };
         let e = limits.transfer::<()>("blob x", &progress, trickle).await.unwrap_err();
@@ -178,7 +274,7 @@ mod tests {
         let steady = async {
             for _ in 0..100 {
                 tokio::time::sleep(Duration::from_secs(1)).await;
-                progress.add(200);
+                progress.sent(200);
             }
             Ok::<_, Error>(42)
         };
@@ -201,6 +297,21 @@ mod tests {
             .unwrap_err();
         assert!(matches!(e.kind(), ErrorKind::Timeout { secs: 60, .. }), "{e}");
         assert_eq!(start.elapsed(), Duration::from_secs(70));
+    }
+
+    #[test]
+    fn progress_lines_say_what_is_done_and_left() {
+        let mib = 1024 * 1024;
+        assert_eq!(
+            progress_line(12 * mib, 64 * mib, 12 * mib, Duration::from_secs(24)),
+            "12.0 MiB of 64.0 MiB (18%), 512.0 KiB/s, about 1m 44s left"
+        );
+        assert_eq!(
+            progress_line(40 * mib, 64 * mib, 12 * mib, Duration::from_secs(24)),
+            "40.0 MiB of 64.0 MiB (62%), 512.0 KiB/s, about 48s left",
+            "resumed at 28 MiB: the rate is of the bytes moved since"
+        );
+        assert_eq!(progress_line(0, 0, 0, Duration::ZERO), "0 B of 0 B, 0 B/s");
     }
 
     #[tokio::test(start_paused = true)]

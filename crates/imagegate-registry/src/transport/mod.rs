@@ -29,8 +29,9 @@ pub use retry::RetryPolicy;
 /// Give up connecting after this long; a registry that does not accept a
 /// TCP connection in 30 s is down.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
-/// Give up when a response stalls (no bytes at all) for this long; the
-/// deadlines and the minimum progress of [`limits`] usually decide first.
+/// Give up when a small answer stalls (no bytes at all) for this long; its
+/// answer deadline ([`limits`]) decides first. Blob bodies have no such
+/// timer: their minimum progress bounds them, however long they take.
 const READ_TIMEOUT: Duration = Duration::from_secs(120);
 /// Redirects followed per request (object storage uses one).
 const MAX_REDIRECTS: usize = 5;
@@ -168,13 +169,13 @@ pub struct Transport {
     registry: String,
     base: Url,
     client: reqwest::Client,
-    /// The client for blob bodies: HTTP/1.1 only. Over TLS, `client` speaks
+    /// The client for blob bodies: HTTP/1.1 only, no read timeout (see
+    /// [`tls::build_clients`]). Over TLS, `client` speaks
     /// HTTP/2 where the registry offers it (every small request of a call
     /// on one connection); blob bodies go over HTTP/1.1 connections of
     /// their own: distribution's Go server spent about a quarter less
     /// processor time serving them than as HTTP/2 streams (the client some
     /// more; docs/architecture.md).
-    /// Over plain HTTP both are the same client.
     bulk: reqwest::Client,
     credential: Option<Credential>,
     retry: RetryPolicy,
@@ -212,7 +213,6 @@ impl Transport {
             host,
             config.ca_cert.as_deref(),
             config.tls_verify,
-            config.plain_http,
             CONNECT_TIMEOUT,
             READ_TIMEOUT,
         )?;

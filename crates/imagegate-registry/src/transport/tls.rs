@@ -33,17 +33,19 @@ pub fn cert_dir_files(dirs: &[&str], host: &str) -> Vec<PathBuf> {
     out
 }
 
-/// Builds the clients of one registry: TLS roots, no automatic redirects,
-/// connect and read timeouts. The first speaks HTTP/2 where a TLS server
-/// offers it; the second, for blob bodies, only HTTP/1.1 (see
-/// `Transport::bulk`). Over plain HTTP they are one client. The CA files
-/// are read once, for both.
+/// Builds the clients of one registry: TLS roots, no automatic redirects, a
+/// connect timeout. The first, for small answers, speaks HTTP/2 where a TLS
+/// server offers it and has a read timeout. The second, for blob bodies,
+/// speaks only HTTP/1.1 (see `Transport::bulk`) and has no timer of its
+/// own: the client's read timeout also runs while a request body is still
+/// going out, so it cut off every upload slower than it, however steadily
+/// it moved. Blob transfers are bounded by their progress instead
+/// (`limits::Limits::transfer`). The CA files are read once, for both.
 pub(super) fn build_clients(
     registry: &str,
     host: &str,
     ca_cert: Option<&Path>,
     tls_verify: bool,
-    plain_http: bool,
     connect: Duration,
     read: Duration,
 ) -> Result<(reqwest::Client, reqwest::Client), Error> {
@@ -69,28 +71,27 @@ pub(super) fn build_clients(
         }
         roots.extend(certs);
     }
-    let build = |http1_only: bool| {
+    let build = |bulk: bool| {
         let mut builder = reqwest::Client::builder()
             .use_rustls_tls()
             .tls_built_in_native_certs(true)
             .redirect(reqwest::redirect::Policy::none())
             .connect_timeout(connect)
-            .read_timeout(read)
             .user_agent(concat!("imagegate/", env!("CARGO_PKG_VERSION")));
         for cert in &roots {
             builder = builder.add_root_certificate(cert.clone());
         }
-        if http1_only {
+        if bulk {
             builder = builder.http1_only();
+        } else {
+            builder = builder.read_timeout(read);
         }
         if !tls_verify {
             builder = builder.danger_accept_invalid_certs(true);
         }
         builder.build().map_err(|e| tls_err(e.to_string()))
     };
-    let client = build(false)?;
-    let bulk = if plain_http { client.clone() } else { build(true)? };
-    Ok((client, bulk))
+    Ok((build(false)?, build(true)?))
 }
 
 #[cfg(test)]
