@@ -42,13 +42,28 @@ start_registry() { # dir [tls] -> sets REG (host:port) and REG_PID; with tls, HT
   REG="127.0.0.1:$port"
 }
 # via VAR HOST:PORT: sets VAR to the address to use for the registry: itself,
-# or a proxy delaying every request (not a subshell, so cleanup knows its pid).
-# The proxies also count requests and body bytes (imagegate-faultproxy's
-# /_proxy/stats), which measure records beside the time.
+# a proxy delaying every request (LATENCY_MS), or a relay delaying every byte
+# (RELAY_MS each way, RELAY_RATE bytes a second each way if set; TLS passes
+# through it end to end). Not a subshell, so cleanup knows its pid. Proxies
+# count requests and body bytes (imagegate-faultproxy's /_proxy/stats),
+# relays round trips (connections and turns) and bytes (imagegate-relay's
+# counters), which measure records beside the time.
 PROXIES=()
 PROXY_PID=""
 declare -A PROXY_OF_PID=()
+RELAY_MS=${RELAY_MS:-0}
+RELAY_RATE=${RELAY_RATE:-0}
 via() {
+  if [ "$RELAY_MS" != 0 ]; then
+    local out="$W/relay.$2"
+    server_start "$out" target/release/imagegate-relay "$2" --delay-ms "$RELAY_MS" --rate-bytes "$RELAY_RATE"
+    PROXY_PID=$SERVER_PID
+    for _ in $(seq 100); do [ "$(wc -l <"$out")" -ge 2 ] && break; sleep 0.05; done
+    printf -v "$1" '%s' "$(head -1 "$out")"
+    PROXIES+=("$(sed -n 2p "$out")")
+    PROXY_OF_PID[$PROXY_PID]=$(sed -n 2p "$out")
+    return
+  fi
   if [ "$LATENCY_MS" = 0 ]; then printf -v "$1" '%s' "$2"; PROXY_PID=""; return; fi
   local out="$W/proxy.$2"
   server_start "$out" target/release/imagegate-faultproxy "http://$2" --delay-ms "$LATENCY_MS"
@@ -75,7 +90,7 @@ proxy_totals() {
   local p req=0 bytes=0 json r u d
   for p in "${PROXIES[@]}"; do
     json=$(curl -sf --max-time 5 "http://$p/_proxy/stats") || continue
-    read -r r u d < <(python3 -c 'import json,sys; j=json.loads(sys.argv[1]); print(j["requests"], j["bytes_up"], j["bytes_down"])' "$json")
+    read -r r u d < <(python3 -c 'import json,sys; j=json.loads(sys.argv[1]); print(j.get("requests", j.get("round_trips")), j["bytes_up"], j["bytes_down"])' "$json")
     req=$((req + r))
     bytes=$((bytes + u + d))
   done
@@ -119,4 +134,5 @@ machine_facts() {
   echo "rustc: $(rustc --version 2>/dev/null)"
   echo "python: $(python3 --version 2>&1)"
   echo "latency added per request: ${LATENCY_MS} ms"
+  [ "$RELAY_MS" = 0 ] || echo "byte-level relay: every byte ${RELAY_MS} ms late each way (round trips $((2 * RELAY_MS)) ms), rate cap $RELAY_RATE bytes/s each way (0: none)"
 }

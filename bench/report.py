@@ -27,16 +27,17 @@ class Results:
         return tuple(statistics.median(r[i] for r in rows) for i in range(4))
 
     def table(self, names, latency):
+        counted = os.environ.get("BENCH_COUNTED", "requests")
         print(f"{'run':<26}{'median s':>10}{'peak MiB':>10}", end="")
         if latency:
-            print(f"{'requests':>10}{'MiB moved':>11}", end="")
+            print(f"{counted:>12}{'MiB moved':>11}", end="")
         print("   trials (s)")
         for n in names:
             t, rss, req, moved = self.median(n)
             each = " ".join(f"{r[0]:.2f}" for r in self.trials(n))
             print(f"{n:<26}{t:>10.2f}{rss:>10.1f}", end="")
             if latency:
-                print(f"{req:>10.0f}{moved / 1048576:>11.1f}", end="")
+                print(f"{req:>12.0f}{moved / 1048576:>11.1f}", end="")
             print(f"   {each}")
 
     def ratio(self, ours, peer):

@@ -264,3 +264,39 @@ fn a_stalled_source_fails_its_attempt_and_the_retry_resumes() {
         }
     }
 }
+
+/// Round trips at WAN latency: a promotion of eight images on a TLS
+/// registry with credentials, through the byte-level relay, opens one
+/// connection (HTTP/2 carries every request on it) and meets one
+/// authentication challenge, not one of each per image: requests that
+/// start before the registry's first answer wait for it and share it.
+#[test]
+fn a_promotion_meets_one_challenge_on_one_connection() {
+    let fx = imagegate_testkit::Fixtures::get();
+    let reg = TestRegistry::start_logging_requests(Kind::DistributionTls);
+    for n in 0..8 {
+        reg.seed(&fx.single(n), &format!("team/img{n}:change_1_latest"));
+    }
+    let relay = imagegate_testkit::LatencyRelay::start(&reg.host, std::time::Duration::from_millis(5), 0);
+    let challenges_before = reg.log().matches("\" 401 ").count();
+    let images: Vec<Value> = (0..8)
+        .map(|n| json!({"repository": format!("{}/team/img{n}", relay.host), "src_tag": "change_1_latest", "tags": ["current"]}))
+        .collect();
+    let run = run_module(
+        Path::new(env!("CARGO_BIN_EXE_container_retag")),
+        &json!({"images": images, "registries": {relay.host.clone(): reg.module_entry()}}),
+    );
+    run.assert_ok();
+    // Counted before skopeo below adds requests of its own.
+    let challenges = reg.log().matches("\" 401 ").count() - challenges_before;
+    let h2 = reg.requests().iter().filter(|(_, _, proto)| proto == "HTTP/2.0").count();
+    assert_eq!(challenges, 1, "401 answers in the call");
+    assert_eq!(relay.counters.connections.load(Relaxed), 1, "{}", relay.counters.to_json());
+    assert!(h2 >= 16, "requests over HTTP/2: {h2}");
+    for n in 0..8 {
+        assert_eq!(
+            reg.digest(&format!("team/img{n}:current")),
+            reg.digest(&format!("team/img{n}:change_1_latest"))
+        );
+    }
+}

@@ -11,6 +11,7 @@ pub mod module;
 pub mod node;
 pub mod proxy;
 pub mod registry;
+pub mod relay;
 pub mod server;
 pub mod tools;
 pub mod webapi;
@@ -20,6 +21,7 @@ pub use hostile::{HostileRegistry, Hostility, Recorder};
 pub use module::{run_module, run_module_measured, ModuleRun};
 pub use proxy::{FaultConfig, FaultProxy, STATS_PATH};
 pub use registry::{Kind, TestRegistry};
+pub use relay::LatencyRelay;
 
 /// A short random hex string (for passwords and names).
 pub fn random_hex(bytes: usize) -> String {

@@ -185,6 +185,13 @@ pub struct Transport {
     /// Set once the registry has answered that it has no referrers API, so
     /// that the call asks it once rather than once per image.
     no_referrers_api: AtomicBool,
+    /// Whether the registry has answered a first request, and the lock the
+    /// first request holds until it has (see [`Transport::first_contact`]).
+    contacted: AtomicBool,
+    first: tokio::sync::Mutex<()>,
+    /// Whether requests wait for the first answer: over TLS (to share its
+    /// connection) or with credentials (to share its challenge).
+    prime: bool,
 }
 
 impl std::fmt::Debug for Transport {
@@ -227,6 +234,9 @@ impl Transport {
             gates: options.gates.clone(),
             auth: AuthState::default(),
             no_referrers_api: Default::default(),
+            contacted: AtomicBool::new(false),
+            first: tokio::sync::Mutex::new(()),
+            prime: !config.plain_http || config.credential.is_some(),
         })
     }
 
@@ -351,6 +361,9 @@ impl Transport {
     /// by the caller: an answer deadline or a transfer's progress rule.
     pub(crate) async fn send_once(&self, req: &Request, stream: Option<reqwest::Body>) -> Result<reqwest::Response, Error> {
         let url = self.url_for(req)?;
+        // A streamed body is never a first request (see above), and must
+        // not hold the others back while it is sent.
+        let mut first = if stream.is_some() { None } else { self.first_contact(req).await };
         let mut stream = stream;
         let streamed = stream.is_some();
         let mut extra_scope: Option<String> = None;
@@ -373,7 +386,11 @@ impl Transport {
             } else if let Some(body) = &req.body {
                 rb = rb.body(body.clone());
             }
-            let resp = rb.send().await.map_err(|e| self.transport_error(&url, e))?;
+            let resp = rb.send().await.map_err(|e| self.transport_error(&url, e));
+            if resp.is_ok() && first.take().is_some() {
+                self.contacted.store(true, Ordering::SeqCst);
+            }
+            let resp = resp?;
             let status = resp.status();
             if status == StatusCode::UNAUTHORIZED && !req.web_api && !req.pinned {
                 let challenge = resp
@@ -403,6 +420,25 @@ impl Transport {
             }
             return Ok(resp);
         }
+    }
+
+    /// The first request of a call to the registry goes alone: requests
+    /// that start before it is answered wait for that answer, so that they
+    /// find its connection (HTTP/2 over TLS carries them all on it) and
+    /// its challenge (one `401` per registry and call, not one per image),
+    /// instead of each opening a connection and meeting a challenge of its
+    /// own, which at WAN latency costs connections, TLS handshakes and
+    /// round trips. Only where there is something to share: over TLS or
+    /// with credentials (an anonymous plain-HTTP registry has neither).
+    /// The guard returned is held until the answer comes; a first request
+    /// that fails lets the next one try. Bounded by the first request's own
+    /// bound (its answer deadline or progress rule).
+    async fn first_contact(&self, req: &Request) -> Option<tokio::sync::MutexGuard<'_, ()>> {
+        if !self.prime || req.web_api || req.pinned || self.contacted.load(Ordering::SeqCst) {
+            return None;
+        }
+        let guard = self.first.lock().await;
+        (!self.contacted.load(Ordering::SeqCst)).then_some(guard)
     }
 
     /// Follows a redirect chain. Credentials go only to the origin they
