@@ -205,3 +205,37 @@ fn docs_build_cleanly_and_cover_everything() {
         }
     }
 }
+
+/// docs/benchmarks.md cannot drift from bench/results: its generated blocks
+/// hold exactly their result files' reports, every result file it names
+/// exists, and every result file's commit is in the history
+/// (`bench/docs.py --check`). The check itself fails on a drifted block.
+#[test]
+fn the_benchmark_page_matches_its_result_files() {
+    let root = repo_root();
+    let (ok, log) = run(Command::new("python3").arg(root.join("bench/docs.py")).arg("--check"));
+    assert!(ok, "{log}");
+    // A copy of the page with one figure of a generated block changed.
+    let page = std::fs::read_to_string(root.join("docs/benchmarks.md")).unwrap();
+    let marker = "<!-- generated from bench/results/";
+    let block = page.find(marker).expect("the page has a generated block");
+    // The figures start after the marker line (which names a dated file).
+    let at = block + page[block..].find("```text\n").unwrap();
+    let end = at + page[at..].find("<!-- end of generated block -->").unwrap();
+    let digit = at + page[at..end].find(|c: char| c.is_ascii_digit() && c != '0').unwrap();
+    let copy = tempfile::tempdir().unwrap();
+    for dir in ["bench", "docs"] {
+        std::fs::create_dir_all(copy.path().join(dir)).unwrap();
+    }
+    std::fs::copy(root.join("bench/docs.py"), copy.path().join("bench/docs.py")).unwrap();
+    let (ok, log) = run(Command::new("cp").arg("-r").arg(root.join("bench/results")).arg(copy.path().join("bench")));
+    assert!(ok, "{log}");
+    let mut drifted = page.clone();
+    drifted.replace_range(digit..digit + 1, if &page[digit..digit + 1] == "9" { "8" } else { "9" });
+    std::fs::write(copy.path().join("docs/benchmarks.md"), drifted).unwrap();
+    let (ok, log) = run(Command::new("python3")
+        .arg(copy.path().join("bench/docs.py"))
+        .arg("--check")
+        .env("GIT_DIR", root.join(".git")));
+    assert!(!ok && log.contains("differs from its result file"), "{log}");
+}
