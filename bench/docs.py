@@ -11,7 +11,23 @@ A generated block in docs/benchmarks.md is
     ```
     <!-- end of generated block -->
 
-and holds exactly what the file says. The check also fails when a result
+and holds exactly what the file says. A generated table compares rows of
+several files, one column per file:
+
+    <!-- generated table
+    files: promote-20261202-111650.txt promote-20261202-154750.txt
+    cells: s / requests
+    last: moved peak
+    rows:
+      imagegate: container_retag, one call
+      skopeo: zuul-jobs method
+    -->
+    | run | ... (filled from the files) |
+    <!-- end of generated table -->
+
+`cells` is what each file's column shows of a row (`s`, `s / requests`),
+`last` optional columns of the last file (`moved`: MiB moved, `peak`: peak
+MiB), `rows` the report's row names and their labels. The check also fails when a result
 file the page names is missing, and when a result file's header names a
 commit that is not in the repository's history (one made on a branch that
 was later rebased): a figure must lead to the code that made it. A header
@@ -40,11 +56,60 @@ def report(name):
     return rest.strip("\n") + "\n"
 
 
+TABLE = re.compile(r"(<!-- generated table\n(?P<spec>.*?)-->\n).*?(<!-- end of generated table -->)", re.S)
+
+
+def rows_of(name):
+    """A result file's report rows: name -> (seconds, peak MiB, counted, MiB moved)."""
+    out = {}
+    counted = False
+    for line in report(name).splitlines():
+        words = line.split()
+        if words[:3] == ["run", "median", "s"]:
+            counted = "requests" in line or "round trips" in line
+            continue
+        if len(words) >= 3 and re.fullmatch(r"[a-z][a-z0-9_]*", words[0]) and re.fullmatch(r"[\d.]+", words[1]):
+            try:
+                nums = [float(w) for w in words[1 : 5 if counted else 3]]
+            except ValueError:
+                continue
+            secs, peak = nums[0], nums[1]
+            req, moved = (nums[2], nums[3]) if counted else (None, None)
+            out[words[0]] = (secs, peak, req, moved)
+    return out
+
+
+def table(spec_text):
+    import yaml
+
+    spec = yaml.safe_load(spec_text)
+    files = spec["files"].split()
+    cells = spec.get("cells", "s")
+    last = (spec.get("last") or "").split()
+    data = [rows_of(f) for f in files]
+    head = ["run"] + [f"`{f}` {cells}" for f in files]
+    head += [{"moved": "MiB moved (last file)", "peak": "peak MiB (last file)"}[what] for what in last]
+    lines = ["| " + " | ".join(head) + " |", "| --- |" + " ---: |" * (len(head) - 1)]
+    for row, label in spec["rows"].items():
+        cols = [label]
+        for d in data:
+            secs, _peak, req, _moved = d[row]
+            cols.append(f"{secs:.2f} / {req:.0f}" if cells == "s / requests" else f"{secs:.2f}")
+        for what in last:
+            secs, peak, req, moved = data[-1][row]
+            cols.append(f"{moved:.1f}" if what == "moved" else f"{peak:.1f}")
+        lines.append("| " + " | ".join(cols) + " |")
+    return "\n".join(lines) + "\n"
+
+
 def generated(doc):
     def fill(m):
         return f"{m.group(1)}```text\n{report(m.group('file'))}```\n{m.group(3)}"
 
-    return BLOCK.sub(fill, doc)
+    def fill_table(m):
+        return f"{m.group(1)}{table(m.group('spec'))}{m.group(3)}"
+
+    return TABLE.sub(fill_table, BLOCK.sub(fill, doc))
 
 
 def commit_problems():
