@@ -453,6 +453,7 @@ pub fn run(mut args: Args, ctx: &Context) -> Result<Outcome, ModuleError> {
         }
 
         // 2. Remove tags (after every move succeeded).
+        let warned_before = warnings.len();
         let targets: BTreeSet<String> = moves.iter().map(|m| format!("{}:{}", m.repository, m.tag)).collect();
         let mut removed = Vec::new();
         for img in &images {
@@ -501,6 +502,8 @@ pub fn run(mut args: Args, ctx: &Context) -> Result<Outcome, ModuleError> {
         values.insert("removed".into(), Value::Array(removed));
         values.insert("cleaned".into(), Value::Array(cleaned));
         values.insert("retries".into(), json!(stats.snapshot().retries));
+        // Every warning since the removals began is a tag not removed.
+        let not_removed = warnings.len() - warned_before;
         for w in warnings {
             ctx.warn(w);
         }
@@ -510,14 +513,19 @@ pub fn run(mut args: Args, ctx: &Context) -> Result<Outcome, ModuleError> {
             .map(|a| a.iter().filter(|r| r["method"] != Value::Null).count())
             .unwrap_or(0);
         let verb = if check { "would move" } else { "moved" };
-        let msg = if changed {
+        let mut msg = if changed {
             format!(
                 "{verb} {n_moved} tags and {} {n_removed} tags",
                 if check { "remove" } else { "removed" }
             )
+        } else if not_removed > 0 {
+            "nothing moved or removed".to_string()
         } else {
             "every tag is already where it should be".to_string()
         };
+        if not_removed > 0 {
+            msg.push_str(&format!("; {not_removed} tags could not be removed (see the warnings)"));
+        }
         Ok(Outcome {
             changed,
             msg,

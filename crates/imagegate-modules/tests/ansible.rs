@@ -378,13 +378,29 @@ fn promotion_set_playbook(core: Core) {
     let rec: Value = serde_json::from_slice(&std::fs::read(&record).unwrap()).unwrap();
     assert_eq!(rec["state"], "complete");
     assert_eq!(rec["entries"].as_array().unwrap().len(), 3);
-    // The record puts the set back.
-    let restore = json!({"promote_set_restore_from": record, "promote_set_registries": {reg.host.clone(): {"plain_http": true}}});
-    let (ok, out) = playbook(core, coll.path(), "playbooks/promote-set.yaml", &restore);
+    // The record puts the set back, given as the promotion guide gives it:
+    // a path relative to where the command runs (not to playbooks/).
+    let here = coll.path().join("operator");
+    std::fs::create_dir_all(&here).unwrap();
+    std::fs::copy(&record, here.join("promotion-record.json")).unwrap();
+    let restore =
+        json!({"promote_set_restore_from": "promotion-record.json", "promote_set_registries": {reg.host.clone(): {"plain_http": true}}});
+    let (ok, out) = imagegate_testkit::ansible::playbook_in(core, coll.path(), "playbooks/promote-set.yaml", &restore, &here);
     assert!(ok, "{out}");
     for n in 0..3 {
         assert_eq!(reg.digest(&format!("tripleo/img{n}:current-tripleo")), None, "img{n} put back");
     }
+    // A relative record file is written there too.
+    let again = json!({
+        "promote_set_images": (0..3).map(|n| format!("{}/tripleo/img{n}", reg.host)).collect::<Vec<_>>(),
+        "promote_set_from": "tripleo-ci-testing",
+        "promote_set_to": "current-tripleo",
+        "promote_set_record_file": "second-record.json",
+        "promote_set_registries": {reg.host.clone(): {"plain_http": true}},
+    });
+    let (ok, out) = imagegate_testkit::ansible::playbook_in(core, coll.path(), "playbooks/promote-set.yaml", &again, &here);
+    assert!(ok, "{out}");
+    assert!(here.join("second-record.json").is_file(), "the record is where the command ran");
 }
 
 fn promote_role_record_and_restore(core: Core) {

@@ -101,7 +101,7 @@ fn galaxy_package_installs_and_runs() {
         .arg(work.path())
         .arg(&src));
     assert!(ok, "{out}");
-    let tarball = work.path().join("imagegate-containers-0.1.0.tar.gz");
+    let tarball = work.path().join("imagegate-containers-0.2.0.tar.gz");
     let (ok, listing) = run(Command::new("tar").arg("tzf").arg(&tarball));
     assert!(ok);
     for m in MODULES {
@@ -228,7 +228,10 @@ fn the_benchmark_page_matches_its_result_files() {
         std::fs::create_dir_all(copy.path().join(dir)).unwrap();
     }
     std::fs::copy(root.join("bench/docs.py"), copy.path().join("bench/docs.py")).unwrap();
-    let (ok, log) = run(Command::new("cp").arg("-r").arg(root.join("bench/results")).arg(copy.path().join("bench")));
+    let (ok, log) = run(Command::new("cp")
+        .arg("-r")
+        .arg(root.join("bench/results"))
+        .arg(copy.path().join("bench")));
     assert!(ok, "{log}");
     let mut drifted = page.clone();
     drifted.replace_range(digit..digit + 1, if &page[digit..digit + 1] == "9" { "8" } else { "9" });
@@ -238,4 +241,56 @@ fn the_benchmark_page_matches_its_result_files() {
         .arg("--check")
         .env("GIT_DIR", root.join(".git")));
     assert!(!ok && log.contains("differs from its result file"), "{log}");
+}
+
+/// One version everywhere: galaxy.yml, the crates (whose binaries the
+/// modules_version check compares) and the newest release of the changelog,
+/// which antsibull-changelog (the tool Ansible collections use) finds valid;
+/// nothing in the docs is added in a version after it.
+#[test]
+fn the_release_version_is_the_same_everywhere() {
+    let root = repo_root();
+    let read = |p: &str| std::fs::read_to_string(root.join(p)).unwrap();
+    let field = |text: &str, prefix: &str| -> String {
+        text.lines()
+            .find_map(|l| l.strip_prefix(prefix))
+            .unwrap_or_else(|| panic!("no {prefix}"))
+            .trim()
+            .trim_matches('"')
+            .to_string()
+    };
+    let galaxy = field(&read("galaxy.yml"), "version:");
+    assert_eq!(field(&read("Cargo.toml"), "version ="), galaxy, "Cargo.toml");
+    let parse = |v: &str| -> Vec<u32> { v.split('.').map(|n| n.parse().unwrap()).collect() };
+    let releases: Vec<String> = read("changelogs/changelog.yaml")
+        .lines()
+        .filter_map(|l| l.strip_prefix("  ")?.strip_suffix(':').filter(|v| parse_ok(v)).map(str::to_string))
+        .collect();
+    let newest = releases.iter().max_by_key(|v| parse(v)).expect("a release");
+    assert_eq!(newest, &galaxy, "the changelog's newest release");
+    assert!(
+        read("CHANGELOG.rst").contains(&format!("v{galaxy}\n")),
+        "CHANGELOG.rst has v{galaxy}"
+    );
+    let (ok, log) = run(Command::new(venv_tool("antsibull-changelog")).arg("lint").current_dir(&root));
+    assert!(ok && !log.contains("ERROR"), "{log}");
+    for dir in ["plugins/modules", "roles"] {
+        // grep answers 1 where nothing matches (the roles say no version).
+        let out = Command::new("grep")
+            .args(["-rhoE", "--include=*.yml", "--include=*.yaml", "--include=*.py"])
+            .arg("version_added: *['\"]?[0-9.]+")
+            .arg(root.join(dir))
+            .output()
+            .unwrap();
+        assert!(out.status.code().is_some_and(|c| c <= 1), "{out:?}");
+        for found in String::from_utf8_lossy(&out.stdout).lines().filter(|l| !l.is_empty()) {
+            let v = found.rsplit([' ', '"', '\'']).next().unwrap();
+            assert!(parse(v) <= parse(&galaxy), "{dir}: {found} is after {galaxy}");
+        }
+    }
+}
+
+fn parse_ok(v: &str) -> bool {
+    let parts: Vec<&str> = v.split('.').collect();
+    parts.len() == 3 && parts.iter().all(|p| !p.is_empty() && p.chars().all(|c| c.is_ascii_digit()))
 }

@@ -214,6 +214,20 @@ pub fn playbook_on(core: Core, collections: &Path, playbook: &str, vars: &Value,
     )
 }
 
+/// [`playbook_on`] on the local host, run from `cwd` as a user's shell
+/// would run it there (the working directory and `PWD`).
+pub fn playbook_in(core: Core, collections: &Path, playbook: &str, vars: &Value, cwd: &Path) -> (bool, String) {
+    let layout = collections.join(format!("run-{}", RUNS.fetch_add(1, std::sync::atomic::Ordering::Relaxed)));
+    std::fs::create_dir_all(&layout).expect("a run directory");
+    run_playbook(
+        ansible_playbook(core, collections)
+            .args(zuul_layout(&layout, &local_host(), vars))
+            .arg(repo_root().join(playbook))
+            .current_dir(cwd)
+            .env("PWD", cwd),
+    )
+}
+
 /// Each run's inventory in a directory of its own (a test may run several).
 static RUNS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
 
