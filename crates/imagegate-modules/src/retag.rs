@@ -406,6 +406,8 @@ pub fn run(mut args: Args, ctx: &Context) -> Result<Outcome, ModuleError> {
         values.insert("record".into(), Value::Array(record));
         // Whether this run has written anything: a later failure says so.
         let mut wrote = false;
+        // The record of this run, kept open so the removals go into it too.
+        let mut open_journal: Option<Journal> = None;
         if !check {
             let clients: Vec<RegistryClient> = items.iter().map(|(_, c)| c.clone()).collect();
             let webs: Vec<WebApi> = images
@@ -448,8 +450,11 @@ pub fn run(mut args: Args, ctx: &Context) -> Result<Outcome, ModuleError> {
             if let (Some(path), None, false) = (&args.record_file, &journal, args.record_file.as_ref().is_some_and(|p| p.exists())) {
                 let mut rec = promote::record(&planned);
                 rec.state = imagegate_registry::journal::RecordState::Complete;
-                Journal::create(path, rec).map_err(|e| ModuleError::option("record_file", format!("cannot write the record: {e}")))?;
+                open_journal = Some(
+                    Journal::create(path, rec).map_err(|e| ModuleError::option("record_file", format!("cannot write the record: {e}")))?,
+                );
             }
+            open_journal = open_journal.or(journal);
         }
 
         // 2. Remove tags (after every move succeeded).
@@ -461,7 +466,15 @@ pub fn run(mut args: Args, ctx: &Context) -> Result<Outcome, ModuleError> {
             let c = client(r, img.registry.as_deref()).map_err(fail)?;
             let web = regs.web_api(&r.registry, img.registry.as_deref());
             for tag in &img.remove {
+                if let Some(j) = open_journal.as_mut() {
+                    journal_removal(j, &c, r, tag).await.map_err(|e| e.with_changed(wrote))?;
+                }
                 let outcome = remover.remove(&c, &r.repository, tag, method, &web, check).await;
+                if let (Some(j), Ok(_)) = (open_journal.as_ref(), &outcome) {
+                    let name = format!("{}/{}:{tag}", r.registry, r.repository);
+                    j.mark(&name, imagegate_registry::journal::EntryState::Moved)
+                        .map_err(|e| ModuleError::option("record_file", format!("cannot write the record: {e}")))?;
+                }
                 record_removal(r, tag, outcome, method, &mut removed, &mut warnings, &mut diff, &mut changed)
                     .map_err(|e| e.with_changed(wrote))?;
             }
@@ -570,6 +583,24 @@ fn record_removal(
         }
         Err(e) => Err(ModuleError::failed(format!("removing {name}: {e}"))),
     }
+}
+
+/// Writes a tag about to be removed into the promotion's record, with the
+/// digest it points at (nothing for a tag that is already absent), so that
+/// a restore puts it back: the record is written before the removal.
+async fn journal_removal(j: &mut Journal, c: &RegistryClient, r: &Reference, tag: &str) -> Result<(), ModuleError> {
+    let Some(before) = c.manifest_digest(&r.repository, tag).await.map_err(fail)? else {
+        return Ok(());
+    };
+    j.append(imagegate_registry::journal::Entry {
+        registry: r.registry.clone(),
+        repository: r.repository.clone(),
+        tag: tag.to_string(),
+        before: Some(before.to_string()),
+        after: None,
+        state: imagegate_registry::journal::EntryState::Pending,
+    })
+    .map_err(|e| ModuleError::option("record_file", format!("cannot write the record: {e}")))
 }
 
 /// `restore_from`: every tag of a promotion record back where it was before.

@@ -274,7 +274,7 @@ fn a_killed_promotion_leaves_a_record_that_restores_every_tag() {
 
     let rec: Value = serde_json::from_slice(&std::fs::read(&record).unwrap()).unwrap();
     assert_eq!(rec["format"], "imagegate-promotion-record");
-    assert_eq!(rec["version"], 1);
+    assert_eq!(rec["version"], 2);
     assert_eq!(rec["state"], "in_progress", "killed before the end");
     let entries = rec["entries"].as_array().unwrap();
     assert_eq!(entries.len(), KILLED_IMAGES, "the whole plan is on disk");
@@ -444,4 +444,64 @@ fn restore_from_refuses_what_is_not_a_record_and_company() {
         "images": [{"repository": "r.example/a", "src_tag": "x", "tags": ["y"]}],
     }));
     assert!(run.failed() && run.msg().contains("option 'restore_from'"), "{}", run.msg());
+}
+
+/// A promotion that removes its change tags (as the promote role's tag
+/// method does) records each removal before it is made, so a restore puts
+/// the change tags back as well as the final tags: every tag as before, and
+/// the promotion can run again. A record of version 1 (without removals)
+/// is still read.
+#[test]
+fn restore_brings_back_the_change_tags_a_promotion_removed() {
+    let fx = Fixtures::get();
+    let reg = TestRegistry::start(Kind::Distribution);
+    for n in 0..3 {
+        reg.seed(&fx.single(n), &format!("team/img{n}:change_7_latest"));
+    }
+    reg.seed(&fx.single(9), "team/img0:latest");
+    let tags = |reg: &TestRegistry| -> Vec<Option<String>> {
+        (0..3)
+            .flat_map(|n| [format!("team/img{n}:change_7_latest"), format!("team/img{n}:latest")])
+            .map(|t| reg.digest(&t))
+            .collect()
+    };
+    let before = tags(&reg);
+    let dir = tempfile::tempdir().unwrap();
+    let record = dir.path().join("record.json");
+    let images: Vec<Value> = (0..3)
+        .map(|n| json!({"repository": format!("{}/team/img{n}", reg.host), "src_tag": "change_7_latest", "tags": ["latest"], "remove_tags": ["change_7_latest"]}))
+        .collect();
+    let args = json!({"images": images, "record_file": record, "registries": regs(&reg)});
+    let run = retag(&args);
+    run.assert_ok();
+    assert_eq!(reg.digest("team/img1:change_7_latest"), None, "the change tags are gone");
+    let rec: Value = serde_json::from_slice(&std::fs::read(&record).unwrap()).unwrap();
+    assert_eq!(rec["version"], 2);
+    let removals: Vec<&Value> = rec["entries"].as_array().unwrap().iter().filter(|e| e["after"].is_null()).collect();
+    assert_eq!(removals.len(), 3, "{rec}");
+    assert!(removals.iter().all(|e| e["state"] == "moved"), "{rec}");
+
+    let restore = retag(&json!({"restore_from": record, "registries": regs(&reg)}));
+    restore.assert_ok();
+    assert_eq!(tags(&reg), before, "every tag as before the promotion");
+    // So the promotion can run again, and moves the same tags.
+    let again = retag(&json!({"images": args["images"], "registries": regs(&reg)}));
+    again.assert_ok();
+    assert!(again.changed());
+
+    // A version 1 record (no removals) is still read and put back.
+    let mut v1 = rec.clone();
+    v1["version"] = json!(1);
+    v1["entries"] = json!(rec["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| !e["after"].is_null())
+        .collect::<Vec<_>>());
+    let old = dir.path().join("v1.json");
+    std::fs::write(&old, v1.to_string()).unwrap();
+    let restore = retag(&json!({"restore_from": old, "registries": regs(&reg)}));
+    restore.assert_ok();
+    assert_eq!(reg.digest("team/img0:latest"), before[1], "img0:latest back");
+    assert_eq!(reg.digest("team/img1:latest"), None, "img1:latest did not exist");
 }

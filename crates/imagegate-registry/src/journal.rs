@@ -20,7 +20,9 @@ use crate::error::{Error, ErrorKind};
 pub const RECORD_FORMAT: &str = "imagegate-promotion-record";
 /// The version of the record layout this engine writes and reads. A record
 /// of another version is refused rather than half understood.
-pub const RECORD_VERSION: u32 = 1;
+/// Version 2: an entry's `after` may be null, a tag the promotion removed
+/// (a change tag); version 1 records (every `after` a digest) are read too.
+pub const RECORD_VERSION: u32 = 2;
 
 /// Where a promotion stands.
 #[derive(Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq)]
@@ -60,8 +62,9 @@ pub struct Entry {
     pub tag: String,
     /// The digest the tag pointed at before the promotion; `None`: absent.
     pub before: Option<String>,
-    /// The digest the promotion points the tag at.
-    pub after: String,
+    /// The digest the promotion points the tag at; `None`: the promotion
+    /// removes the tag.
+    pub after: Option<String>,
     pub state: EntryState,
 }
 
@@ -124,9 +127,9 @@ impl Record {
                 path.display()
             ))));
         }
-        if value.get("version").and_then(|v| v.as_u64()) != Some(u64::from(RECORD_VERSION)) {
+        if !matches!(value.get("version").and_then(|v| v.as_u64()), Some(1) | Some(2)) {
             return Err(Error::new(ErrorKind::Protocol(format!(
-                "{}: record version {} is not supported (this imagegate reads version {RECORD_VERSION})",
+                "{}: record version {} is not supported (this imagegate reads versions 1 and {RECORD_VERSION})",
                 path.display(),
                 value.get("version").map(|v| v.to_string()).unwrap_or_else(|| "(none)".into())
             ))));
@@ -204,6 +207,17 @@ impl Journal {
         Ok(())
     }
 
+    /// Adds `entry` (a tag the promotion is about to change beyond its
+    /// plan, such as a change tag it removes), written before that change.
+    pub fn append(&mut self, entry: Entry) -> Result<(), Error> {
+        let record = self.record.get_mut().expect("journal");
+        self.index.insert(entry.name(), record.entries.len());
+        record.entries.push(entry);
+        record.updated = now();
+        let record = self.record.lock().expect("journal");
+        self.save(&record)
+    }
+
     /// Marks the whole promotion `state` (complete or failed).
     pub fn finish(&self, state: RecordState) -> Result<(), Error> {
         let mut record = self.record.lock().expect("journal");
@@ -223,7 +237,7 @@ mod tests {
             repository: "a/b".into(),
             tag: tag.into(),
             before: None,
-            after: format!("sha256:{}", "0".repeat(64)),
+            after: Some(format!("sha256:{}", "0".repeat(64))),
             state: EntryState::Pending,
         }
     }

@@ -165,7 +165,7 @@ pub fn record(planned: &[Planned]) -> Record {
                     repository: p.request.dest.repository.clone(),
                     tag: m.tag.clone(),
                     before: m.before.clone(),
-                    after: m.after.clone(),
+                    after: Some(m.after.clone()),
                     state: if m.changed { EntryState::Pending } else { EntryState::Unchanged },
                 })
             })

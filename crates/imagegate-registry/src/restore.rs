@@ -1,5 +1,6 @@
 //! Putting every tag of a promotion record back where it was before the
-//! promotion: to its previous manifest, or removed if it did not exist.
+//! promotion: to its previous manifest, or removed if it did not exist; a
+//! tag the promotion removed (a change tag) is put back at its digest.
 //!
 //! Every tag is read first; a tag that points neither at the record's
 //! previous digest nor at its new one has been moved by someone else since,
@@ -80,7 +81,7 @@ impl RestorePlan {
 /// else has moved since, before anything is written.
 pub async fn plan(record: &Record, clients: &[RegistryClient]) -> Result<RestorePlan, Error> {
     let moved: Vec<usize> = (0..record.entries.len())
-        .filter(|&i| record.entries[i].before.as_deref() != Some(record.entries[i].after.as_str()))
+        .filter(|&i| record.entries[i].before != record.entries[i].after)
         .collect();
     let found: Vec<Result<Result<Step, String>, Error>> =
         futures_util::stream::iter(moved.into_iter().map(|i| plan_one(i, &record.entries[i], &clients[i])))
@@ -111,7 +112,8 @@ async fn plan_one(index: usize, e: &Entry, client: &RegistryClient) -> Result<Re
     let current = client.manifest_digest(&e.repository, &e.tag).await?.map(|d| d.to_string());
     let action = if current == e.before {
         Action::Nothing
-    } else if current.as_deref() == Some(e.after.as_str()) {
+    } else if current == e.after {
+        // A tag the promotion removed comes back at its digest.
         match &e.before {
             // By digest: the manifest outlives its tag in the repository.
             Some(d) => Action::Put(Box::new(client.get_manifest(&e.repository, d).await?)),
@@ -123,7 +125,7 @@ async fn plan_one(index: usize, e: &Entry, client: &RegistryClient) -> Result<Re
             e.name(),
             current.as_deref().unwrap_or("(absent)"),
             e.before.as_deref().unwrap_or("(absent)"),
-            e.after
+            e.after.as_deref().unwrap_or("(removed)")
         )));
     };
     Ok(Ok(Step { index, current, action }))
