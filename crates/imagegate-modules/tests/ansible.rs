@@ -409,6 +409,7 @@ fn promote_role_record_and_restore(core: Core) {
     reg.seed(&fx.single(1), "prom/a:change_42_latest");
     reg.seed(&fx.single(2), "prom/a:latest");
     let before = reg.digest("prom/a:latest");
+    let change = reg.digest("prom/a:change_42_latest");
     let coll = collection();
     let record = coll.path().join("promotion.json");
     let (ok, out) = playbook(
@@ -424,6 +425,7 @@ fn promote_role_record_and_restore(core: Core) {
     );
     assert!(ok, "{out}");
     assert_eq!(reg.digest("prom/a:latest"), before, "latest is back where it was");
+    assert_eq!(reg.digest("prom/a:change_42_latest"), change, "and so is the change tag the promotion removed");
 }
 
 /// The lines of /etc/hosts that name zuul-jobs.buildset-registry.
