@@ -425,7 +425,11 @@ fn promote_role_record_and_restore(core: Core) {
     );
     assert!(ok, "{out}");
     assert_eq!(reg.digest("prom/a:latest"), before, "latest is back where it was");
-    assert_eq!(reg.digest("prom/a:change_42_latest"), change, "and so is the change tag the promotion removed");
+    assert_eq!(
+        reg.digest("prom/a:change_42_latest"),
+        change,
+        "and so is the change tag the promotion removed"
+    );
 }
 
 /// The lines of /etc/hosts that name zuul-jobs.buildset-registry.
