@@ -149,8 +149,7 @@ pub struct FaultProxy {
     /// `127.0.0.1:<port>` of the proxy.
     pub host: String,
     pub counters: Arc<Counters>,
-    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
-    thread: Option<std::thread::JoinHandle<()>>,
+    _background: crate::server::Background,
 }
 
 impl FaultProxy {
@@ -184,64 +183,44 @@ impl FaultProxy {
             config,
             counters: counters.clone(),
         });
-        let (tx, mut rx) = tokio::sync::oneshot::channel::<()>();
-        let thread = std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_multi_thread()
-                .worker_threads(2)
-                .enable_all()
-                .build()
-                .expect("runtime");
-            rt.block_on(async move {
-                let listener = tokio::net::TcpListener::from_std(listener).expect("listener");
-                let storage = tokio::net::TcpListener::from_std(storage).expect("storage listener");
-                loop {
-                    tokio::select! {
-                        _ = &mut rx => break,
-                        accepted = storage.accept() => {
-                            let Ok((stream, _)) = accepted else { continue };
-                            let state = state.clone();
-                            tokio::spawn(async move {
-                                let svc = hyper::service::service_fn(move |req| serve_storage(state.clone(), req));
-                                let _ = hyper::server::conn::http1::Builder::new()
-                                    .serve_connection(hyper_util::rt::TokioIo::new(stream), svc)
-                                    .await;
-                            });
-                        }
-                        accepted = listener.accept() => {
-                            let Ok((stream, _)) = accepted else { continue };
-                            let state = state.clone();
-                            tokio::spawn(async move {
-                                let svc = hyper::service::service_fn(move |req| handle(state.clone(), req));
-                                let _ = hyper::server::conn::http1::Builder::new()
-                                    .serve_connection(hyper_util::rt::TokioIo::new(stream), svc)
-                                    .await;
-                            });
-                        }
+        let background = crate::server::Background::spawn(move |mut rx| async move {
+            let listener = tokio::net::TcpListener::from_std(listener).expect("listener");
+            let storage = tokio::net::TcpListener::from_std(storage).expect("storage listener");
+            loop {
+                tokio::select! {
+                    _ = &mut rx => break,
+                    accepted = storage.accept() => {
+                        let Ok((stream, _)) = accepted else { continue };
+                        let state = state.clone();
+                        tokio::spawn(async move {
+                            let svc = hyper::service::service_fn(move |req| serve_storage(state.clone(), req));
+                            let _ = hyper::server::conn::http1::Builder::new()
+                                .serve_connection(hyper_util::rt::TokioIo::new(stream), svc)
+                                .await;
+                        });
+                    }
+                    accepted = listener.accept() => {
+                        let Ok((stream, _)) = accepted else { continue };
+                        let state = state.clone();
+                        tokio::spawn(async move {
+                            let svc = hyper::service::service_fn(move |req| handle(state.clone(), req));
+                            let _ = hyper::server::conn::http1::Builder::new()
+                                .serve_connection(hyper_util::rt::TokioIo::new(stream), svc)
+                                .await;
+                        });
                     }
                 }
-            });
+            }
         });
         Self {
             host,
             counters,
-            shutdown: Some(tx),
-            thread: Some(thread),
+            _background: background,
         }
     }
 
     pub fn faults(&self) -> u64 {
         self.counters.errors.load(Relaxed) + self.counters.rate_limited.load(Relaxed) + self.counters.cuts.load(Relaxed)
-    }
-}
-
-impl Drop for FaultProxy {
-    fn drop(&mut self) {
-        if let Some(tx) = self.shutdown.take() {
-            let _ = tx.send(());
-        }
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
     }
 }
 

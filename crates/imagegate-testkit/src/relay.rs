@@ -67,8 +67,7 @@ pub struct LatencyRelay {
     /// `127.0.0.1:<port>` to connect to instead of the upstream.
     pub host: String,
     pub counters: Arc<RelayCounters>,
-    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
-    thread: Option<std::thread::JoinHandle<()>>,
+    _background: crate::server::Background,
 }
 
 impl LatencyRelay {
@@ -81,61 +80,40 @@ impl LatencyRelay {
         let host = listener.local_addr().expect("addr").to_string();
         let counters = Arc::new(RelayCounters::default());
         let upstream = upstream.to_string();
-        let (tx, mut rx) = tokio::sync::oneshot::channel::<()>();
         let c = counters.clone();
-        let thread = std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_multi_thread()
-                .worker_threads(2)
-                .enable_all()
-                .build()
-                .expect("runtime");
-            rt.block_on(async move {
-                let listener = TcpListener::from_std(listener).expect("listener");
-                let up = Arc::new(Link {
+        let background = crate::server::Background::spawn(move |mut rx| async move {
+            let listener = TcpListener::from_std(listener).expect("listener");
+            let link = || {
+                Arc::new(Link {
                     rate,
                     free_at: Mutex::new(Instant::now()),
-                });
-                let down = Arc::new(Link {
-                    rate,
-                    free_at: Mutex::new(Instant::now()),
-                });
-                loop {
-                    tokio::select! {
-                        _ = &mut rx => break,
-                        accepted = listener.accept() => {
-                            let Ok((client, _)) = accepted else { continue };
-                            c.connections.fetch_add(1, Relaxed);
-                            let (upstream, c, up, down) = (upstream.clone(), c.clone(), up.clone(), down.clone());
-                            tokio::spawn(async move {
-                                // The connection to the upstream is made once
-                                // the client's handshake has crossed the link.
-                                tokio::time::sleep(one_way).await;
-                                let Ok(server) = TcpStream::connect(&upstream).await else { return };
-                                let _ = client.set_nodelay(true);
-                                let _ = server.set_nodelay(true);
-                                relay(client, server, one_way, c, up, down).await;
-                            });
-                        }
+                })
+            };
+            let (up, down) = (link(), link());
+            loop {
+                tokio::select! {
+                    _ = &mut rx => break,
+                    accepted = listener.accept() => {
+                        let Ok((client, _)) = accepted else { continue };
+                        c.connections.fetch_add(1, Relaxed);
+                        let (upstream, c, up, down) = (upstream.clone(), c.clone(), up.clone(), down.clone());
+                        tokio::spawn(async move {
+                            // The connection to the upstream is made once
+                            // the client's handshake has crossed the link.
+                            tokio::time::sleep(one_way).await;
+                            let Ok(server) = TcpStream::connect(&upstream).await else { return };
+                            let _ = client.set_nodelay(true);
+                            let _ = server.set_nodelay(true);
+                            relay(client, server, one_way, c, up, down).await;
+                        });
                     }
                 }
-            });
+            }
         });
         Self {
             host,
             counters,
-            shutdown: Some(tx),
-            thread: Some(thread),
-        }
-    }
-}
-
-impl Drop for LatencyRelay {
-    fn drop(&mut self) {
-        if let Some(tx) = self.shutdown.take() {
-            let _ = tx.send(());
-        }
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
+            _background: background,
         }
     }
 }

@@ -17,8 +17,51 @@ pub type Body = http_body_util::combinators::BoxBody<Bytes, Infallible>;
 pub struct Server {
     /// `127.0.0.1:<port>`
     pub addr: String,
+    _background: Background,
+}
+
+/// A tokio runtime (two workers) on a thread of its own, running what
+/// `spawn` was given until the handle is dropped: then the future's
+/// receiver fires and the thread is joined. The kit's servers, the fault
+/// proxy and the relay all run this way.
+pub struct Background {
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
     thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Background {
+    /// Runs `serve(stop)` on the thread; `serve` should end once `stop`
+    /// fires.
+    pub fn spawn<F, Fut>(serve: F) -> Self
+    where
+        F: FnOnce(tokio::sync::oneshot::Receiver<()>) -> Fut + Send + 'static,
+        Fut: Future<Output = ()>,
+    {
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        let thread = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .enable_all()
+                .build()
+                .expect("runtime");
+            rt.block_on(serve(rx));
+        });
+        Self {
+            shutdown: Some(tx),
+            thread: Some(thread),
+        }
+    }
+}
+
+impl Drop for Background {
+    fn drop(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
 }
 
 impl Server {
@@ -62,59 +105,39 @@ impl Server {
         listener.set_nonblocking(true).expect("nonblocking");
         let addr = listener.local_addr().expect("addr").to_string();
         let handler = Arc::new(handler);
-        let (tx, mut rx) = tokio::sync::oneshot::channel::<()>();
-        let thread = std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_multi_thread()
-                .worker_threads(2)
-                .enable_all()
-                .build()
-                .expect("runtime");
-            rt.block_on(async move {
-                let listener = tokio::net::TcpListener::from_std(listener).expect("listener");
-                loop {
-                    tokio::select! {
-                        _ = &mut rx => break,
-                        accepted = listener.accept() => {
-                            let Ok((stream, _)) = accepted else { continue };
-                            let handler = handler.clone();
-                            let tls = tls.clone();
-                            tokio::spawn(async move {
-                                let svc = hyper::service::service_fn(move |req| {
-                                    let answer = handler(req);
-                                    async move { Ok::<_, Infallible>(answer.await) }
-                                });
-                                let http = hyper::server::conn::http1::Builder::new();
-                                match tls {
-                                    Some(acceptor) => {
-                                        if let Ok(stream) = acceptor.accept(stream).await {
-                                            let _ = http.serve_connection(hyper_util::rt::TokioIo::new(stream), svc).await;
-                                        }
-                                    }
-                                    None => {
+        let background = Background::spawn(move |mut rx| async move {
+            let listener = tokio::net::TcpListener::from_std(listener).expect("listener");
+            loop {
+                tokio::select! {
+                    _ = &mut rx => break,
+                    accepted = listener.accept() => {
+                        let Ok((stream, _)) = accepted else { continue };
+                        let handler = handler.clone();
+                        let tls = tls.clone();
+                        tokio::spawn(async move {
+                            let svc = hyper::service::service_fn(move |req| {
+                                let answer = handler(req);
+                                async move { Ok::<_, Infallible>(answer.await) }
+                            });
+                            let http = hyper::server::conn::http1::Builder::new();
+                            match tls {
+                                Some(acceptor) => {
+                                    if let Ok(stream) = acceptor.accept(stream).await {
                                         let _ = http.serve_connection(hyper_util::rt::TokioIo::new(stream), svc).await;
                                     }
                                 }
-                            });
-                        }
+                                None => {
+                                    let _ = http.serve_connection(hyper_util::rt::TokioIo::new(stream), svc).await;
+                                }
+                            }
+                        });
                     }
                 }
-            });
+            }
         });
         Self {
             addr,
-            shutdown: Some(tx),
-            thread: Some(thread),
-        }
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        if let Some(tx) = self.shutdown.take() {
-            let _ = tx.send(());
-        }
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
+            _background: background,
         }
     }
 }
