@@ -79,22 +79,8 @@ if [ ! -x .work/node-registry-venv/bin/zuul-registry ]; then
   .work/node-registry-venv/bin/pip install -q --disable-pip-version-check zuul-registry==1.3.0
 fi
 
-# Static musl binaries run on any x86_64 Linux node. rustup fetches the musl
-# standard library from the Rust distribution server, which is not reachable
-# from every machine; then the modules are built for glibc instead.
-MUSL=x86_64-unknown-linux-musl
-target_args=()
-out=target/release
-if rustup target list --installed 2>/dev/null | grep -qx "$MUSL" \
-   || timeout 30 rustup target add "$MUSL" >/dev/null 2>&1; then
-  target_args=(--target "$MUSL")
-  out=target/$MUSL/release
-fi
-log "building the modules (${target_args[*]:-glibc})"
-cargo build --quiet --release --locked -p imagegate-modules --bins "${target_args[@]}"
-for bin in registry_mirror container_retag container_push container_build registries_conf; do
-  install -m 0755 "$out/$bin" "plugins/modules/$bin"
-done
+# The module binaries (needs only Rust; see the script).
+bash tools/build-modules.sh
 
 mkdir -p .work/collections/ansible_collections/imagegate
 ln -sfn "$ROOT" .work/collections/ansible_collections/imagegate/containers

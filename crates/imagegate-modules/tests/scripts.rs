@@ -293,3 +293,55 @@ fn demo_stops_its_registries_when_it_fails_or_is_killed() {
         );
     }
 }
+
+/// The collection's build step needs only Rust: tools/build-modules.sh
+/// runs with nothing but cargo, rustup and the base system on PATH (no
+/// Python, no Ansible, no Docker) and leaves a static binary of every module
+/// in the directory it is given.
+#[test]
+fn the_module_build_needs_only_rust() {
+    let cargo = Command::new("sh").args(["-c", "command -v cargo"]).output().unwrap();
+    let cargo_dir = Path::new(String::from_utf8_lossy(&cargo.stdout).trim())
+        .parent()
+        .unwrap()
+        .to_path_buf();
+    // A PATH of the Rust tools and a directory of the few base commands the
+    // script uses, linked one by one: nothing else is there.
+    let base = tempfile::tempdir().unwrap();
+    for tool in [
+        "bash", "env", "mkdir", "install", "grep", "timeout", "printf", "cc", "ld", "dirname", "uname", "rm", "cp",
+    ] {
+        if let Ok(out) = Command::new("sh").args(["-c", &format!("command -v {tool}")]).output() {
+            let found = String::from_utf8_lossy(&out.stdout).trim().to_string();
+            if found.starts_with('/') {
+                std::os::unix::fs::symlink(&found, base.path().join(tool)).unwrap();
+            }
+        }
+    }
+    let dest = tempfile::tempdir().unwrap();
+    let out = Command::new(base.path().join("bash"))
+        .arg(repo_root().join("tools/build-modules.sh"))
+        .arg(dest.path())
+        .env_clear()
+        .env("PATH", format!("{}:{}", cargo_dir.display(), base.path().display()))
+        .env("HOME", std::env::var("HOME").unwrap())
+        .env("CARGO_TARGET_DIR", repo_root().join("target"))
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    for module in [
+        "registry_mirror",
+        "container_retag",
+        "container_push",
+        "container_build",
+        "registries_conf",
+    ] {
+        let bin = std::fs::read(dest.path().join(module)).unwrap_or_else(|e| panic!("{module}: {e}"));
+        assert_eq!(&bin[..4], b"\x7fELF", "{module} is an executable");
+    }
+    assert!(
+        !String::from_utf8_lossy(&out.stderr).contains("building for glibc"),
+        "static musl binaries: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
