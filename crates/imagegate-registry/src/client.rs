@@ -502,7 +502,7 @@ impl RegistryClient {
                         UploadMode::Chunked(_) => self.resumable(repo, what, desc.size, earlier).await,
                         UploadMode::Monolithic => None,
                     };
-                    let (hashed, location) = resume.map_or((verify_start(), None), |c| (c.hashed, Some(c.location)));
+                    let (hashed, location) = resume.map_or((crate::digest::Verifier::default(), None), |c| (c.hashed, Some(c.location)));
                     let offset = hashed.len();
                     self.stats.resent(reached.swap(0, Relaxed).saturating_sub(offset));
                     let source = limits.answer(what, open(offset)).await?;
@@ -686,11 +686,6 @@ struct Chunks<'a> {
     progress: &'a std::sync::Arc<Progress>,
     hashed: crate::digest::Verifier,
     checkpoint: &'a std::sync::Mutex<Option<Checkpoint>>,
-}
-
-/// The digest state of an upload that starts at its first byte.
-fn verify_start() -> crate::digest::Verifier {
-    crate::digest::Verifier::default()
 }
 
 /// A chunk as a stream of slices, each counted in `progress` as it is sent.

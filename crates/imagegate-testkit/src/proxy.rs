@@ -299,7 +299,8 @@ async fn handle(state: Arc<State>, req: Request<Incoming>) -> Result<Response<Bo
             return Ok(rate_limited(&state));
         }
     }
-    let mut cut_body = false;
+    // The request body's byte after which it is cut (a cut PATCH).
+    let mut body_cut_at = None;
     let length: u64 = req
         .headers()
         .get("content-length")
@@ -312,13 +313,13 @@ async fn handle(state: Arc<State>, req: Request<Incoming>) -> Result<Response<Bo
             state.counters.errors.fetch_add(1, Relaxed);
             return Ok(full(503, "injected unavailable"));
         }
-        cut_body = c.cut_patch == Some(seen);
+        body_cut_at = (c.cut_patch == Some(seen)).then_some(length / 2);
     }
     if c.paginate_tags && req.method() == hyper::Method::GET && req.uri().path().ends_with("/tags/list") {
         return Ok(paginate(&state, &req).await);
     }
     let cut = r < c.error_rate + c.rate_limit_rate + c.cut_rate;
-    Ok(forward(&state, req, cut, cut_body).await.unwrap_or_else(|e| {
+    Ok(forward(&state, req, cut, body_cut_at).await.unwrap_or_else(|e| {
         let _ = e;
         full(502, "proxy could not reach upstream")
     }))
@@ -401,7 +402,7 @@ async fn serve_storage(state: Arc<State>, req: Request<Incoming>) -> Result<Resp
         .expect("response"))
 }
 
-async fn forward(state: &State, req: Request<Incoming>, cut: bool, cut_body: bool) -> Result<Response<Body>, reqwest::Error> {
+async fn forward(state: &State, req: Request<Incoming>, cut: bool, body_cut_at: Option<u64>) -> Result<Response<Body>, reqwest::Error> {
     let method = req.method().clone();
     let path = req.uri().path_and_query().map(|p| p.as_str().to_string()).unwrap_or_default();
     let is_blob_get = method == hyper::Method::GET && path.contains("/blobs/sha256:");
@@ -414,12 +415,6 @@ async fn forward(state: &State, req: Request<Incoming>, cut: bool, cut_body: boo
         rb = rb.header(name, value);
     }
     let up = state.counters.clone();
-    let body_length: Option<u64> = req
-        .headers()
-        .get("content-length")
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse().ok());
-    let body_cut_at = body_length.filter(|_| cut_body).map(|l| l / 2);
     let mut passed = 0u64;
     let body_stream = req
         .into_body()
