@@ -81,7 +81,7 @@ PY
   rm -rf "$W/dst-$name"
 }
 
-contenders=("$ROOT/plugins/modules/registry_mirror")
+contenders=("$ROOT/binaries/$(uname -m)/registry_mirror")
 for b in $BINARIES; do contenders+=("$b"); done
 contenders+=(skopeo)
 for t in $(seq 1 "$RUNS"); do

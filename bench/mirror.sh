@@ -72,7 +72,7 @@ for n in \$(seq 0 $((IMAGES - 1))); do
 done
 SH
 }
-MODULE="$ROOT/plugins/modules/registry_mirror"
+MODULE="$ROOT/binaries/$(uname -m)/registry_mirror"
 
 # Each trial into a registry of its own, stopped after it (the last trial's
 # stays for the warm run).

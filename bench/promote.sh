@@ -66,7 +66,7 @@ SH
 }
 run_imagegate() { # TRIAL
   args_json "final-ig-$1" >"$W/args-$1.json"
-  measure "imagegate_$1" "$ROOT/plugins/modules/container_retag" "$W/args-$1.json"
+  measure "imagegate_$1" "$ROOT/binaries/$(uname -m)/container_retag" "$W/args-$1.json"
 }
 run_skopeo() { # TRIAL
   skopeo_script "final-sk-$1" >"$W/skopeo-$1.sh"
@@ -78,7 +78,7 @@ for t in $(seq 1 "$RUNS"); do
   for who in $(trials_order "$t" imagegate skopeo); do "run_$who" "$t"; done
 done
 echo "==> again, already promoted"
-measure imagegate_again "$ROOT/plugins/modules/container_retag" "$W/args-1.json"
+measure imagegate_again "$ROOT/binaries/$(uname -m)/container_retag" "$W/args-1.json"
 measure skopeo_again bash "$W/skopeo-1.sh"
 
 OUT="$BENCH_RESULTS/promote-$(date +%Y%m%d-%H%M%S).txt"

@@ -38,8 +38,8 @@ LATENCY_MS=0
 W="$ROOT/.work/bench-roles"
 BENCH_COMMAND="MIRROR_LAYERS=${MIRROR_LAYERS:-2,1} $0 $*"
 source bench/lib.sh
-RETAG="$ROOT/plugins/modules/container_retag"
-MIRROR_MODULE="$ROOT/plugins/modules/registry_mirror"
+RETAG="$ROOT/binaries/$(uname -m)/container_retag"
+MIRROR_MODULE="$ROOT/binaries/$(uname -m)/registry_mirror"
 
 echo "==> making $IMAGES synthetic images (2 MiB shared base + 2, 1 MiB layers) and $MIRROR to mirror (layers of $MIRROR_LAYERS MiB)"
 python3 bench/make_layout.py "$W/layout" --images "$IMAGES" --layers 2,1 --shared 2

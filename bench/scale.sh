@@ -39,7 +39,7 @@ LATENCY_MS=0
 W="$ROOT/.work/bench-scale"
 BENCH_COMMAND="${TLS#0}$0 ${1:+\"$1\"} ${2:+\"$2\"} ${3:-}"
 source bench/lib.sh
-MODULE="$ROOT/plugins/modules/registry_mirror"
+MODULE="$ROOT/binaries/$(uname -m)/registry_mirror"
 ROWS=()
 # registry DIR: start_registry, over TLS with TLS=1; ENTRY is then the
 # module's registries entry for each registry (the floor client trusts the

@@ -38,8 +38,8 @@ cargo build --quiet --release -p imagegate-testkit --bin imagegate-relay
 W="$ROOT/.work/bench-wan"
 BENCH_COMMAND="RELAY_MS=$RELAY_MS BIG_RATE_MBIT=$BIG_RATE_MBIT PROMOTE_IMAGES=$PROMOTE_IMAGES MIRROR_IMAGES=$MIRROR_IMAGES $0 $*"
 source bench/lib.sh
-RETAG="$ROOT/plugins/modules/container_retag"
-MIRROR="$ROOT/plugins/modules/registry_mirror"
+RETAG="$ROOT/binaries/$(uname -m)/container_retag"
+MIRROR="$ROOT/binaries/$(uname -m)/registry_mirror"
 make_tls
 CERTS=(--src-cert-dir "$TLS_CERT_DIR" --dest-cert-dir "$TLS_CERT_DIR")
 

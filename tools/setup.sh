@@ -10,8 +10,12 @@
 #                    (tools/ansible-cores.txt), each with ansible-lint
 #   .work/node-registry-venv: zuul-registry for buildset registries that
 #                    non-root node users start (from /usr/bin/python3)
-#   plugins/modules: the module binaries (static musl if the target is
-#                    available, else glibc)
+#   binaries/<arch>: the module binaries for x86_64 and aarch64 (static
+#                    musl; tools/build-modules.sh)
+#   aarch64 under qemu: Debian's qemu-user-static registered with the
+#                    kernel (binfmt_misc) so that aarch64 executables run
+#                    here, and .work/arm64-busybox, an aarch64 shell whose
+#                    uname -m says aarch64: the tests' aarch64 host
 #   .work/collections/ansible_collections/imagegate/containers -> this checkout
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -19,7 +23,8 @@ cd "$ROOT"
 
 log() { printf '\033[1m==> %s\033[0m\n' "$*"; }
 
-DEBS=(docker.io sudo docker-registry buildah podman busybox-static skopeo openssl apache2-utils ca-certificates musl-tools python3-venv openssh-server time)
+DEBS=(docker.io sudo docker-registry buildah podman busybox-static skopeo openssl apache2-utils ca-certificates musl-tools python3-venv openssh-server time
+      gcc-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user-static)
 source "$ROOT/tools/debs.sh"
 ensure_debs "${DEBS[@]}"
 
@@ -79,8 +84,36 @@ if [ ! -x .work/node-registry-venv/bin/zuul-registry ]; then
   .work/node-registry-venv/bin/pip install -q --disable-pip-version-check zuul-registry==1.3.0
 fi
 
-# The module binaries (needs only Rust; see the script).
+# The module binaries (the build machine's architecture needs only Rust;
+# aarch64 also the cross compiler installed above; see the script).
 bash tools/build-modules.sh
+
+# aarch64 executables run here through qemu-user-static once the kernel
+# knows it as their interpreter (binfmt_misc; Debian registers it only
+# under systemd). The F flag opens the interpreter now, so it works in any
+# mount namespace. A machine that cannot register it fails here, since the
+# aarch64 tests need it.
+sudo=""
+[ "$(id -u)" = 0 ] || sudo=sudo
+if [ ! -e /proc/sys/fs/binfmt_misc/qemu-aarch64 ]; then
+  log "registering qemu-aarch64-static with binfmt_misc"
+  [ -e /proc/sys/fs/binfmt_misc/register ] || $sudo mount -t binfmt_misc binfmt_misc /proc/sys/fs/binfmt_misc
+  $sudo sh -c 'cat /usr/lib/binfmt.d/qemu-aarch64.conf > /proc/sys/fs/binfmt_misc/register'
+fi
+# An aarch64 busybox (Debian's busybox-static for arm64, fetched and checked
+# by apt): the tests' aarch64 host runs its commands with it, under qemu.
+if [ ! -x .work/arm64-busybox/bin/busybox ]; then
+  log "fetching Debian's busybox-static for arm64"
+  if ! dpkg --print-foreign-architectures | grep -qx arm64; then
+    $sudo dpkg --add-architecture arm64
+    $sudo apt-get update -qq
+  fi
+  rm -rf .work/arm64-deb && mkdir -p .work/arm64-deb
+  (cd .work/arm64-deb && apt-get download -qq busybox-static:arm64)
+  rm -rf .work/arm64-busybox
+  dpkg-deb -x .work/arm64-deb/busybox-static_*_arm64.deb .work/arm64-busybox
+  rm -rf .work/arm64-deb
+fi
 
 mkdir -p .work/collections/ansible_collections/imagegate
 ln -sfn "$ROOT" .work/collections/ansible_collections/imagegate/containers

@@ -104,7 +104,10 @@ class AutoModules(Directive):
 
     def run(self):
         paths = glob.glob(os.path.join(ROOT, "plugins", "modules", "*.yml"))
-        paths += glob.glob(os.path.join(ROOT, "plugins", "modules", "*.py"))
+        # A binary module's .py is a stub whose documentation is its .yml.
+        paths += [
+            p for p in glob.glob(os.path.join(ROOT, "plugins", "modules", "*.py")) if not os.path.exists(p[:-3] + ".yml")
+        ]
         for path in reversed(sorted(paths)):
             self.state_machine.insert_input(module_lines(path), path)
         return []

@@ -12,6 +12,7 @@ naming both versions and the fix when they differ.
 from __future__ import annotations
 
 import json
+import mmap
 import os
 import re
 
@@ -20,6 +21,50 @@ from ansible.plugins.action import ActionBase
 HERE = os.path.dirname(os.path.abspath(__file__))
 COLLECTION_ROOT = os.path.dirname(os.path.dirname(HERE))
 OURS = ("imagegate", "containers")
+BINARIES = os.path.join(COLLECTION_ROOT, "binaries")
+# The mark every module binary carries, followed by the version it was built
+# as and a NUL (imagegate_modules::VERSION_MARK).
+VERSION_MARK = b"imagegate.containers modules version "
+
+
+def binary_version(path):
+    """The collection version built into a module binary, or None."""
+    with open(path, "rb") as f:
+        if os.fstat(f.fileno()).st_size == 0:
+            return None
+        with mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as data:
+            at = data.find(VERSION_MARK)
+            if at < 0:
+                return None
+            start = at + len(VERSION_MARK)
+            end = data.find(b"\0", start, start + 64)
+            return data[start:end].decode("ascii", "replace") if end > start else None
+
+
+def carried_binaries():
+    """{architecture: [module, ...]} of the executables in binaries/."""
+    found = {}
+    try:
+        arches = sorted(os.listdir(BINARIES))
+    except OSError:
+        return found
+    for arch in arches:
+        directory = os.path.join(BINARIES, arch)
+        if os.path.isdir(directory):
+            found[arch] = sorted(n for n in os.listdir(directory) if os.path.isfile(os.path.join(directory, n)))
+    return found
+
+
+def stale_binaries(installed):
+    """The binaries/<arch>/<module> paths whose built-in version is not
+    installed, each with the version it has (None if it has no mark)."""
+    stale = []
+    for arch, names in carried_binaries().items():
+        for name in names:
+            built = binary_version(os.path.join(BINARIES, arch, name))
+            if built != installed:
+                stale.append((f"binaries/{arch}/{name}", built))
+    return stale
 
 
 def top_level(text, key):
@@ -104,11 +149,21 @@ class ActionModule(ActionBase):
                 # A role with no collection beside it: nothing to compare.
                 result.update(installed=installed, expected=None, msg="no collection version beside the role")
                 return result
-        result.update(installed=installed, expected=str(expected))
+        result.update(installed=installed, expected=str(expected), binaries=carried_binaries())
+        stale = stale_binaries(installed) if installed else []
         if installed is None:
             result.update(failed=True, msg=f"modules_version: cannot read the installed collection's version under {COLLECTION_ROOT}")
         elif str(expected) != installed:
             result.update(failed=True, msg=mismatch_message(source, expected, installed))
+        elif not result["binaries"]:
+            result.update(failed=True, msg=f"imagegate.containers {installed} holds no module binaries (build them with tools/build-modules.sh)")
+        elif stale:
+            listed = ", ".join(f"{path} ({built or 'no version mark'})" for path, built in stale)
+            result.update(
+                failed=True,
+                msg=f"imagegate.containers {installed} holds binaries of another version: {listed}; rebuild them with tools/build-modules.sh",
+            )
         else:
-            result["msg"] = f"imagegate.containers {installed}"
+            arches = ", ".join(f"{arch} ({len(names)} modules)" for arch, names in result["binaries"].items())
+            result["msg"] = f"imagegate.containers {installed}: binaries for {arches}"
         return result

@@ -13,6 +13,8 @@ description:
   collection installed on the executor or controller.
 - Compares the version in the C(galaxy.yml) beside the calling role (or I(expected)) with the version of the installed
   collection, and fails naming both versions and how to install the matching one.
+- Also checks that every module binary the collection carries (C(binaries/<architecture>/<module>), one set per node
+  architecture) was built as the installed version, so that a stale build of one architecture cannot go unnoticed.
 - Roles of this collection that do anything else before their first module task run it first; the modules'
   own tasks make the same check when they are tasks of a role of this collection.
 options:
@@ -42,4 +44,9 @@ expected:
   description: The version the roles expect.
   returned: always
   type: str
+binaries:
+  description: The module binaries the collection carries, by node architecture.
+  returned: when a version was compared
+  type: dict
+  sample: {"aarch64": ["container_build", "container_push"], "x86_64": ["container_build", "container_push"]}
 """

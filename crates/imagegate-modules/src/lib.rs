@@ -15,11 +15,18 @@ pub mod retag;
 /// the task's `module_stderr` on failure and a job log can follow them.
 /// The engine formats no secret, and every line is masked all the same.
 pub fn log_to_stderr(module: &'static str) {
+    std::hint::black_box(VERSION_MARK);
     imagegate_registry::log::set_sink(move |line| eprintln!("[{module}] {}", imagegate_ansible::mask(line)));
     // Secrets the engine derives or obtains (base64 of user:password, bearer
     // tokens, API session tokens) are masked in the result too.
     imagegate_registry::secret::set_observer(imagegate_ansible::add_secret);
 }
+
+/// The collection version this binary is built as, between a mark and a
+/// NUL, where the action plugin and the modules_version check find it in
+/// the file (the binary of another architecture cannot be run to ask it).
+/// Every module's start names it, so the linker keeps it.
+pub static VERSION_MARK: &str = concat!("imagegate.containers modules version ", env!("CARGO_PKG_VERSION"), "\0");
 
 /// `seconds` since `started` and the mean blob rate over them
 /// (`bytes_per_second`), for a result's totals.

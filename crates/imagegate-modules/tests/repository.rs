@@ -51,10 +51,10 @@ fn copy_dir(src: &std::path::Path, dst: &std::path::Path) {
     }
 }
 
-/// The built module: the release build tools/setup.sh put in
-/// plugins/modules, else this test run's own build.
+/// The built module for this machine's architecture: the release build
+/// tools/setup.sh put in binaries/<arch>, else this test run's own build.
 fn module_binary(name: &str) -> std::path::PathBuf {
-    let built = repo_root().join("plugins/modules").join(name);
+    let built = repo_root().join("binaries").join(std::env::consts::ARCH).join(name);
     if built.exists() {
         return built;
     }
@@ -67,11 +67,12 @@ fn module_binary(name: &str) -> std::path::PathBuf {
     })
 }
 
-/// `ansible-galaxy collection build` packs the module binaries and docs;
-/// installed into an empty collections path, ansible-doc shows full docs for
-/// every module and a playbook runs them by FQCN (asking nothing more of the
-/// host); a host of another architecture gets a clear failure, not an exec
-/// format error.
+/// `ansible-galaxy collection build` packs the module binaries of both
+/// architectures and the docs; installed into an empty collections path,
+/// `ansible-doc -l` lists every module without a warning, ansible-doc shows
+/// full docs for each, and a playbook runs them by FQCN (asking the host its
+/// architecture once, for its first task). A mixed-up or missing
+/// architecture gets a clear failure, not an exec format error.
 #[test]
 fn galaxy_package_installs_and_runs() {
     use imagegate_testkit::{Fixtures, Kind, TestRegistry};
@@ -84,8 +85,14 @@ fn galaxy_package_installs_and_runs() {
     for file in ["galaxy.yml", "README.md", "CHANGELOG.rst"] {
         std::fs::copy(root.join(file), src.join(file)).unwrap();
     }
+    let native = std::env::consts::ARCH;
+    std::fs::create_dir_all(src.join("binaries").join(native)).unwrap();
     for m in MODULES {
-        std::fs::copy(module_binary(m), src.join("plugins/modules").join(m)).unwrap();
+        std::fs::copy(module_binary(m), src.join("binaries").join(native).join(m)).unwrap();
+    }
+    std::fs::create_dir_all(src.join("binaries/aarch64")).unwrap();
+    for (m, path) in imagegate_testkit::ansible::release_binaries("aarch64") {
+        std::fs::copy(path, src.join("binaries/aarch64").join(m)).unwrap();
     }
     let coll = work.path().join("collections");
     let home = work.path().join("home");
@@ -105,14 +112,33 @@ fn galaxy_package_installs_and_runs() {
     let (ok, listing) = run(Command::new("tar").arg("tzf").arg(&tarball));
     assert!(ok);
     for m in MODULES {
-        assert!(listing.contains(&format!("plugins/modules/{m}\n")), "{m} binary packed:\n{listing}");
+        for arch in [native, "aarch64"] {
+            assert!(listing.contains(&format!("binaries/{arch}/{m}\n")), "{arch} {m} packed:\n{listing}");
+        }
         assert!(listing.contains(&format!("plugins/modules/{m}.yml")), "{m} docs packed");
+        assert!(listing.contains(&format!("plugins/modules/{m}.py")), "{m} doc stub packed");
+        assert!(
+            !listing.contains(&format!("plugins/modules/{m}\n")),
+            "no binary in plugins/modules:\n{listing}"
+        );
     }
     let (ok, out) = run(ansible("ansible-galaxy")
         .args(["collection", "install", "-p"])
         .arg(&coll)
         .arg(&tarball));
     assert!(ok, "{out}");
+    let (ok, list) = run(ansible("ansible-doc").args(["-l", "imagegate.containers"]));
+    assert!(ok, "{list}");
+    for m in MODULES {
+        assert!(
+            list.contains(&format!("imagegate.containers.{m} ")),
+            "ansible-doc -l lists {m}:\n{list}"
+        );
+    }
+    assert!(
+        !list.contains("WARNING") && !list.contains("UTF-8"),
+        "ansible-doc -l warns:\n{list}"
+    );
     for m in MODULES {
         let (ok, doc) = run(ansible("ansible-doc").arg(format!("imagegate.containers.{m}")));
         assert!(ok, "{doc}");
@@ -128,8 +154,9 @@ fn galaxy_package_installs_and_runs() {
     std::fs::write(
         &play,
         format!(
-            "- hosts: localhost\n  gather_facts: false\n  module_defaults:\n    group/imagegate.containers.registry:\n      registries: {{'{h}': {{plain_http: true}}}}\n  tasks:\n    - imagegate.containers.registry_mirror:\n        images: [{{src: '{h}/gal/app:v1', dest: '{h}/gal/copy'}}]\n      register: r\n    - ansible.builtin.assert:\n        that: [r is changed]\n",
-            h = reg.host
+            "- hosts: localhost\n  gather_facts: false\n  module_defaults:\n    group/imagegate.containers.registry:\n      registries: {{'{h}': {{plain_http: true}}}}\n  tasks:\n    - imagegate.containers.registry_mirror:\n        images: [{{src: '{h}/gal/app:v1', dest: '{h}/gal/copy'}}]\n      register: r\n    - imagegate.containers.registry_mirror:\n        images: [{{src: '{h}/gal/app:v1', dest: '{h}/gal/copy'}}]\n      register: again\n    - ansible.builtin.assert:\n        that: [r is changed, again is not changed, r.ansible_facts.imagegate_architecture == '{a}', again.ansible_facts is not defined]\n",
+            h = reg.host,
+            a = native
         ),
     )
     .unwrap();
@@ -139,19 +166,39 @@ fn galaxy_package_installs_and_runs() {
     assert!(ok, "{out}");
     assert_eq!(reg.digest("gal/copy:v1"), reg.digest("gal/app:v1"));
     assert!(out.contains("EXEC /bin/sh"), "-vvv shows the commands run: {out}");
-    assert!(!out.contains("uname"), "a module that runs costs no architecture probe: {out}");
+    assert_eq!(
+        out.matches("uname -m").count(),
+        1,
+        "one architecture probe, for the first task: {out}"
+    );
+    assert!(out.contains(&format!("running binaries/{native}/registry_mirror")), "{out}");
 
-    // A module built for another architecture (its ELF machine set to aarch64).
-    let installed = coll.join("ansible_collections/imagegate/containers/plugins/modules/registry_mirror");
-    let mut bytes = std::fs::read(&installed).unwrap();
-    bytes[18] = 0xB7;
+    // A collection whose x86_64 directory holds an aarch64 executable.
+    let installed = coll.join("ansible_collections/imagegate/containers/binaries");
+    let first = installed.join(native).join("registry_mirror");
+    let mut bytes = std::fs::read(&first).unwrap();
+    bytes[18] = if native == "aarch64" { 0x3E } else { 0xB7 };
     bytes[19] = 0x00;
-    std::fs::write(&installed, bytes).unwrap();
+    std::fs::write(&first, bytes).unwrap();
     let (ok, out) = run(ansible("ansible-playbook").args(["-i", "localhost,", "-c", "local"]).arg(&play));
     assert!(!ok);
-    assert!(out.contains("is built for aarch64, but localhost is x86_64"), "{out}");
-    assert!(out.contains("rustup target add x86_64-unknown-linux-musl"), "{out}");
+    assert!(
+        out.contains(&format!("binaries/{native}/registry_mirror is not an {native} executable")),
+        "{out}"
+    );
     assert!(!out.contains("Exec format error"), "{out}");
+
+    // A collection without this architecture's executables.
+    std::fs::remove_dir_all(installed.join(native)).unwrap();
+    let (ok, out) = run(ansible("ansible-playbook").args(["-i", "localhost,", "-c", "local"]).arg(&play));
+    assert!(!ok);
+    assert!(
+        out.contains(&format!(
+            "has no executable for {native}, the architecture of localhost (this collection carries aarch64)"
+        )),
+        "{out}"
+    );
+    assert!(out.contains(&format!("rustup target add {native}-unknown-linux-musl")), "{out}");
 }
 
 /// The docs build with Sphinx and zuul-sphinx without a warning, and

@@ -98,24 +98,59 @@ macro_rules! module_binaries {
 
 /// A collections path holding imagegate.containers as Ansible would see it
 /// once installed: this checkout's files plus the given module binaries
-/// (see [`module_binaries!`](crate::module_binaries)).
+/// (see [`module_binaries!`](crate::module_binaries)) as the executables for
+/// this machine's architecture (`binaries/<arch>/`).
 pub fn collection(binaries: &[(&str, &str)]) -> tempfile::TempDir {
     let dir = tempfile::tempdir().expect("tempdir");
     let root = repo_root();
     let coll = dir.path().join("ansible_collections/imagegate/containers");
+    let native = coll.join("binaries").join(std::env::consts::ARCH);
     std::fs::create_dir_all(coll.join("plugins/modules")).expect("mkdir");
+    std::fs::create_dir_all(&native).expect("mkdir");
     for entry in ["galaxy.yml", "meta", "roles", "playbooks", "plugins/action"] {
         std::os::unix::fs::symlink(root.join(entry), coll.join(entry)).expect("symlink");
     }
     for (module, binary) in binaries {
-        std::os::unix::fs::symlink(
-            root.join(format!("plugins/modules/{module}.yml")),
-            coll.join(format!("plugins/modules/{module}.yml")),
-        )
-        .expect("symlink");
-        std::fs::copy(binary, coll.join(format!("plugins/modules/{module}"))).expect("copy module");
+        for doc in [format!("plugins/modules/{module}.yml"), format!("plugins/modules/{module}.py")] {
+            std::os::unix::fs::symlink(root.join(&doc), coll.join(&doc)).expect("symlink");
+        }
+        std::fs::copy(binary, native.join(module)).expect("copy module");
     }
     dir
+}
+
+/// The release executables of one architecture that tools/build-modules.sh
+/// built into this checkout's `binaries/<arch>/`, as `(module, path)` pairs;
+/// panics, naming the build step, when one is missing.
+pub fn release_binaries(arch: &str) -> Vec<(String, PathBuf)> {
+    let dir = repo_root().join("binaries").join(arch);
+    [
+        "registry_mirror",
+        "container_retag",
+        "container_push",
+        "container_build",
+        "registries_conf",
+    ]
+    .iter()
+    .map(|m| {
+        let path = dir.join(m);
+        assert!(
+            path.is_file(),
+            "{} is missing: build it with tools/build-modules.sh",
+            path.display()
+        );
+        (m.to_string(), path)
+    })
+    .collect()
+}
+
+/// Adds `binaries/<arch>/` of [`release_binaries`] to a [`collection`].
+pub fn add_architecture(collections: &Path, arch: &str) {
+    let dir = collections.join("ansible_collections/imagegate/containers/binaries").join(arch);
+    std::fs::create_dir_all(&dir).expect("mkdir");
+    for (module, path) in release_binaries(arch) {
+        std::os::unix::fs::symlink(path, dir.join(module)).expect("symlink");
+    }
 }
 
 /// Lays out a playbook run's variables in `dir` the way Zuul 14's executor

@@ -44,7 +44,9 @@ pub fn run_module(binary: &Path, args: &Value) -> ModuleRun {
     parse_run(out)
 }
 
-fn parse_run(out: std::process::Output) -> ModuleRun {
+/// A module's output parsed as [`run_module`] parses it, for a module run
+/// some other way (under an emulator, say).
+pub fn parse_run(out: std::process::Output) -> ModuleRun {
     let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
     let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
     let result: Value =
