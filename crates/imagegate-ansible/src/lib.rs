@@ -53,9 +53,10 @@ pub struct ModuleSpec {
     pub name: &'static str,
     /// Option names (at any depth) whose values are secrets.
     pub secret_options: &'static [&'static str],
-    /// Options (list items written `images[]`) whose unknown keys are
-    /// dropped with a warning instead of refused: where zuul-jobs users
-    /// carry keys of their own in the same dicts.
+    /// Options (list items written `images[]`, any entry of a dict
+    /// `registries.*`) whose unknown keys are dropped with a warning instead
+    /// of refused: where zuul-jobs users carry keys of their own in the same
+    /// dicts. The warning names the key, so a misspelt one is seen.
     pub lenient: &'static [&'static str],
 }
 
@@ -80,6 +81,18 @@ fn path_pattern(path: &str) -> String {
     out
 }
 
+/// Whether `pattern` is `<dict>.*` and `segments` name one entry of that
+/// top-level dict (its keys may hold dots, as registry hosts do).
+fn any_entry_of(pattern: &str, segments: &[&serde_path_to_error::Segment]) -> bool {
+    let Some(dict) = pattern.strip_suffix(".*") else {
+        return false;
+    };
+    matches!(
+        segments,
+        [serde_path_to_error::Segment::Map { key: top }, serde_path_to_error::Segment::Map { .. }] if top == dict
+    )
+}
+
 /// Drops the unknown key `error` names if its place is lenient; returns the
 /// warning to give.
 fn drop_lenient(value: &mut Value, error: &serde_path_to_error::Error<serde_json::Error>, lenient: &[&str]) -> Option<String> {
@@ -100,7 +113,7 @@ fn drop_lenient(value: &mut Value, error: &serde_path_to_error::Error<serde_json
         .collect::<String>()
         .trim_start_matches('.')
         .to_string();
-    if !lenient.contains(&path_pattern(&path).as_str()) {
+    if !lenient.contains(&path_pattern(&path).as_str()) && !lenient.iter().any(|p| any_entry_of(p, &segments)) {
         return None;
     }
     let mut cur = &mut *value;
@@ -563,6 +576,34 @@ mod tests {
         );
         let (_, parsed) = parse_args::<Args>(r#"{"images":[{"src":"a"}],"colour":1}"#, &LENIENT);
         assert!(parsed.is_err(), "other places stay strict");
+    }
+
+    #[derive(Deserialize, Debug)]
+    #[serde(deny_unknown_fields)]
+    #[allow(dead_code)]
+    struct Hosts {
+        hosts: std::collections::BTreeMap<String, Image>,
+    }
+
+    /// `<dict>.*` is any entry of a dict, whose keys may hold dots.
+    #[test]
+    fn any_entry_of_a_lenient_dict_drops_unknown_keys_with_a_warning() {
+        const LENIENT: ModuleSpec = ModuleSpec {
+            name: "t",
+            secret_options: &[],
+            lenient: &["hosts.*"],
+        };
+        let (_, parsed) = parse_args::<Hosts>(r#"{"hosts":{"quay.io":{"src":"a","passwd":"x"},"b":{"src":"b"}}}"#, &LENIENT);
+        let (h, ctx) = parsed.unwrap();
+        assert_eq!(h.hosts.len(), 2);
+        let warnings = ctx.warnings.lock().unwrap().clone();
+        assert_eq!(warnings, ["option 'hosts.quay.io.passwd' is not used by t and was ignored"]);
+        let (_, parsed) = parse_args::<Hosts>(r#"{"hosts":{"b":{"src":"b"}},"colour":1}"#, &LENIENT);
+        assert!(parsed.is_err(), "other places stay strict");
+        let (_, parsed) = parse_args::<Hosts>(r#"{"hosts":{"b":{"src":"b"}}}"#, &SPEC);
+        assert!(parsed.is_ok());
+        let (_, parsed) = parse_args::<Hosts>(r#"{"hosts":{"b":{"src":"b","x":1}}}"#, &SPEC);
+        assert!(parsed.is_err(), "not lenient where the spec does not say so");
     }
 
     fn parse(text: &str) -> Result<(Args, Context), String> {

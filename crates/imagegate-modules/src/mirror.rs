@@ -19,7 +19,7 @@ use crate::registries::{concurrency, credential_pair, runtime, Registries, Side,
 pub const SPEC: ModuleSpec = ModuleSpec {
     name: "registry_mirror",
     secret_options: SECRET_OPTIONS,
-    lenient: &["images[]"],
+    lenient: &["images[]", "registries.*"],
 };
 
 /// Images copied at once by default: with 4 blobs each, 32 transfers to a

@@ -20,7 +20,7 @@ use crate::registries::{concurrency, credential_pair, runtime, Registries, Side,
 pub const SPEC: ModuleSpec = ModuleSpec {
     name: "container_push",
     secret_options: SECRET_OPTIONS,
-    lenient: &[],
+    lenient: &["registries.*"],
 };
 
 crate::registry_module_args! {

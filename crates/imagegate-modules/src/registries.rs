@@ -20,8 +20,10 @@ pub const SECRET_OPTIONS: &[&str] = &["password", "src_password", "dest_password
 /// zuul-jobs, by a registry name that `dest_registry` refers to). Keys it
 /// does not know are ignored, as zuul-jobs ignores them, so that
 /// `container_registry_credentials` entries written for other tools pass
-/// unchanged.
+/// unchanged; but each with a warning naming it (the modules' specs list
+/// `registries.*` as lenient), so that a misspelt `passwd` is seen.
 #[derive(Deserialize, Debug, Clone)]
+#[serde(deny_unknown_fields)]
 pub struct RegistryEntry {
     #[serde(default)]
     pub username: Option<String>,
@@ -159,7 +161,11 @@ impl Registries {
             if entry.username.is_some() != entry.password.is_some() {
                 return Err(ModuleError::option(
                     format!("registries.{key}"),
-                    "username and password go together",
+                    format!(
+                        "username and password go together: it has a {} but no {} (a key this module does not know is ignored, with a warning)",
+                        if entry.username.is_some() { "username" } else { "password" },
+                        if entry.username.is_some() { "password" } else { "username" },
+                    ),
                 ));
             }
             if let Some(ca) = &entry.ca_cert {

@@ -22,7 +22,7 @@ use crate::registries::{concurrency, runtime, Registries, Side, SECRET_OPTIONS};
 pub const SPEC: ModuleSpec = ModuleSpec {
     name: "container_retag",
     secret_options: SECRET_OPTIONS,
-    lenient: &[],
+    lenient: &["registries.*"],
 };
 
 /// zuul-jobs' default age for stale tags: one day.

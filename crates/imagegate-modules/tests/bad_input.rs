@@ -272,3 +272,28 @@ fn extra_keys_of_mirror_items_warn() {
         &[],
     );
 }
+
+/// A misspelt key in a registries entry (zuul-jobs ignores keys it does not
+/// know, and so do the modules) is named in a warning, beside the failure
+/// it causes; its value is not printed.
+#[test]
+fn a_misspelt_registries_key_is_named() {
+    let secret = format!("pw-{}", random_hex(8));
+    let run = must_fail(
+        json!({
+            "images": [{"src": "127.0.0.1:1/a:b", "dest": "127.0.0.1:1/c"}],
+            "registries": {"registry.example.com": {"username": "someone", "passwd": secret}},
+        }),
+        &[
+            "registries.registry.example.com",
+            "username and password go together",
+            "has a username but no password",
+        ],
+        &[&secret],
+    );
+    let warnings = run.result["warnings"].to_string();
+    assert!(
+        warnings.contains("'registries.registry.example.com.passwd' is not used by registry_mirror"),
+        "{warnings}"
+    );
+}
