@@ -85,7 +85,9 @@ pub struct ImageArgs {
 /// How the tags of one image are chosen.
 #[derive(Debug)]
 enum Selection {
-    /// One source tag or digest to one destination tag.
+    /// One source tag or digest to one destination tag, or (a digest
+    /// source without a destination tag) to the destination by that digest,
+    /// untagged: `dest_tag` is then the digest.
     One {
         dest_tag: String,
     },
@@ -189,11 +191,17 @@ fn validate(i: usize, a: ImageArgs) -> Result<Image, ModuleError> {
         let dest_tag = match (&dest.tag, &src.tag) {
             (Some(t), _) => t.clone(),
             (None, Some(t)) => t.clone(),
+            // By digest: PUT /v2/<name>/manifests/<digest>, which the
+            // distribution spec allows; the manifest is then in the
+            // repository under no tag (a promotion moves tags to it next).
             (None, None) if src.digest.is_some() => {
-                return Err(ModuleError::option(
-                    dest_opt,
-                    "the source is a digest, so the destination needs a tag",
-                ));
+                if !a.platforms.is_empty() {
+                    return Err(ModuleError::option(
+                        opt(i, "platforms"),
+                        "a digest source copied by digest (no destination tag) keeps its digest, so every platform; give the destination a tag to choose platforms",
+                    ));
+                }
+                src.digest.as_ref().map(|d| d.to_string()).unwrap_or_default()
             }
             (None, None) => "latest".to_string(),
         };
@@ -676,6 +684,18 @@ mod tests {
         assert!(matches!(i.selection, Selection::One { ref dest_tag } if dest_tag == "v1"));
         let i = validate(0, img("quay.io/a/b", "reg.example/b:x")).unwrap();
         assert!(matches!(i.selection, Selection::One { ref dest_tag } if dest_tag == "x"));
+    }
+
+    #[test]
+    fn a_digest_source_without_a_destination_tag_is_copied_by_digest() {
+        let d = format!("sha256:{}", "a".repeat(64));
+        let i = validate(0, img(&format!("quay.io/a/b@{d}"), "reg.example/b")).unwrap();
+        assert!(matches!(i.selection, Selection::One { ref dest_tag } if *dest_tag == d));
+        let i = validate(0, img(&format!("quay.io/a/b@{d}"), "reg.example/b:v2")).unwrap();
+        assert!(matches!(i.selection, Selection::One { ref dest_tag } if dest_tag == "v2"));
+        let mut a = img(&format!("quay.io/a/b@{d}"), "reg.example/b");
+        a.platforms = vec!["linux/amd64".into()];
+        assert!(err(a).starts_with("images[0].platforms: a digest source copied by digest"));
     }
 
     #[test]

@@ -1486,6 +1486,77 @@ fn stage_copied_to_other_registries(core: Core) {
     }
 }
 
+/// A stage copied to another registry (zuul-registry, which cannot delete
+/// a tag) with a record: the copy goes by digest, so no staging tag is left
+/// there; each registry's moves are recorded beside the record, and the
+/// restore puts every registry's stage tags back (the tag names each
+/// registry lists are exactly those it listed before).
+fn stage_copies_are_recorded_and_restored(core: Core) {
+    let fx = Fixtures::get();
+    let reg = TestRegistry::start(Kind::Distribution);
+    let other = TestRegistry::start(Kind::Zuul);
+    for n in 0..2 {
+        reg.seed(&fx.single(n), &format!("tripleo/img{n}:tripleo-ci-testing"));
+        for r in [&reg, &other] {
+            r.seed(&fx.single(n + 4), &format!("tripleo/img{n}:current-tripleo"));
+        }
+    }
+    let tag_names = |r: &TestRegistry, n: usize| -> Vec<String> {
+        r.tags(&format!("tripleo/img{n}"))
+            .into_iter()
+            .filter(|t| !t.starts_with("sha256:"))
+            .collect()
+    };
+    // Per image: the stage tag's digest here and there, and the tag names of each.
+    type State = (Option<String>, Option<String>, Vec<String>, Vec<String>);
+    let state = || -> Vec<State> {
+        (0..2)
+            .map(|n| {
+                let tag = format!("tripleo/img{n}:current-tripleo");
+                (reg.digest(&tag), other.digest(&tag), tag_names(&reg, n), tag_names(&other, n))
+            })
+            .collect()
+    };
+    let before = state();
+    let coll = collection();
+    let records = tempfile::tempdir().unwrap();
+    let record = records.path().join("record.json");
+    let regs = json!({reg.host.clone(): reg.module_entry(), other.host.clone(): other.module_entry()});
+    let (ok, out) = playbook(
+        core,
+        coll.path(),
+        "playbooks/promote-set.yaml",
+        &json!({
+            "promote_set_images": (0..2).map(|n| format!("{}/tripleo/img{n}", reg.host)).collect::<Vec<_>>(),
+            "promote_set_from": "tripleo-ci-testing",
+            "promote_set_to": "current-tripleo",
+            "promote_set_copies": [other.host],
+            "promote_set_record_file": record,
+            "promote_set_registries": regs,
+        }),
+    );
+    assert!(ok, "{out}");
+    for (n, was) in before.iter().enumerate() {
+        let promoted = reg.digest(&format!("tripleo/img{n}:tripleo-ci-testing"));
+        assert_eq!(reg.digest(&format!("tripleo/img{n}:current-tripleo")), promoted);
+        assert_eq!(other.digest(&format!("tripleo/img{n}:current-tripleo")), promoted, "img{n} copied");
+        assert_eq!(tag_names(&other, n), was.3, "no staging tag is left on {}", other.host);
+    }
+    let copy_record = records
+        .path()
+        .join(format!("record.json.copy-{}.json", other.host.replace(':', "_")));
+    assert!(copy_record.is_file(), "{} is written", copy_record.display());
+
+    let (ok, out) = playbook(
+        core,
+        coll.path(),
+        "playbooks/promote-set.yaml",
+        &json!({"promote_set_restore_from": record, "promote_set_registries": regs}),
+    );
+    assert!(ok, "{out}");
+    assert_eq!(state(), before, "every registry's tags as before the promotion");
+}
+
 /// Zuul gives a job's vars to Ansible in the inventory and its secrets in
 /// group_vars, both below play vars in Ansible's precedence: the playbook's
 /// inputs must reach it from there. (The real-Zuul harness found the job's
@@ -1559,6 +1630,7 @@ imagegate_testkit::under_each_core!(
     promote_role_intermediate_registry_carries_signatures,
     remove_registry_tag_role,
     promotion_set_playbook,
+    stage_copies_are_recorded_and_restored,
     promotion_set_inputs_as_zuul_gives_them,
     buildset_registry_flow,
     buildset_registry_that_cannot_start_fails_with_its_log,

@@ -689,3 +689,52 @@ fn over_tls_blob_bodies_go_over_http1_and_the_rest_over_http2() {
     assert_eq!(seen.len(), 3, "every kind of request was seen: {seen:?}");
     assert_eq!(seen["blob body read"] as u64, totals(&run, "blobs_copied"), "{seen:?}");
 }
+
+/// A digest source without a destination tag is copied by digest: the
+/// manifest (an index with its children, or an image) is in the destination
+/// repository under no tag, byte for byte; a second run changes nothing.
+#[test]
+fn a_digest_copies_by_digest_under_no_tag() {
+    let fx = Fixtures::get();
+    let src = TestRegistry::start(Kind::Distribution);
+    src.seed(&fx.multi(), "set/multi:v1");
+    src.seed(&fx.single(5), "set/single:v1");
+    for kind in [Kind::Distribution, Kind::Zuul] {
+        let dst = TestRegistry::start(kind);
+        let regs = registries(&[&src, &dst]);
+        for repo in ["set/multi", "set/single"] {
+            let digest = src.digest(&format!("{repo}:v1")).unwrap();
+            let args = json!({
+                "images": [{"src": format!("{}/{repo}@{digest}", src.host), "dest": format!("{}/{repo}", dst.host)}],
+                "registries": regs,
+            });
+            let run = module(&args);
+            run.assert_ok();
+            assert!(run.changed(), "{kind:?} {repo}: {}", run.stdout);
+            assert_eq!(run.result["images"][0]["tags"][0]["tag"], json!(digest), "{}", run.stdout);
+            assert_eq!(
+                dst.digest(&format!("{repo}@{digest}")),
+                Some(digest.clone()),
+                "{kind:?} {repo} by digest"
+            );
+            assert_eq!(
+                dst.raw_manifest(&format!("{repo}@{digest}")),
+                src.raw_manifest(&format!("{repo}@{digest}")),
+                "byte for byte"
+            );
+            // zuul-registry lists every manifest reference it was given,
+            // digests too (as it lists an index's children): no tag name.
+            let listed = dst.tags(repo);
+            assert!(
+                listed.iter().all(|t| t.starts_with("sha256:")),
+                "{kind:?} {repo}: no tag: {listed:?}"
+            );
+            if kind == Kind::Distribution {
+                assert!(listed.is_empty(), "{listed:?}");
+            }
+            let again = module(&args);
+            again.assert_ok();
+            assert!(!again.changed(), "{kind:?} {repo}: {}", again.stdout);
+        }
+    }
+}

@@ -243,6 +243,28 @@ impl TestRegistry {
         Some(imagegate_registry::Digest::of(&out.stdout).to_string())
     }
 
+    /// The tags of a repository, listed with skopeo (sorted; empty when the
+    /// repository has none or is unknown).
+    pub fn tags(&self, repo: &str) -> Vec<String> {
+        let mut cmd = Command::new("skopeo");
+        cmd.arg("list-tags")
+            .args(self.skopeo_flags("src").iter().map(|f| f.replace("--src-", "--")))
+            .arg(format!("docker://{}/{repo}", self.host));
+        let out = cmd.output().expect("skopeo");
+        if !out.status.success() {
+            return Vec::new();
+        }
+        let listed: serde_json::Value = serde_json::from_slice(&out.stdout).expect("skopeo list-tags JSON");
+        let mut tags: Vec<String> = listed["Tags"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|t| t.as_str().map(String::from))
+            .collect();
+        tags.sort();
+        tags
+    }
+
     /// The raw manifest bytes of a tag or digest, through skopeo.
     pub fn raw_manifest(&self, repo_ref: &str) -> Vec<u8> {
         let mut cmd = Command::new("skopeo");
