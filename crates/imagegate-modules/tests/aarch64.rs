@@ -11,12 +11,13 @@
 //! registers it), so that the node's `uname -m` says aarch64 and the
 //! executables the node is sent run under qemu.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::Command;
 
 use imagegate_testkit::ansible::{add_architecture, playbook_on, release_binaries, Core};
+use imagegate_testkit::arch::aarch64_shell;
 use imagegate_testkit::module::{parse_run, ModuleRun};
-use imagegate_testkit::{repo_root, Fixtures, Kind, TestRegistry};
+use imagegate_testkit::{Fixtures, Kind, TestRegistry};
 use serde_json::{json, Value};
 
 fn aarch64(module: &str) -> PathBuf {
@@ -111,22 +112,6 @@ fn aarch64_mirror_promotion_restore_and_push_against_real_registries() {
     let digest = run.result["digest"].as_str().unwrap().to_string();
     assert_eq!(src.digest("arm/pushed:latest").as_deref(), Some(digest.as_str()));
     assert_eq!(src.digest("arm/pushed:1.0").as_deref(), Some(digest.as_str()));
-}
-
-/// A node whose shell is Debian's aarch64 busybox (under qemu, through
-/// binfmt_misc): its `uname -m` says aarch64.
-fn aarch64_shell(dir: &Path) -> PathBuf {
-    let busybox = repo_root().join(".work/arm64-busybox/bin/busybox");
-    assert!(busybox.is_file(), "{} is missing: run tools/setup.sh", busybox.display());
-    let sh = dir.join("sh");
-    std::os::unix::fs::symlink(&busybox, &sh).unwrap();
-    let out = Command::new(&sh).args(["-c", "uname -m"]).output().unwrap();
-    assert_eq!(
-        String::from_utf8_lossy(&out.stdout).trim(),
-        "aarch64",
-        "aarch64 executables run here (binfmt_misc; tools/setup.sh registers qemu-aarch64-static)"
-    );
-    sh
 }
 
 fn a_play_over_an_x86_64_and_an_aarch64_node(core: Core) {

@@ -71,7 +71,8 @@ fn module_binary(name: &str) -> std::path::PathBuf {
 /// architectures and the docs; installed into an empty collections path,
 /// `ansible-doc -l` lists every module without a warning, ansible-doc shows
 /// full docs for each, and a playbook runs them by FQCN (asking the host its
-/// architecture once, for its first task). A mixed-up or missing
+/// architecture once, for its first task); one play over this host and an
+/// aarch64 host runs each its own executable. A mixed-up or missing
 /// architecture gets a clear failure, not an exec format error.
 #[test]
 fn galaxy_package_installs_and_runs() {
@@ -173,8 +174,38 @@ fn galaxy_package_installs_and_runs() {
     );
     assert!(out.contains(&format!("running binaries/{native}/registry_mirror")), "{out}");
 
-    // A collection whose x86_64 directory holds an aarch64 executable.
+    // The same installed collection in one play over this host and an
+    // aarch64 host: each is sent, and runs, the executable of its own
+    // architecture (the aarch64 one under qemu).
+    let fleet = work.path().join("fleet.yml");
+    std::fs::write(
+        &fleet,
+        format!(
+            "- hosts: all\n  gather_facts: false\n  tasks:\n    - imagegate.containers.registry_mirror:\n        images: [{{src: '{h}/gal/app:v1', dest: '{h}/gal/{{{{ inventory_hostname }}}}'}}]\n        registries: {{'{h}': {{plain_http: true}}}}\n      register: r\n    - ansible.builtin.assert:\n        that: [r is changed, \"r.ansible_facts.imagegate_architecture == ('aarch64' if inventory_hostname == 'arm' else '{native}')\"]\n",
+            h = reg.host
+        ),
+    )
+    .unwrap();
+    let shell = imagegate_testkit::arch::aarch64_shell(work.path());
+    let inventory = work.path().join("fleet-inventory.yml");
+    std::fs::write(
+        &inventory,
+        format!(
+            "all:\n  hosts:\n    here: {{ansible_connection: local}}\n    arm: {{ansible_connection: local, ansible_shell_executable: '{}'}}\n",
+            shell.display()
+        ),
+    )
+    .unwrap();
+    let (ok, out) = run(ansible("ansible-playbook").arg("-vvv").arg("-i").arg(&inventory).arg(&fleet));
+    assert!(ok, "{out}");
     let installed = coll.join("ansible_collections/imagegate/containers/binaries");
+    for (host, arch) in [("here", native), ("arm", "aarch64")] {
+        assert_eq!(reg.digest(&format!("gal/{host}:v1")), reg.digest("gal/app:v1"), "{host}");
+        let put = format!("<{host}> PUT {}/{arch}/registry_mirror TO", installed.display());
+        assert!(out.contains(&put), "{put}:\n{out}");
+    }
+
+    // A collection whose x86_64 directory holds an aarch64 executable.
     let first = installed.join(native).join("registry_mirror");
     let mut bytes = std::fs::read(&first).unwrap();
     bytes[18] = if native == "aarch64" { 0x3E } else { 0xB7 };

@@ -4,6 +4,7 @@
 //! are injected by a proxy in front of a real registry.
 
 pub mod ansible;
+pub mod arch;
 pub mod docker;
 pub mod fixtures;
 pub mod hostile;
