@@ -14,6 +14,7 @@ use crate::error::{Error, ErrorKind};
 use crate::listing::{self, PageError, TagList};
 use crate::log;
 use crate::manifest::{self, Descriptor, Manifest};
+use crate::quirks;
 use crate::stats::Stats;
 use crate::transport::limits::Progress;
 use crate::transport::{Request, Scope, Transport};
@@ -110,7 +111,7 @@ impl RegistryClient {
                     _ => self.get_manifest(repo, reference).await.map(|m| Some(m.digest)),
                 }
             }
-            Err(e) if e.status() == Some(404) => Ok(None),
+            Err(e) if quirks::not_there(&e) => Ok(None),
             Err(e) => Err(e),
         }
     }
@@ -123,7 +124,7 @@ impl RegistryClient {
             .header(ACCEPT, manifest::ACCEPT);
         let (headers, bytes) = match self.fetch(&req, MAX_MANIFEST).await {
             Ok(v) => v,
-            Err(e) if e.status() == Some(404) => {
+            Err(e) if quirks::not_there(&e) => {
                 return Err(Error::new(ErrorKind::NotFound {
                     reference: name,
                     detail: Some("no such manifest (check the repository and tag)".into()),
@@ -259,7 +260,7 @@ impl RegistryClient {
                     .and_then(|v| v.parse().ok())
                     .unwrap_or(0),
             )),
-            Err(e) if e.status() == Some(404) => Ok(None),
+            Err(e) if quirks::not_there(&e) => Ok(None),
             Err(e) => Err(e),
         }
     }
@@ -288,7 +289,7 @@ impl RegistryClient {
                 }
                 Ok(false)
             }
-            Err(e) if matches!(e.status(), Some(400 | 404 | 405)) => Ok(false),
+            Err(e) if quirks::mount_declined(&e) => Ok(false),
             Err(e) => Err(e),
         }
     }
@@ -312,14 +313,11 @@ impl RegistryClient {
                 })?;
                 Ok(Some(index["manifests"].as_array().cloned().unwrap_or_default()))
             }
-            // A registry with the API never answers 404 for a repository it
-            // has (OCI distribution spec 1.1): 404 without NAME_UNKNOWN, 405
-            // or 501 mean it has none, and it is not asked again this call.
-            Err(e) if matches!(e.status(), Some(404 | 405 | 501)) && !e.has_code("NAME_UNKNOWN") => {
+            Err(e) if quirks::lacks_referrers_api(&e) => {
                 self.transport.note_no_referrers_api();
                 Ok(None)
             }
-            Err(e) if matches!(e.status(), Some(400 | 404)) => Ok(None),
+            Err(e) if quirks::no_referrers_here(&e) => Ok(None),
             Err(e) => Err(e),
         }
     }
@@ -356,7 +354,7 @@ impl RegistryClient {
             let req = Request::new(Method::GET, target.clone(), vec![Scope::pull(repo)]);
             let (headers, body) = match self.fetch(&req, MAX_TAG_PAGE_BYTES).await {
                 Ok(v) => v,
-                Err(e) if e.status() == Some(404) => {
+                Err(e) if quirks::not_there(&e) => {
                     return Err(Error::new(ErrorKind::NotFound {
                         reference: format!("{}/{repo}", self.registry()),
                         detail: Some("no such repository".into()),
@@ -441,7 +439,7 @@ impl RegistryClient {
             req = req.header(RANGE, format!("bytes={offset}-"));
         }
         match self.transport.send_once(&req, None).await {
-            Err(e) if e.status() == Some(404) => Err(Error::new(ErrorKind::NotFound {
+            Err(e) if quirks::not_there(&e) => Err(Error::new(ErrorKind::NotFound {
                 reference: format!("blob {digest} in {}/{repo}", self.registry()),
                 detail: None,
             })),
@@ -540,7 +538,7 @@ impl RegistryClient {
                         return Err(e);
                     }
                     match result {
-                        Err(e) if e.status() == Some(413) && mode == UploadMode::Monolithic => {
+                        Err(e) if quirks::body_too_large(&e) && mode == UploadMode::Monolithic => {
                             log::info(&format!("{what}: the registry refused a whole upload (413); uploading in chunks"));
                             fallback.store(true, Relaxed);
                         }

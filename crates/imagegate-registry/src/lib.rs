@@ -22,6 +22,7 @@ pub mod log;
 pub mod manifest;
 pub mod promote;
 pub mod push;
+mod quirks;
 pub mod reference;
 pub mod referrers;
 pub mod restore;

@@ -314,7 +314,7 @@ impl TagRemover {
         match client.delete_manifest(repo, &unknown).await {
             Ok(()) => Ok(true),
             Err(e) if e.is_temporary() => Err(e),
-            Err(e) => Ok(e.status() == Some(404) && e.has_code("MANIFEST_UNKNOWN")),
+            Err(e) => Ok(crate::quirks::deletes_answered_as_supported(&e)),
         }
     }
 
@@ -329,7 +329,7 @@ impl TagRemover {
         match client.delete_tag_oci(repo, &unknown).await {
             Ok(()) => Ok(true),
             Err(e) if e.is_temporary() => Err(e),
-            Err(e) => Ok(e.status() == Some(404) && e.has_code("MANIFEST_UNKNOWN")),
+            Err(e) => Ok(crate::quirks::deletes_answered_as_supported(&e)),
         }
     }
 

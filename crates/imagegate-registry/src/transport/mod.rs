@@ -96,21 +96,38 @@ pub(crate) struct Request {
     pub headers: Vec<(HeaderName, String)>,
     pub body: Option<Bytes>,
     pub scope: Vec<Scope>,
-    /// A request to a registry's web API (Quay, Docker Hub) that carries its
-    /// own Authorization header: no registry challenge handling for it, and
-    /// that header goes only to the API's own origin.
-    pub web_api: bool,
-    /// A request to a non-registry API (Zuul's) whose answer must come from
-    /// the transport's own origin: no Authorization of any kind, no
-    /// registry challenge handling, and a redirect to another origin is
-    /// refused rather than followed.
-    pub pinned: bool,
+    /// Whom the request is for, which decides its credentials and where it
+    /// may be redirected.
+    pub kind: RequestKind,
     /// A blob body (a blob GET, an upload's PUT or PATCH): sent on the
     /// transport's HTTP/1.1 connections (see [`Transport::bulk`]).
     pub bulk: bool,
 }
 
+/// Whom a request is for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RequestKind {
+    /// The registry's API (/v2/...): the registry's credentials, answered
+    /// challenges, and only on the registry's origin (a redirect elsewhere,
+    /// to blob storage say, is followed without them).
+    Registry,
+    /// A registry's web API (Quay, Docker Hub) that carries its own
+    /// Authorization header: no registry challenge handling for it, and
+    /// that header goes only to the API's own origin.
+    WebApi,
+    /// A non-registry API (Zuul's) whose answer must come from the
+    /// transport's own origin: no Authorization of any kind, no registry
+    /// challenge handling, and a redirect to another origin is refused
+    /// rather than followed.
+    Pinned,
+}
+
 impl Request {
+    /// Whether the registry's own credentials and challenges apply.
+    fn registry_auth(&self) -> bool {
+        self.kind == RequestKind::Registry
+    }
+
     pub(crate) fn new(method: Method, target: impl Into<String>, scope: Vec<Scope>) -> Self {
         Self {
             method,
@@ -118,8 +135,7 @@ impl Request {
             headers: Vec::new(),
             body: None,
             scope,
-            web_api: false,
-            pinned: false,
+            kind: RequestKind::Registry,
             bulk: false,
         }
     }
@@ -130,18 +146,18 @@ impl Request {
         self
     }
 
-    /// A request pinned to the transport's origin (see [`Request::pinned`]).
+    /// A request pinned to the transport's origin (see [`RequestKind::Pinned`]).
     pub(crate) fn pinned(method: Method, url: impl Into<String>) -> Self {
         Self {
-            pinned: true,
+            kind: RequestKind::Pinned,
             ..Self::new(method, url, Vec::new())
         }
     }
 
-    /// A web API request (see [`Request::web_api`]).
+    /// A web API request (see [`RequestKind::WebApi`]).
     pub(crate) fn web(method: Method, url: impl Into<String>) -> Self {
         Self {
-            web_api: true,
+            kind: RequestKind::WebApi,
             ..Self::new(method, url, Vec::new())
         }
     }
@@ -283,7 +299,7 @@ impl Transport {
                 self.registry
             )))
         })?;
-        if !req.web_api && url.origin() != self.base.origin() {
+        if req.kind != RequestKind::WebApi && url.origin() != self.base.origin() {
             return Err(Error::new(ErrorKind::ForeignUrl {
                 registry: self.registry.clone(),
                 url: crate::error::untrusted_text(&redact_url(url.as_str()), 200),
@@ -369,7 +385,7 @@ impl Transport {
         let mut extra_scope: Option<String> = None;
         let mut retried_auth = false;
         loop {
-            let authorization = if req.web_api || req.pinned {
+            let authorization = if !req.registry_auth() {
                 None
             } else {
                 self.authorization(&req.scope, extra_scope.as_deref()).await?
@@ -392,7 +408,7 @@ impl Transport {
             }
             let resp = resp?;
             let status = resp.status();
-            if status == StatusCode::UNAUTHORIZED && !req.web_api && !req.pinned {
+            if status == StatusCode::UNAUTHORIZED && req.registry_auth() {
                 let challenge = resp
                     .headers()
                     .get(WWW_AUTHENTICATE)
@@ -434,7 +450,7 @@ impl Transport {
     /// that fails lets the next one try. Bounded by the first request's own
     /// bound (its answer deadline or progress rule).
     async fn first_contact(&self, req: &Request) -> Option<tokio::sync::MutexGuard<'_, ()>> {
-        if !self.prime || req.web_api || req.pinned || self.contacted.load(Ordering::SeqCst) {
+        if !self.prime || !req.registry_auth() || self.contacted.load(Ordering::SeqCst) {
             return None;
         }
         let guard = self.first.lock().await;
@@ -466,13 +482,13 @@ impl Transport {
                     crate::error::untrusted_text(url.scheme(), 20)
                 ))));
             }
-            if req.pinned && url.origin() != self.base.origin() {
+            if req.kind == RequestKind::Pinned && url.origin() != self.base.origin() {
                 return Err(Error::new(ErrorKind::Redirected {
                     origin: self.origin(),
                     url: crate::error::untrusted_text(&redact_url(url.as_str()), 200),
                 }));
             }
-            let same_origin = if req.web_api {
+            let same_origin = if req.kind == RequestKind::WebApi {
                 url.origin() == from.origin()
             } else {
                 url.origin() == self.base.origin()
@@ -484,7 +500,7 @@ impl Transport {
                 }
                 rb = rb.header(name, value);
             }
-            if same_origin && !req.web_api && !req.pinned {
+            if same_origin && req.registry_auth() {
                 if let Some(a) = self.authorization(&req.scope, extra).await? {
                     rb = rb.header(AUTHORIZATION, a);
                 }
