@@ -266,7 +266,7 @@ impl Registries {
     pub fn web_api(&self, registry: &str, name: Option<&str>) -> imagegate_registry::tags::WebApi {
         let entry = self.entry(registry, name).cloned().unwrap_or_default();
         imagegate_registry::tags::WebApi {
-            kind: entry.kind,
+            kind: imagegate_registry::tags::WebApiKind::from_type(entry.kind.as_deref()),
             api_url: entry.api_url,
             api_token: entry.api_token.map(imagegate_registry::Secret::new),
             username: entry.username,

@@ -66,8 +66,8 @@ pub enum RemoveMethod {
 /// Where a registry's web API is and how to authenticate to it.
 #[derive(Clone, Debug, Default)]
 pub struct WebApi {
-    /// `quay` or `docker` (zuul-jobs' `type`); guessed from the host if unset.
-    pub kind: Option<String>,
+    /// Which web API the registry has (zuul-jobs' `type`).
+    pub kind: WebApiKind,
     /// Base URL of the API (`https://quay.io`, `https://hub.docker.com`).
     pub api_url: Option<String>,
     /// Quay OAuth token.
@@ -77,12 +77,39 @@ pub struct WebApi {
     pub password: Option<Secret>,
 }
 
+/// Which web API a registry has, as zuul-jobs' `type` says.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum WebApiKind {
+    /// No `type`: quay.io has Quay's API, docker.io Docker Hub's, any other
+    /// host none.
+    #[default]
+    ByHost,
+    /// `quay`: Quay's API (quay.io, or a Quay installation of its own).
+    Quay,
+    /// `docker` or `dockerhub`: Docker Hub's API.
+    DockerHub,
+    /// Any other `type`: no web API, the registry API only.
+    NoWebApi,
+}
+
+impl WebApiKind {
+    /// The kind zuul-jobs' `type` names (unset: by host).
+    pub fn from_type(kind: Option<&str>) -> Self {
+        match kind {
+            None => Self::ByHost,
+            Some("quay") => Self::Quay,
+            Some("docker" | "dockerhub") => Self::DockerHub,
+            Some(_) => Self::NoWebApi,
+        }
+    }
+}
+
 impl WebApi {
     fn is_quay(&self, registry: &str) -> bool {
-        self.kind.as_deref() == Some("quay") || (self.kind.is_none() && registry == "quay.io")
+        self.kind == WebApiKind::Quay || (self.kind == WebApiKind::ByHost && registry == "quay.io")
     }
     fn is_dockerhub(&self, registry: &str) -> bool {
-        matches!(self.kind.as_deref(), Some("docker" | "dockerhub")) || (self.kind.is_none() && registry == "docker.io")
+        self.kind == WebApiKind::DockerHub || (self.kind == WebApiKind::ByHost && registry == "docker.io")
     }
     fn quay_base(&self, registry: &str) -> String {
         self.api_url
@@ -555,10 +582,20 @@ mod tests {
         assert!(w.is_quay("quay.io") && !w.is_quay("example.com"));
         assert!(w.is_dockerhub("docker.io"));
         let w = WebApi {
-            kind: Some("quay".into()),
+            kind: WebApiKind::from_type(Some("quay")),
             ..Default::default()
         };
         assert!(w.is_quay("registry.example.com") && !w.is_dockerhub("docker.io"));
         assert_eq!(w.quay_base("registry.example.com"), "https://registry.example.com");
+        let w = WebApi {
+            kind: WebApiKind::from_type(Some("dockerhub")),
+            ..Default::default()
+        };
+        assert!(w.is_dockerhub("registry.example.com"));
+        let w = WebApi {
+            kind: WebApiKind::from_type(Some("generic")),
+            ..Default::default()
+        };
+        assert!(!w.is_quay("quay.io") && !w.is_dockerhub("docker.io"), "another type: no web API");
     }
 }
