@@ -169,3 +169,58 @@ fn a_play_over_an_x86_64_and_an_aarch64_node(core: Core) {
 }
 
 imagegate_testkit::under_each_core!(a_play_over_an_x86_64_and_an_aarch64_node);
+
+/// A collection whose aarch64 registry_mirror was built as another version
+/// (its version mark changed): the modules_version check names that file,
+/// and only the aarch64 node's module task fails, naming it and both
+/// versions; the x86_64 node's runs.
+#[test]
+fn a_stale_binary_of_one_architecture_is_named() {
+    let fx = Fixtures::get();
+    let src = TestRegistry::start(Kind::Distribution);
+    src.seed(&fx.single(7), "fleet/app:v1");
+    let coll = imagegate_testkit::ansible::collection(&imagegate_testkit::module_binaries!());
+    add_architecture(coll.path(), "aarch64");
+    let galaxy = std::fs::read_to_string(imagegate_testkit::repo_root().join("galaxy.yml")).unwrap();
+    let version = galaxy.lines().find_map(|l| l.strip_prefix("version: ")).unwrap().trim().to_string();
+    // The same length, another last digit.
+    let last = version.chars().last().unwrap();
+    let stale = format!("{}{}", &version[..version.len() - 1], if last == '9' { '8' } else { '9' });
+    let target = coll
+        .path()
+        .join("ansible_collections/imagegate/containers/binaries/aarch64/registry_mirror");
+    let mut bytes = std::fs::read(&target).unwrap();
+    let mark = format!("imagegate.containers modules version {version}\0");
+    let at = bytes
+        .windows(mark.len())
+        .position(|w| w == mark.as_bytes())
+        .expect("the version mark");
+    bytes[at..at + mark.len()].copy_from_slice(format!("imagegate.containers modules version {stale}\0").as_bytes());
+    std::fs::remove_file(&target).unwrap();
+    std::fs::write(&target, bytes).unwrap();
+    let shell = aarch64_shell(coll.path());
+    let hosts = json!({
+        "x86-node": {"ansible_connection": "local"},
+        "arm-node": {"ansible_connection": "local", "ansible_shell_executable": shell},
+    });
+    let vars = json!({
+        "it_src": src.host,
+        "it_registries": {src.host.clone(): src.module_entry()},
+        "it_version": version,
+        "it_stale": stale,
+    });
+    let (ok, out) = playbook_on(
+        Core::V2_18,
+        coll.path(),
+        "tests/integration/targets/mixed_fleet/stale.yml",
+        &vars,
+        &hosts,
+    );
+    assert!(ok, "{out}");
+    assert_eq!(
+        src.digest("fleet/x86-node:v1"),
+        src.digest("fleet/app:v1"),
+        "the x86_64 node's task ran"
+    );
+    assert_eq!(src.digest("fleet/arm-node:v1"), None, "the stale binary did not run");
+}
