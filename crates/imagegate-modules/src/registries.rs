@@ -294,16 +294,16 @@ impl Registries {
             Side::Source => &self.src_cred,
             Side::Destination => &self.dest_cred,
         };
-        let credential = explicit
-            .clone()
-            .or_else(|| {
-                entry
-                    .username
-                    .clone()
-                    .zip(entry.password.clone())
-                    .map(|(u, p)| Credential::new(u, p))
-            })
-            .or_else(|| self.auth_files.find(registry, repository).cloned());
+        let credential = match explicit.clone().or_else(|| {
+            entry
+                .username
+                .clone()
+                .zip(entry.password.clone())
+                .map(|(u, p)| Credential::new(u, p))
+        }) {
+            Some(c) => Some(c),
+            None => self.auth_files.find(registry, repository)?,
+        };
         let config = RegistryConfig {
             plain_http: entry.plain_http,
             tls_verify: entry.tls_verify,
