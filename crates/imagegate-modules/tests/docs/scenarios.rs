@@ -52,14 +52,7 @@ pub(crate) fn mirror(env: &Env, blocks: &Blocks) -> Vec<Outcome> {
                 same("zuul-executor", "zuul/zuul-executor:latest", "zuul-ci/zuul-executor:latest")?;
                 // With `platforms` the destination gets a new index of those children.
                 let index: Value = serde_json::from_slice(&private.raw_manifest("base/busybox:1.36")).map_err(|e| e.to_string())?;
-                let mut archs: Vec<&str> = index["manifests"]
-                    .as_array()
-                    .into_iter()
-                    .flatten()
-                    .filter_map(|m| m["platform"]["architecture"].as_str())
-                    .collect();
-                archs.sort();
-                expect_eq("busybox's platforms", Some(archs), Some(vec!["amd64", "arm64"]))
+                expect_eq("busybox's platforms", Some(architectures(&index)), Some(vec!["amd64", "arm64"]))
             }),
         ),
         (
@@ -126,14 +119,11 @@ pub(crate) fn build_and_push(env: &Env, blocks: &Blocks) -> Vec<Outcome> {
                     "buildah",
                     &["manifest", "inspect", &format!("{}/example/base:latest", pub_reg.host)],
                 )?;
-                let mut archs: Vec<&str> = list["manifests"]
-                    .as_array()
-                    .into_iter()
-                    .flatten()
-                    .filter_map(|m| m["platform"]["architecture"].as_str())
-                    .collect();
-                archs.sort();
-                expect_eq("the manifest list's platforms", Some(archs), Some(vec!["amd64", "arm64"]))
+                expect_eq(
+                    "the manifest list's platforms",
+                    Some(architectures(&list)),
+                    Some(vec!["amd64", "arm64"]),
+                )
             }),
         ),
         (
@@ -453,4 +443,16 @@ pub(crate) fn zuul_config(_env: &Env, blocks: &Blocks) -> Vec<Outcome> {
         blocks.run(PIPELINES, "- job:", check),
         blocks.run(OPERATOR, "- job:", check),
     ]
+}
+
+/// The architectures an index lists, sorted.
+fn architectures(index: &Value) -> Vec<&str> {
+    let mut archs: Vec<&str> = index["manifests"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|m| m["platform"]["architecture"].as_str())
+        .collect();
+    archs.sort();
+    archs
 }
