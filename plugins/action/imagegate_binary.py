@@ -33,6 +33,7 @@ from ansible_collections.imagegate.containers.plugins.action.modules_version imp
     COLLECTION_ROOT,
     binary_version,
     calling_role_mismatch,
+    carried_binaries,
     collection_version,
 )
 
@@ -40,7 +41,7 @@ display = Display()
 
 FACT = "imagegate_architecture"
 # What uname -m (or a fact) may call an architecture, and our name for it.
-ALIASES = {"amd64": "x86_64", "x64": "x86_64", "arm64": "aarch64", "aarch64_be": "aarch64_be"}
+ALIASES = {"amd64": "x86_64", "x64": "x86_64", "arm64": "aarch64"}
 # ELF e_machine values and the architecture names they are.
 ELF_MACHINES = {0x3E: "x86_64", 0xB7: "aarch64", 0xF3: "riscv64", 0x15: "ppc64le", 0x16: "s390x"}
 RUST_TARGETS = {
@@ -70,14 +71,6 @@ def binary_machine(path):
     little = head[5] == 1
     machine = int.from_bytes(head[18:20], "little" if little else "big")
     return ELF_MACHINES.get(machine, f"ELF machine {machine:#x}")
-
-
-def carried():
-    """The architectures the collection carries executables for."""
-    try:
-        return sorted(d for d in os.listdir(BINARIES) if os.path.isdir(os.path.join(BINARIES, d)))
-    except OSError:
-        return []
 
 
 def could_not_run(result):
@@ -118,7 +111,7 @@ class ActionModule(ActionBase):
         if stale:
             result.update(failed=True, msg=stale)
             return result
-        if not carried():
+        if not carried_binaries():
             result.update(
                 failed=True,
                 msg=f"{module}: the module binaries are not built into the collection ({BINARIES} is empty): "
@@ -183,7 +176,7 @@ class ActionModule(ActionBase):
         if arch is None:
             return f"{module}: {host} gives its architecture as {str(said)[:40]!r}, which is not one"
         if not os.path.isfile(binary):
-            have = ", ".join(carried())
+            have = ", ".join(carried_binaries())
             return (
                 f"{module} has no executable for {arch}, the architecture of {host} (this collection carries "
                 f"{have}). {build_hint(arch)}."

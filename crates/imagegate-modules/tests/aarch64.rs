@@ -181,8 +181,7 @@ fn a_stale_binary_of_one_architecture_is_named() {
     src.seed(&fx.single(7), "fleet/app:v1");
     let coll = imagegate_testkit::ansible::collection(&imagegate_testkit::module_binaries!());
     add_architecture(coll.path(), "aarch64");
-    let galaxy = std::fs::read_to_string(imagegate_testkit::repo_root().join("galaxy.yml")).unwrap();
-    let version = galaxy.lines().find_map(|l| l.strip_prefix("version: ")).unwrap().trim().to_string();
+    let version = imagegate_testkit::galaxy_version();
     // The same length, another last digit.
     let last = version.chars().last().unwrap();
     let stale = format!("{}{}", &version[..version.len() - 1], if last == '9' { '8' } else { '9' });

@@ -804,13 +804,7 @@ fn roles_check_the_installed_modules_version(core: Core) {
         &json!({"zuul": zuul_var("periodic"), "remove_registry_tag_repository": "127.0.0.1:1/x/y"}),
     );
     assert!(!ok, "roles of another version ran: {out}");
-    let installed = std::fs::read_to_string(repo_root().join("galaxy.yml")).unwrap();
-    let installed = installed
-        .lines()
-        .find_map(|l| l.strip_prefix("version: "))
-        .unwrap()
-        .trim()
-        .to_string();
+    let installed = imagegate_testkit::galaxy_version();
     assert!(out.contains("written for imagegate.containers 9.9.9"), "{out}");
     assert!(out.contains(&format!("installed modules are version {installed}")), "{out}");
     assert!(out.contains("--force"), "{out}");

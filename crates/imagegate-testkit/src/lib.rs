@@ -60,6 +60,15 @@ pub fn free_port_on(host: &str) -> u16 {
         .unwrap_or_else(|e| panic!("bind {host}:0: {e}"))
 }
 
+/// The collection version this checkout's galaxy.yml names.
+pub fn galaxy_version() -> String {
+    let text = std::fs::read_to_string(repo_root().join("galaxy.yml")).expect("galaxy.yml");
+    text.lines()
+        .find_map(|l| l.strip_prefix("version:"))
+        .map(|v| v.trim().trim_matches('"').to_string())
+        .expect("galaxy.yml has a version")
+}
+
 /// The repository root.
 pub fn repo_root() -> std::path::PathBuf {
     std::path::Path::new(env!("CARGO_MANIFEST_DIR"))

@@ -295,14 +295,6 @@ pub(crate) fn tail(text: &str, n: usize) -> String {
     lines[lines.len().saturating_sub(n)..].join("\n")
 }
 
-pub(crate) fn galaxy_version() -> String {
-    let text = std::fs::read_to_string(repo_root().join("galaxy.yml")).expect("galaxy.yml");
-    text.lines()
-        .find_map(|l| l.strip_prefix("version:"))
-        .map(|v| v.trim().trim_matches('"').to_string())
-        .expect("galaxy.yml has a version")
-}
-
 pub(crate) fn expect(ok: bool, what: &str) -> Result<(), String> {
     if ok {
         Ok(())

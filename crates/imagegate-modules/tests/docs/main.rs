@@ -31,7 +31,7 @@ use std::time::Instant;
 use imagegate_testkit::ansible::{ansible_playbook, local_host, run_playbook, zuul_layout, zuul_returned, Core};
 use imagegate_testkit::tools::venv_tool;
 use imagegate_testkit::webapi::ZuulBuildsApi;
-use imagegate_testkit::{repo_root, run_module, Fixtures, Kind, TestRegistry};
+use imagegate_testkit::{galaxy_version, repo_root, run_module, Fixtures, Kind, TestRegistry};
 use serde_json::{json, Value};
 
 /// One ansible-core is enough here: the module tests cover each release.
