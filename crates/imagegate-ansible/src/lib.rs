@@ -163,6 +163,15 @@ pub struct Outcome {
     pub lists: Vec<(String, RawList)>,
 }
 
+/// A typed report as a result's return values: its fields, in their order.
+/// Reports are structs; anything else is a bug in the module, said loudly.
+pub fn values<T: serde::Serialize>(report: &T) -> Map<String, Value> {
+    match serde_json::to_value(report) {
+        Ok(Value::Object(m)) => m,
+        other => panic!("a report is a struct with fields, not {other:?}"),
+    }
+}
+
 /// A list in the result kept as JSON text, one element at a time, each
 /// masked as it is added: a result of many thousand elements (a mirror of
 /// 10,000 images) is then never held as a tree of values, which takes

@@ -1,17 +1,12 @@
-//! `container_retag`'s `criteria` option: raw arguments, their validation,
-//! and the verdict turned into the module's result. The check itself is the
-//! engine's ([`imagegate_registry::criteria`]).
+//! `container_retag`'s `criteria` option: raw arguments and their
+//! validation. The check and its report are the engine's
+//! ([`imagegate_registry::criteria`], [`imagegate_registry::promotion`]).
 
 use std::path::PathBuf;
-use std::sync::Arc;
 
 use imagegate_ansible::ModuleError;
-use imagegate_registry::criteria::{self, Candidate, ZuulCriteria, DEFAULT_DEADLINE};
-use imagegate_registry::Stats;
+use imagegate_registry::criteria::{ZuulCriteria, DEFAULT_DEADLINE};
 use serde::Deserialize;
-use serde_json::{json, Map, Value};
-
-use crate::registries::Registries;
 
 /// `criteria`: the shape of `promote-set.yaml`'s `promote_set_criteria`.
 #[derive(Deserialize, Debug)]
@@ -72,32 +67,5 @@ pub fn validate(a: CriteriaArgs) -> Result<ZuulCriteria, ModuleError> {
         ca_cert: a.ca_cert,
         tls_verify: a.tls_verify,
         deadline: DEFAULT_DEADLINE,
-    })
-}
-
-/// Asks the API. Met: the result's `criteria` value. Unmet, or an API that
-/// could not be asked: a failure that says nothing moved (with
-/// `criteria_unmet` listing each job and image).
-pub async fn check(criteria: &ZuulCriteria, candidates: &[Candidate], regs: &Registries, stats: &Arc<Stats>) -> Result<Value, ModuleError> {
-    let verdict = criteria::check(criteria, candidates, &regs.transport_options(), stats)
-        .await
-        .map_err(|e| ModuleError::failed(format!("nothing moved; the promotion criteria could not be read: {e}")))?;
-    if verdict.unmet.is_empty() {
-        let images: std::collections::BTreeSet<&str> = candidates.iter().map(|c| c.image.as_str()).collect();
-        return Ok(json!({
-            "jobs": criteria.jobs,
-            "pipelines": criteria.pipelines,
-            "met": verdict.met,
-            "builds_read": verdict.builds_read,
-            "msg": format!("{} jobs succeeded for all {} images", criteria.jobs.len(), images.len()),
-        }));
-    }
-    let mut values = Map::new();
-    values.insert("criteria_unmet".into(), json!(verdict.unmet));
-    let unmet: Vec<String> = verdict.unmet.iter().map(ToString::to_string).collect();
-    Err(ModuleError::Failed {
-        msg: format!("nothing moved; criteria not met: {}", unmet.join("; ")),
-        changed: false,
-        values,
     })
 }

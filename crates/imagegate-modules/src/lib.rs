@@ -11,6 +11,14 @@ pub mod registries;
 pub mod registries_conf;
 pub mod retag;
 
+/// The engine's before/after text as Ansible's diff.
+pub(crate) fn diff(d: imagegate_registry::report::TextDiff) -> imagegate_ansible::Diff {
+    imagegate_ansible::Diff {
+        before: d.before,
+        after: d.after,
+    }
+}
+
 /// Sends the engine's progress lines to stderr, where Ansible keeps them in
 /// the task's `module_stderr` on failure and a job log can follow them.
 /// The engine formats no secret, and every line is masked all the same.

@@ -15,6 +15,8 @@ use crate::error::{Error, ErrorKind};
 use crate::journal::{Entry, Record};
 use crate::log;
 use crate::manifest::Manifest;
+use crate::report::TextDiff;
+use crate::stats::Stats;
 use crate::tags::{RemoveMethod, TagRemover, WebApi};
 
 /// Tags put back at once.
@@ -129,6 +131,65 @@ async fn plan_one(index: usize, e: &Entry, client: &RegistryClient) -> Result<Re
         )));
     };
     Ok(Ok(Step { index, current, action }))
+}
+
+/// A restore done (or, in check mode, planned).
+#[derive(Debug, Serialize)]
+pub struct RestoreReport {
+    pub moves: Vec<RestoreMove>,
+    /// The tags put back (none in check mode).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub restored: Option<Vec<String>>,
+    pub retries: u64,
+    #[serde(skip)]
+    pub diff: TextDiff,
+}
+
+impl RestoreReport {
+    pub fn tags_moved(&self) -> usize {
+        self.moves.iter().filter(|m| m.changed).count()
+    }
+}
+
+/// Why a restore stopped.
+#[derive(Debug)]
+pub enum RestoreError {
+    /// Reading the tags failed, or one moved since: nothing written.
+    Plan(Error),
+    /// Some tags could not be put back; `moves` is the plan.
+    Apply { moves: Vec<RestoreMove>, failure: RestoreFailure },
+}
+
+/// The whole restore of `record`: plan, then (unless `check`) put back.
+/// `clients` and `webs` serve the record's entries, one each, in order.
+pub async fn run(
+    record: &Record,
+    clients: &[RegistryClient],
+    webs: &[WebApi],
+    method: RemoveMethod,
+    check: bool,
+    stats: &Stats,
+) -> Result<RestoreReport, RestoreError> {
+    let plan = plan(record, clients).await.map_err(RestoreError::Plan)?;
+    let moves = plan.moves();
+    let mut diff = TextDiff::default();
+    for m in &moves {
+        diff.push(&format!("{}:{}", m.repository, m.tag), m.before.as_deref(), m.after.as_deref());
+    }
+    let restored = if check {
+        None
+    } else {
+        match apply(&plan, clients, &TagRemover::default(), method, webs).await {
+            Ok(restored) => Some(restored),
+            Err(failure) => return Err(RestoreError::Apply { moves, failure }),
+        }
+    };
+    Ok(RestoreReport {
+        moves,
+        restored,
+        retries: stats.snapshot().retries,
+        diff,
+    })
 }
 
 /// What happened when a restore failed part-way.
