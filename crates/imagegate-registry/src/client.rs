@@ -352,8 +352,17 @@ impl RegistryClient {
                 )));
             }
             let req = Request::new(Method::GET, target.clone(), vec![Scope::pull(repo)]);
+            let first = tags.tags.is_empty() && seen.len() == 1;
             let (headers, body) = match self.fetch(&req, MAX_TAG_PAGE_BYTES).await {
                 Ok(v) => v,
+                Err(e) if first && target != list_path && quirks::page_size_refused(&e) => {
+                    log::info(&format!(
+                        "{}/{repo}: the tag list refused a page size; asking for it whole",
+                        self.registry()
+                    ));
+                    target = list_path.clone();
+                    continue;
+                }
                 Err(e) if quirks::not_there(&e) => {
                     return Err(Error::new(ErrorKind::NotFound {
                         reference: format!("{}/{repo}", self.registry()),

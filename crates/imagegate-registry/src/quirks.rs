@@ -12,6 +12,15 @@ pub(crate) fn not_there(e: &Error) -> bool {
     e.status() == Some(404)
 }
 
+/// A tag list asked for in pages (`?n=`) answered 404 with no distribution
+/// error code: zuul-registry's tag list takes no query parameters, and its
+/// web framework (CherryPy) answers one it does not expect with a bare 404.
+/// The list is asked once more without; a 404 then means no repository.
+/// (Distribution answers a repository it lacks with `NAME_UNKNOWN`.)
+pub(crate) fn page_size_refused(e: &Error) -> bool {
+    e.status() == Some(404) && !e.has_code("NAME_UNKNOWN")
+}
+
 /// A cross-repository mount the registry declined as an error rather than
 /// the spec's fallback (opening an ordinary upload, 202): 400 (a registry
 /// that does not take the `mount` parameter), 404 (the blob or the source
