@@ -35,16 +35,3 @@ pub fn log_to_stderr(module: &'static str) {
 /// the file (the binary of another architecture cannot be run to ask it).
 /// Every module's start names it, so the linker keeps it.
 pub static VERSION_MARK: &str = concat!("imagegate.containers modules version ", env!("CARGO_PKG_VERSION"), "\0");
-
-/// `seconds` since `started` and the mean blob rate over them
-/// (`bytes_per_second`), for a result's totals.
-pub(crate) fn rate(bytes: u64, started: std::time::Instant) -> serde_json::Map<String, serde_json::Value> {
-    let secs = started.elapsed().as_secs_f64();
-    let mut m = serde_json::Map::new();
-    m.insert("seconds".into(), serde_json::json!((secs * 100.0).round() / 100.0));
-    m.insert(
-        "bytes_per_second".into(),
-        serde_json::json!((bytes as f64 / secs.max(0.001)) as u64),
-    );
-    m
-}

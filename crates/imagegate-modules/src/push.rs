@@ -6,14 +6,14 @@ use std::path::PathBuf;
 use std::process::Command;
 use std::sync::Arc;
 
-use imagegate_ansible::{Context, Diff, ModuleError, ModuleSpec, Outcome};
-use imagegate_registry::copy::human_bytes;
+use imagegate_ansible::{Context, ModuleError, ModuleSpec, Outcome};
+use imagegate_registry::copy::{human_bytes, TagChange};
 use imagegate_registry::layout::OciLayout;
 use imagegate_registry::push::push_layout;
 use imagegate_registry::reference::is_valid_tag;
-use imagegate_registry::{BlobCache, Reference, Stats};
-use serde::Deserialize;
-use serde_json::{json, Map, Value};
+use imagegate_registry::report::{Rate, TextDiff};
+use imagegate_registry::{BlobCache, Reference, Stats, StatsSnapshot};
+use serde::{Deserialize, Serialize};
 
 use crate::registries::{concurrency, credential_pair, runtime, Registries, Side, DEFAULT_BLOB_CONCURRENCY, SECRET_OPTIONS};
 
@@ -199,15 +199,9 @@ pub fn run(mut args: Args, ctx: &Context) -> Result<Outcome, ModuleError> {
             &cache,
         ))
         .map_err(|e| ModuleError::failed(e.to_string()))?;
-    let (mut before, mut after) = (String::new(), String::new());
+    let mut diff = TextDiff::default();
     for t in &report.tags {
-        before.push_str(&format!(
-            "{}:{} {}\n",
-            report.dest,
-            t.tag,
-            t.before.as_deref().unwrap_or("(absent)")
-        ));
-        after.push_str(&format!("{}:{} {}\n", report.dest, t.tag, t.after));
+        diff.push(&format!("{}:{}", report.dest, t.tag), t.before.as_deref(), Some(&t.after));
     }
     let n_changed = report.tags.iter().filter(|t| t.changed).count();
     let msg = if report.changed {
@@ -223,23 +217,41 @@ pub fn run(mut args: Args, ctx: &Context) -> Result<Outcome, ModuleError> {
     } else {
         format!("every tag already points at {}", report.dest_digest)
     };
-    let mut values = Map::new();
-    values.insert("digest".into(), json!(report.dest_digest));
-    values.insert("repository".into(), json!(report.dest));
-    values.insert("media_type".into(), json!(report.media_type));
-    values.insert("tags".into(), json!(report.tags));
-    let mut stats = json!(report.stats);
-    if let Value::Object(m) = &mut stats {
-        m.extend(crate::rate(report.stats.bytes_moved, started));
-    }
-    values.insert("stats".into(), stats);
+    let values = imagegate_ansible::values(&Pushed {
+        digest: &report.dest_digest,
+        repository: &report.dest,
+        media_type: &report.media_type,
+        tags: &report.tags,
+        stats: PushStats {
+            counts: report.stats,
+            rate: Rate::since(report.stats.bytes_moved, started),
+        },
+    });
     Ok(Outcome {
         changed: report.changed,
         msg,
-        diff: Some(Diff { before, after }),
+        diff: Some(crate::diff(diff)),
         values,
         lists: Vec::new(),
     })
+}
+
+/// The result: where the image went, its tags, what it took.
+#[derive(Serialize)]
+struct Pushed<'a> {
+    digest: &'a str,
+    repository: &'a str,
+    media_type: &'a str,
+    tags: &'a [TagChange],
+    stats: PushStats,
+}
+
+#[derive(Serialize)]
+struct PushStats {
+    #[serde(flatten)]
+    counts: StatsSnapshot,
+    #[serde(flatten)]
+    rate: Rate,
 }
 
 #[cfg(test)]

@@ -20,6 +20,7 @@ pub mod layout;
 pub mod listing;
 pub mod log;
 pub mod manifest;
+pub mod mirror;
 pub mod promote;
 pub mod promotion;
 pub mod push;

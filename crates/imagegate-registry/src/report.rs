@@ -24,6 +24,26 @@ impl TextDiff {
     }
 }
 
+/// How long a run took and the mean blob rate over it, for a result's
+/// totals.
+#[derive(Debug, Default, Clone, Copy, PartialEq, serde::Serialize)]
+pub struct Rate {
+    /// Rounded to hundredths.
+    pub seconds: f64,
+    pub bytes_per_second: u64,
+}
+
+impl Rate {
+    /// `bytes` moved since `started`.
+    pub fn since(bytes: u64, started: std::time::Instant) -> Self {
+        let secs = started.elapsed().as_secs_f64();
+        Self {
+            seconds: (secs * 100.0).round() / 100.0,
+            bytes_per_second: (bytes as f64 / secs.max(0.001)) as u64,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::TextDiff;
