@@ -1,17 +1,16 @@
 //! `container_build`: build an image with podman, buildah or docker, and
 //! export it (or its multi-platform index) to an OCI image layout for
-//! `container_push`.
+//! `container_push`. The options are checked here; the build and the
+//! export are the engine's ([`imagegate_registry::builder`]).
 
 use std::collections::BTreeMap;
 use std::path::{Component, Path, PathBuf};
-use std::process::Command;
 
 use imagegate_ansible::{Context, ModuleError, ModuleSpec, Outcome};
-use imagegate_registry::layout::OciLayout;
+use imagegate_registry::builder::{BuildError, BuildSpec, Builder, CommandRun, Program};
 use imagegate_registry::reference::is_valid_tag;
 use imagegate_registry::Reference;
-use serde::Deserialize;
-use serde_json::{json, Map, Value};
+use serde::{Deserialize, Serialize};
 
 pub const SPEC: ModuleSpec = ModuleSpec {
     name: "container_build",
@@ -36,7 +35,7 @@ pub struct Args {
     #[serde(default)]
     pub container_filename: Option<String>,
     #[serde(default)]
-    pub container_command: Builder,
+    pub container_command: Program,
     #[serde(default)]
     pub target: Option<String>,
     #[serde(default)]
@@ -78,25 +77,6 @@ pub struct Args {
     pub extra_args: Vec<String>,
 }
 
-#[derive(Deserialize, Debug, Default, Clone, Copy, PartialEq, Eq)]
-#[serde(rename_all = "lowercase")]
-pub enum Builder {
-    #[default]
-    Podman,
-    Buildah,
-    Docker,
-}
-
-impl Builder {
-    fn program(self) -> &'static str {
-        match self {
-            Builder::Podman => "podman",
-            Builder::Buildah => "buildah",
-            Builder::Docker => "docker",
-        }
-    }
-}
-
 /// Image labels, given as zuul-jobs gives them (a list of `key=value`
 /// strings) or as a mapping.
 #[derive(Deserialize, Debug, Default, Clone)]
@@ -135,74 +115,6 @@ fn platform(a: &str) -> String {
     } else {
         format!("linux/{a}")
     }
-}
-
-struct Run {
-    ok: bool,
-    stdout: String,
-    stderr: String,
-    command: String,
-}
-
-fn run_cmd(mut cmd: Command, env: &BTreeMap<String, String>) -> Result<Run, ModuleError> {
-    cmd.envs(env);
-    let command = format!("{cmd:?}");
-    let out = cmd
-        .output()
-        .map_err(|e| ModuleError::option("container_command", format!("cannot run {command}: {e}")))?;
-    Ok(Run {
-        ok: out.status.success(),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-        command,
-    })
-}
-
-fn failure(what: &str, run: Run) -> ModuleError {
-    let mut lines: Vec<&str> = run
-        .stdout
-        .lines()
-        .chain(run.stderr.lines())
-        .filter(|l| !l.trim().is_empty())
-        .collect();
-    let keep = lines.len().saturating_sub(TAIL_LINES);
-    lines.drain(..keep);
-    let mut values = Map::new();
-    values.insert("stdout".into(), json!(run.stdout));
-    values.insert("stderr".into(), json!(run.stderr));
-    values.insert("cmd".into(), json!(run.command));
-    ModuleError::Failed {
-        msg: format!("{what} failed; last lines of its output:\n{}", lines.join("\n")),
-        changed: false,
-        values,
-    }
-}
-
-/// Global flags for podman and buildah (storage location and driver).
-fn global_flags(args: &Args) -> Vec<String> {
-    if args.container_command == Builder::Docker {
-        return Vec::new();
-    }
-    storage_flags(
-        args.storage_driver.as_deref(),
-        args.storage_root.as_deref(),
-        args.storage_runroot.as_deref(),
-    )
-}
-
-/// podman's and buildah's global flags that locate their storage.
-pub(crate) fn storage_flags(driver: Option<&str>, root: Option<&Path>, runroot: Option<&Path>) -> Vec<String> {
-    let mut f = Vec::new();
-    if let Some(r) = root {
-        f.extend(["--root".to_string(), r.display().to_string()]);
-    }
-    if let Some(r) = runroot {
-        f.extend(["--runroot".to_string(), r.display().to_string()]);
-    }
-    if let Some(d) = driver {
-        f.extend(["--storage-driver".to_string(), d.to_string()]);
-    }
-    f
 }
 
 /// Copies a directory tree (symlinks kept as links).
@@ -313,6 +225,87 @@ fn checked_layout(layout: &Path) -> Result<PathBuf, ModuleError> {
 }
 
 pub fn run(args: Args, ctx: &Context) -> Result<Outcome, ModuleError> {
+    let checked = check(&args)?;
+    let name = checked.spec.name();
+    let layout_dir = checked.layout_dir.as_deref();
+    if ctx.check_mode {
+        return Ok(Outcome {
+            changed: true,
+            msg: format!("would build {name} from {}", checked.spec.containerfile.display()),
+            diff: None,
+            values: imagegate_ansible::values(&Planned {
+                layout: layout_dir,
+                layout_name: Some(&args.tags[0]),
+                image: &name,
+                platforms: &checked.spec.platforms,
+            }),
+            lists: Vec::new(),
+        });
+    }
+    // Siblings are copied in for the build and removed afterwards.
+    let _siblings = copy_siblings(&checked.siblings, &args.context.join(SIBLINGS_DIR))?;
+    // Everything the builder writes (iid file, docker's OCI archive, and the
+    // layout unless the user named one) goes to a private directory (0700,
+    // a unique name), removed when the module ends.
+    let workdir = tempdir()?;
+    let layout = layout_dir.map_or_else(|| workdir.path().join("layout"), Path::to_path_buf);
+    let built = checked
+        .builder
+        .build(&checked.spec, &layout, layout_dir.is_some(), workdir.path())
+        .map_err(build_failure)?;
+    let exported_to = match layout_dir {
+        Some(l) => format!("exported to {}", l.display()),
+        None => "no layout kept (none asked for)".to_string(),
+    };
+    Ok(Outcome {
+        changed: true,
+        msg: format!("built {name} ({}), {exported_to}", built.digest),
+        diff: None,
+        values: imagegate_ansible::values(&BuildResult {
+            planned: Planned {
+                layout: layout_dir,
+                layout_name: built.layout_name.as_deref(),
+                image: &name,
+                platforms: &checked.spec.platforms,
+            },
+            digest: &built.digest,
+            media_type: &built.media_type,
+            image_id: built.image_id.as_deref(),
+            stdout: &built.stdout,
+        }),
+        lists: Vec::new(),
+    })
+}
+
+/// What a build would make (the whole result in check mode).
+#[derive(Serialize)]
+struct Planned<'a> {
+    layout: Option<&'a Path>,
+    layout_name: Option<&'a str>,
+    image: &'a str,
+    platforms: &'a [String],
+}
+
+#[derive(Serialize)]
+struct BuildResult<'a> {
+    #[serde(flatten)]
+    planned: Planned<'a>,
+    digest: &'a str,
+    media_type: &'a str,
+    image_id: Option<&'a str>,
+    stdout: &'a str,
+}
+
+/// The options, checked: the builder, what to build, the siblings to copy
+/// in and the layout asked for.
+struct Checked {
+    builder: Builder,
+    spec: BuildSpec,
+    siblings: Vec<(PathBuf, PathBuf)>,
+    layout_dir: Option<PathBuf>,
+}
+
+fn check(args: &Args) -> Result<Checked, ModuleError> {
     if !args.context.is_dir() {
         return Err(ModuleError::option(
             "context",
@@ -320,6 +313,64 @@ pub fn run(args: Args, ctx: &Context) -> Result<Outcome, ModuleError> {
         ));
     }
     let repo = Reference::parse_repository(&args.repository).map_err(|e| ModuleError::option("repository", e.to_string()))?;
+    check_words(args)?;
+    let build_dir = match &args.path {
+        None => args.context.clone(),
+        Some(p) if Path::new(p).is_absolute() || Path::new(p).components().any(|c| c == std::path::Component::ParentDir) => {
+            return Err(ModuleError::option("path", format!("'{p}' must be a relative path inside context")));
+        }
+        Some(p) => args.context.join(p),
+    };
+    if !build_dir.is_dir() {
+        return Err(ModuleError::option("path", format!("{} is not a directory", build_dir.display())));
+    }
+    let mut labels = args.labels.pairs()?;
+    let builder = Builder {
+        program: args.container_command,
+        storage_driver: args.storage_driver.clone(),
+        storage_root: args.storage_root.clone(),
+        storage_runroot: args.storage_runroot.clone(),
+        isolation: args.isolation.clone(),
+        env: args.env.clone(),
+    };
+    if !args.arch.is_empty() && !builder.builds_for_platforms() {
+        return Err(ModuleError::option(
+            "arch",
+            "docker builds for a platform only with buildx, which is not installed: install the docker buildx plugin, or leave arch out",
+        ));
+    }
+    let containerfile = containerfile(args, &build_dir)?;
+    let siblings = checked_siblings(args, &args.context.join(SIBLINGS_DIR))?;
+    let layout_dir = args.layout.as_deref().map(checked_layout).transpose()?;
+    if let Some(c) = &args.change {
+        labels.insert("org.zuul-ci.change".into(), c.clone());
+    }
+    if let Some(u) = &args.change_url {
+        labels.insert("org.zuul-ci.change_url".into(), u.clone());
+    }
+    let spec = BuildSpec {
+        containerfile,
+        build_dir,
+        target: args.target.clone(),
+        build_args: args.build_args.clone(),
+        siblings: args.siblings.clone(),
+        labels,
+        platforms: args.arch.iter().map(|a| platform(a)).collect(),
+        repository: repo.repository_name(),
+        tags: args.tags.clone(),
+        extra_args: args.extra_args.clone(),
+    };
+    Ok(Checked {
+        builder,
+        spec,
+        siblings,
+        layout_dir,
+    })
+}
+
+/// The options that reach the builder's command line as words: tags,
+/// build arguments, the target stage.
+fn check_words(args: &Args) -> Result<(), ModuleError> {
     if args.tags.is_empty() {
         return Err(ModuleError::option("tags", "give at least one tag"));
     }
@@ -341,26 +392,15 @@ pub fn run(args: Args, ctx: &Context) -> Result<Outcome, ModuleError> {
     if let Some(t) = args.target.as_deref().filter(|t| !is_stage_name(t)) {
         return Err(ModuleError::option("target", format!("'{t}' is not a build stage name")));
     }
-    let build_dir = match &args.path {
-        None => args.context.clone(),
-        Some(p) if Path::new(p).is_absolute() || Path::new(p).components().any(|c| c == std::path::Component::ParentDir) => {
-            return Err(ModuleError::option("path", format!("'{p}' must be a relative path inside context")));
-        }
-        Some(p) => args.context.join(p),
-    };
-    if !build_dir.is_dir() {
-        return Err(ModuleError::option("path", format!("{} is not a directory", build_dir.display())));
-    }
-    let mut labels = args.labels.pairs()?;
-    if args.container_command == Builder::Docker && !args.arch.is_empty() && !docker_has_buildx(&args.env) {
-        return Err(ModuleError::option(
-            "arch",
-            "docker builds for a platform only with buildx, which is not installed: install the docker buildx plugin, or leave arch out",
-        ));
-    }
+    Ok(())
+}
+
+/// The Containerfile: `container_filename` in the context, or the build
+/// directory's Containerfile (podman, buildah) or Dockerfile.
+fn containerfile(args: &Args, build_dir: &Path) -> Result<PathBuf, ModuleError> {
     let containerfile = match &args.container_filename {
         Some(f) => args.context.join(f),
-        None if args.container_command == Builder::Docker => build_dir.join("Dockerfile"),
+        None if args.container_command == Program::Docker => build_dir.join("Dockerfile"),
         None => {
             let c = build_dir.join("Containerfile");
             if c.is_file() {
@@ -376,187 +416,51 @@ pub fn run(args: Args, ctx: &Context) -> Result<Outcome, ModuleError> {
             format!("{} does not exist", containerfile.display()),
         ));
     }
-    let siblings_dir = args.context.join(SIBLINGS_DIR);
-    let siblings = checked_siblings(&args, &siblings_dir)?;
-    let layout_dir = match &args.layout {
-        Some(l) => Some(checked_layout(l)?),
-        None => None,
-    };
-    let platforms: Vec<String> = args.arch.iter().map(|a| platform(a)).collect();
-    let name = format!("{}:{}", repo.repository_name(), args.tags[0]);
-    if let Some(c) = &args.change {
-        labels.insert("org.zuul-ci.change".into(), c.clone());
-    }
-    if let Some(u) = &args.change_url {
-        labels.insert("org.zuul-ci.change_url".into(), u.clone());
-    }
-    let mut values = Map::new();
-    values.insert("layout".into(), json!(layout_dir));
-    values.insert("layout_name".into(), json!(args.tags[0]));
-    values.insert("image".into(), json!(name));
-    values.insert("platforms".into(), json!(platforms));
-    if ctx.check_mode {
-        return Ok(Outcome {
-            changed: true,
-            msg: format!("would build {name} from {}", containerfile.display()),
-            diff: None,
-            values,
-            lists: Vec::new(),
-        });
-    }
+    Ok(containerfile)
+}
 
-    // Siblings are copied in for the build and removed afterwards.
-    let _siblings = if siblings.is_empty() {
-        Siblings(None)
-    } else {
-        let guard = Siblings(Some(siblings_dir.clone()));
-        for (name, from) in &siblings {
-            copy_tree(from, &siblings_dir.join(name))
-                .map_err(|e| ModuleError::failed(format!("copying sibling {} into the context: {e}", name.display())))?;
-        }
-        guard
-    };
+/// Copies the siblings into the context; they go when the guard drops.
+fn copy_siblings(siblings: &[(PathBuf, PathBuf)], siblings_dir: &Path) -> Result<Siblings, ModuleError> {
+    if siblings.is_empty() {
+        return Ok(Siblings(None));
+    }
+    let guard = Siblings(Some(siblings_dir.to_path_buf()));
+    for (name, from) in siblings {
+        copy_tree(from, &siblings_dir.join(name))
+            .map_err(|e| ModuleError::failed(format!("copying sibling {} into the context: {e}", name.display())))?;
+    }
+    Ok(guard)
+}
 
-    // Everything the builder writes (iid file, docker's OCI archive, and the
-    // layout unless the user named one) goes to a private directory (0700,
-    // a unique name), removed when the module ends.
-    let workdir = tempdir()?;
-    let layout = layout_dir.clone().unwrap_or_else(|| workdir.path().join("layout"));
-    let iidfile = workdir.path().join("iid");
-    let program = args.container_command.program();
-    let multi = platforms.len() > 1;
-    let mut cmd = Command::new(program);
-    cmd.args(global_flags(&args));
-    if args.container_command == Builder::Docker && !platforms.is_empty() {
-        cmd.args(["buildx", "build"]);
-    } else {
-        cmd.arg("build");
+/// A builder's failure as the module reports it.
+pub(crate) fn build_failure(e: BuildError) -> ModuleError {
+    match e {
+        BuildError::Start { command, error } => ModuleError::option("container_command", format!("cannot run {command}: {error}")),
+        BuildError::Step { what, run } => step_failure(&what, run),
+        BuildError::Layout(detail) => ModuleError::option("layout", detail),
+        BuildError::Archive { image, error } => ModuleError::failed(format!("reading the docker save archive of {image}: {error}")),
+        BuildError::Exported(e) => ModuleError::failed(format!("the exported layout: {e}")),
     }
-    if let Some(i) = &args.isolation {
-        if args.container_command != Builder::Docker {
-            cmd.arg(format!("--isolation={i}"));
-        }
-    }
-    // Every value goes in the same word as its option (`--opt=value`), so a
-    // value that starts with `-` is that option's value and never an option
-    // of its own; the context comes after `--`.
-    cmd.arg(flag_value("--file", &containerfile));
-    if let Some(t) = &args.target {
-        cmd.arg(format!("--target={t}"));
-    }
-    for b in &args.build_args {
-        cmd.arg(format!("--build-arg={b}"));
-    }
-    if !args.siblings.is_empty() {
-        // As zuul-jobs does: the sibling paths, for the Containerfile to use.
-        cmd.arg(format!("--build-arg=ZUUL_SIBLINGS={}", args.siblings.join(" ")));
-    }
-    for (k, v) in &labels {
-        cmd.arg(format!("--label={k}={v}"));
-    }
-    let docker_oci_tar = workdir.path().join("image.tar");
-    match (args.container_command, multi) {
-        (Builder::Docker, _) if !platforms.is_empty() => {
-            cmd.arg(format!("--platform={}", platforms.join(",")));
-            cmd.arg(format!("--output=type=oci,dest={}", docker_oci_tar.display()));
-        }
-        (_, true) => {
-            cmd.arg(format!("--platform={}", platforms.join(",")))
-                .arg(format!("--manifest={name}"));
-            // podman and buildah 4.3 (Debian 12) reuse a step cached for one
-            // platform for the next when nothing platform-specific precedes
-            // it (FROM scratch): the second platform gets the first one's
-            // image and the list ends up with a single, mislabelled entry.
-            // Seen by the conformance suite (tests/conformance, multiarch).
-            cmd.arg("--no-cache");
-        }
-        (_, false) => {
-            if let Some(p) = platforms.first() {
-                cmd.arg(format!("--platform={p}"));
-            }
-            for t in &args.tags {
-                cmd.arg(format!("--tag={}:{t}", repo.repository_name()));
-            }
-        }
-    }
-    if !multi {
-        cmd.arg(flag_value("--iidfile", &iidfile));
-    }
-    cmd.args(&args.extra_args);
-    cmd.arg("--").arg(&build_dir);
-    if multi && args.container_command != Builder::Docker {
-        // A manifest list of that name from an earlier build would be extended.
-        let mut rm = Command::new(program);
-        rm.args(global_flags(&args)).args(["manifest", "rm", "--", &name]);
-        let _ = run_cmd(rm, &args.env);
-    }
-    let build = run_cmd(cmd, &args.env)?;
-    if !build.ok {
-        return Err(failure(&format!("{program} build"), build));
-    }
-    let build_output = build.stdout.clone();
+}
 
-    // Export to the OCI layout. A layout the user named is replaced (it was
-    // checked above to be empty or a layout); the default one is new.
-    if layout_dir.is_some() && layout.exists() {
-        std::fs::remove_dir_all(&layout).map_err(|e| ModuleError::option("layout", format!("cannot replace {}: {e}", layout.display())))?;
+/// The output of a step that failed, in the result beside its last lines.
+#[derive(Serialize)]
+struct StepOutput<'a> {
+    stdout: &'a str,
+    stderr: &'a str,
+    cmd: &'a str,
+}
+
+fn step_failure(what: &str, run: CommandRun) -> ModuleError {
+    ModuleError::Failed {
+        msg: format!("{what} failed; last lines of its output:\n{}", run.tail(TAIL_LINES)),
+        changed: false,
+        values: imagegate_ansible::values(&StepOutput {
+            stdout: &run.stdout,
+            stderr: &run.stderr,
+            cmd: &run.command,
+        }),
     }
-    std::fs::create_dir_all(&layout).map_err(|e| ModuleError::option("layout", format!("cannot create {}: {e}", layout.display())))?;
-    let export = match args.container_command {
-        Builder::Docker if !platforms.is_empty() => {
-            let mut c = Command::new("tar");
-            c.arg("-xf").arg(&docker_oci_tar).arg("-C").arg(&layout);
-            Some(c)
-        }
-        Builder::Docker => {
-            let image = format!("{}:{}", repo.repository_name(), args.tags[0]);
-            docker_save(&image, &layout, &args.tags[0], &args.env)?;
-            None
-        }
-        _ => {
-            let mut c = Command::new(program);
-            c.args(global_flags(&args));
-            if multi {
-                c.args(["manifest", "push", "--all"]);
-            } else {
-                c.arg("push");
-            }
-            c.arg("--").arg(&name).arg(format!("oci:{}:{}", layout.display(), args.tags[0]));
-            Some(c)
-        }
-    };
-    if let Some(export) = export {
-        let exported = run_cmd(export, &args.env)?;
-        if !exported.ok {
-            return Err(failure("exporting the image to an OCI layout", exported));
-        }
-    }
-    let oci = OciLayout::open(&layout).map_err(|e| ModuleError::failed(format!("the exported layout: {e}")))?;
-    let layout_name = if oci.names().contains(&args.tags[0]) {
-        Some(args.tags[0].as_str())
-    } else {
-        None
-    };
-    let manifest = oci
-        .resolve(layout_name)
-        .map_err(|e| ModuleError::failed(format!("the exported layout: {e}")))?;
-    let image_id = std::fs::read_to_string(&iidfile).unwrap_or_default().trim().to_string();
-    values.insert("digest".into(), json!(manifest.digest.to_string()));
-    values.insert("media_type".into(), json!(manifest.media_type));
-    values.insert("image_id".into(), if image_id.is_empty() { Value::Null } else { json!(image_id) });
-    values.insert("layout_name".into(), json!(layout_name));
-    values.insert("stdout".into(), json!(build_output));
-    let exported_to = match &layout_dir {
-        Some(l) => format!("exported to {}", l.display()),
-        None => "no layout kept (none asked for)".to_string(),
-    };
-    Ok(Outcome {
-        changed: true,
-        msg: format!("built {name} ({}), {exported_to}", manifest.digest),
-        diff: None,
-        values,
-        lists: Vec::new(),
-    })
 }
 
 /// A build argument's name, as the Containerfile's `ARG` takes it.
@@ -570,60 +474,6 @@ fn is_stage_name(name: &str) -> bool {
     name.chars().next().is_some_and(|c| c.is_ascii_alphanumeric())
         && name.len() <= 128
         && name.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'))
-}
-
-/// `--opt=<path>` in one word: a path that starts with `-` stays the
-/// option's value.
-fn flag_value(option: &str, path: &Path) -> std::ffi::OsString {
-    let mut word = std::ffi::OsString::from(format!("{option}="));
-    word.push(path);
-    word
-}
-
-/// Whether `docker buildx` answers.
-fn docker_has_buildx(env: &BTreeMap<String, String>) -> bool {
-    let mut c = Command::new("docker");
-    c.args(["buildx", "version"]).envs(env);
-    c.stdout(std::process::Stdio::null()).stderr(std::process::Stdio::null());
-    c.status().map(|s| s.success()).unwrap_or(false)
-}
-
-/// Streams `docker save <image>` into an OCI layout (layers compressed as
-/// they pass and checked against the config's diff_ids), so a plain
-/// `docker build` is pushed by the engine without buildx.
-pub(crate) fn docker_save(image: &str, layout: &Path, ref_name: &str, env: &BTreeMap<String, String>) -> Result<(), ModuleError> {
-    use std::io::Read;
-    let mut cmd = Command::new("docker");
-    cmd.args(["save", "--", image]).envs(env);
-    cmd.stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::piped());
-    let command = format!("{cmd:?}");
-    let mut child = cmd
-        .spawn()
-        .map_err(|e| ModuleError::option("container_command", format!("cannot run {command}: {e}")))?;
-    let stdout = child.stdout.take().expect("piped stdout");
-    let mut stderr = child.stderr.take().expect("piped stderr");
-    // stderr is read on its own thread so a chatty docker cannot block.
-    let errors = std::thread::spawn(move || {
-        let mut text = String::new();
-        let _ = stderr.by_ref().take(64 * 1024).read_to_string(&mut text);
-        text
-    });
-    let converted = imagegate_registry::docker_archive::archive_to_layout(std::io::BufReader::new(stdout), layout, ref_name);
-    let status = child.wait().map_err(|e| ModuleError::failed(format!("{command}: {e}")))?;
-    let stderr = errors.join().unwrap_or_default();
-    if !status.success() {
-        return Err(failure(
-            "docker save",
-            Run {
-                ok: false,
-                stdout: String::new(),
-                stderr,
-                command,
-            },
-        ));
-    }
-    converted.map_err(|e| ModuleError::failed(format!("reading the docker save archive of {image}: {e}")))?;
-    Ok(())
 }
 
 /// A private temporary directory (mode 0700, a unique name), removed when

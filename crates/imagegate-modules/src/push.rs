@@ -3,10 +3,10 @@
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
-use std::process::Command;
 use std::sync::Arc;
 
 use imagegate_ansible::{Context, ModuleError, ModuleSpec, Outcome};
+use imagegate_registry::builder::{BuildError, Builder, Program};
 use imagegate_registry::copy::{human_bytes, TagChange};
 use imagegate_registry::layout::OciLayout;
 use imagegate_registry::push::push_layout;
@@ -64,55 +64,31 @@ pub struct Args {
 }
 
 /// Exports an image from the builder's storage into an OCI layout, its
-/// image named `image`: `push oci:` for podman and buildah, `docker save`
-/// read by the engine for docker.
+/// image named `image` (the engine's [`Builder::export_stored`]).
 fn export_image(args: &Args, image: &str, target: &std::path::Path) -> Result<(), ModuleError> {
     let program = args.container_command.as_str();
-    if program == "docker" {
-        return crate::build::docker_save(image, target, "image", &args.env);
-    }
-    if !matches!(program, "podman" | "buildah") {
+    let Some(program) = Program::from_name(program) else {
         return Err(ModuleError::option(
             "container_command",
             format!("'{program}' is not podman, buildah or docker"),
         ));
-    }
-    let flags = crate::build::storage_flags(
-        args.storage_driver.as_deref(),
-        args.storage_root.as_deref(),
-        args.storage_runroot.as_deref(),
-    );
-    // A multi-platform build leaves a manifest list under the name: plain
-    // `push` would export one of its images (podman 4.3), `manifest push
-    // --all` exports the list with every image.
-    let is_list = Command::new(program)
-        .args(&flags)
-        .args(["manifest", "exists", "--", image])
-        .envs(&args.env)
-        .output()
-        .map(|o| o.status.success())
-        .unwrap_or(false);
-    let mut cmd = Command::new(program);
-    cmd.args(&flags);
-    if is_list {
-        cmd.args(["manifest", "push", "--all"]);
-    } else {
-        cmd.arg("push");
-    }
-    let out = cmd
-        .arg("--")
-        .arg(image)
-        .arg(format!("oci:{}:image", target.display()))
-        .envs(&args.env)
-        .output()
-        .map_err(|e| ModuleError::option("container_command", format!("cannot run {program}: {e}")))?;
-    if !out.status.success() {
-        return Err(ModuleError::failed(format!(
-            "{program} push {image} to an OCI layout failed: {}",
-            String::from_utf8_lossy(&out.stderr).trim()
-        )));
-    }
-    Ok(())
+    };
+    let builder = Builder {
+        program,
+        storage_driver: args.storage_driver.clone(),
+        storage_root: args.storage_root.clone(),
+        storage_runroot: args.storage_runroot.clone(),
+        isolation: None,
+        env: args.env.clone(),
+    };
+    builder.export_stored(image, target, "image").map_err(|e| match e {
+        // podman's and buildah's export says what went wrong in a line.
+        BuildError::Step { what, run } if program != Program::Docker => {
+            ModuleError::failed(format!("{what} failed: {}", run.stderr.trim()))
+        }
+        BuildError::Start { error, .. } => ModuleError::option("container_command", format!("cannot run {}: {error}", program.name())),
+        other => crate::build::build_failure(other),
+    })
 }
 
 /// The name the builder stored `image` under: a reference as
@@ -160,23 +136,9 @@ pub fn run(mut args: Args, ctx: &Context) -> Result<Outcome, ModuleError> {
         return Err(ModuleError::option("tags", format!("'{t}' is not a valid tag")));
     }
     let blob_conc = concurrency(args.blob_concurrency, DEFAULT_BLOB_CONCURRENCY, "blob_concurrency")?;
-    // The layout: given, or exported from the builder's storage.
-    let _export_dir;
-    let (layout_dir, name) = match (&args.layout, &args.image) {
-        (Some(_), Some(_)) => return Err(ModuleError::option("layout", "give layout or image, not both")),
-        (Some(l), None) => (l.clone(), args.name.clone()),
-        (None, Some(image)) => {
-            // The name the builder stored it under: registry and all
-            // (`team/app` is `docker.io/team/app`), as container_build tags.
-            let image = &builder_name(image)?;
-            let dir = crate::build::tempdir()?;
-            let target = dir.path().join("layout");
-            export_image(&args, image, &target)?;
-            _export_dir = dir;
-            (target, Some("image".to_string()))
-        }
-        (None, None) => return Err(ModuleError::option("layout", "missing required option (or image)")),
-    };
+    // The layout: given, or exported from the builder's storage (into a
+    // directory removed when the module ends).
+    let (layout_dir, name, _export_dir) = layout_of(&args)?;
     let layout = OciLayout::open(&layout_dir).map_err(|e| ModuleError::option("layout", e.to_string()))?;
     let creds = credential_pair(args.username, args.password, "username", "password")?;
     let regs = Registries::new(&common, None, creds)?;
@@ -234,6 +196,26 @@ pub fn run(mut args: Args, ctx: &Context) -> Result<Outcome, ModuleError> {
         values,
         lists: Vec::new(),
     })
+}
+
+/// The layout to push and the image's name in it: `layout` (with `name`),
+/// or `image` exported from the builder's storage into a private directory
+/// (returned with it, to be removed when dropped).
+fn layout_of(args: &Args) -> Result<(PathBuf, Option<String>, Option<tempfile::TempDir>), ModuleError> {
+    match (&args.layout, &args.image) {
+        (Some(_), Some(_)) => Err(ModuleError::option("layout", "give layout or image, not both")),
+        (Some(l), None) => Ok((l.clone(), args.name.clone(), None)),
+        (None, Some(image)) => {
+            // The name the builder stored it under: registry and all
+            // (`team/app` is `docker.io/team/app`), as container_build tags.
+            let image = &builder_name(image)?;
+            let dir = crate::build::tempdir()?;
+            let target = dir.path().join("layout");
+            export_image(args, image, &target)?;
+            Ok((target, Some("image".to_string()), Some(dir)))
+        }
+        (None, None) => Err(ModuleError::option("layout", "missing required option (or image)")),
+    }
 }
 
 /// The result: where the image went, its tags, what it took.

@@ -8,6 +8,7 @@
 //! the facade that modules use.
 
 pub mod bounded;
+pub mod builder;
 pub mod client;
 pub mod copy;
 pub mod credentials;
