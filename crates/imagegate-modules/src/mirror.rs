@@ -83,7 +83,29 @@ fn opt(i: usize, name: &str) -> String {
     format!("images[{i}].{name}")
 }
 
-fn validate(i: usize, a: ImageArgs) -> Result<Entry, ModuleError> {
+fn validate(i: usize, mut a: ImageArgs) -> Result<Entry, ModuleError> {
+    let (src, src_opt) = source_of(i, &a)?;
+    let (dest, dest_opt) = dest_of(i, &a)?;
+    let selection = selection_of(i, &mut a, (&src, src_opt), (&dest, dest_opt))?;
+    for p in &a.platforms {
+        let parts: Vec<&str> = p.split('/').collect();
+        if !(2..=3).contains(&parts.len()) || parts.iter().any(|s| s.is_empty()) {
+            return Err(ModuleError::option(opt(i, "platforms"), format!("'{p}' is not os/arch[/variant]")));
+        }
+    }
+    Ok(Entry {
+        index: i,
+        src,
+        dest,
+        dest_registry: a.dest_registry,
+        selection,
+        platforms: a.platforms,
+    })
+}
+
+/// The source (`src`, or zuul-jobs' `src_repository` and `src_tag`), and
+/// the option that names it.
+fn source_of(i: usize, a: &ImageArgs) -> Result<(Reference, String), ModuleError> {
     let src_text = match (&a.src, &a.src_repository) {
         (Some(_), Some(_)) => return Err(ModuleError::option(opt(i, "src"), "give src or src_repository, not both")),
         (Some(s), None) => {
@@ -100,6 +122,12 @@ fn validate(i: usize, a: ImageArgs) -> Result<Entry, ModuleError> {
     };
     let src_opt = if a.src.is_some() { opt(i, "src") } else { opt(i, "src_repository") };
     let src = Reference::parse(&src_text).map_err(|e| ModuleError::option(&src_opt, e.to_string()))?;
+    Ok((src, src_opt))
+}
+
+/// The destination (`dest`, or `dest_repository` and `dest_tag`): a
+/// repository, with or without a tag; and the option that names it.
+fn dest_of(i: usize, a: &ImageArgs) -> Result<(Reference, String), ModuleError> {
     let dest_text = match (&a.dest, &a.dest_repository) {
         (Some(_), Some(_)) => return Err(ModuleError::option(opt(i, "dest"), "give dest or dest_repository, not both")),
         (Some(d), None) => d.clone(),
@@ -124,6 +152,17 @@ fn validate(i: usize, a: ImageArgs) -> Result<Entry, ModuleError> {
             "a destination is a repository or repository:tag, not a digest",
         ));
     }
+    Ok((dest, dest_opt))
+}
+
+/// Which tags the entry copies: `tags`, `tag_regex` or `all_tags` (from a
+/// repository to a repository), or the one the references name.
+fn selection_of(
+    i: usize,
+    a: &mut ImageArgs,
+    (src, src_opt): (&Reference, String),
+    (dest, dest_opt): (&Reference, String),
+) -> Result<Selection, ModuleError> {
     let many = [a.tags.is_some(), a.tag_regex.is_some(), a.all_tags].iter().filter(|b| **b).count();
     if many > 1 {
         return Err(ModuleError::option(
@@ -131,68 +170,58 @@ fn validate(i: usize, a: ImageArgs) -> Result<Entry, ModuleError> {
             "tags, tag_regex and all_tags exclude each other",
         ));
     }
-    let selection = if many == 1 {
-        if src.tag.is_some() || src.digest.is_some() {
-            return Err(ModuleError::option(
-                src_opt,
-                "with tags, tag_regex or all_tags the source is a repository without tag",
-            ));
-        }
-        if dest.tag.is_some() {
-            return Err(ModuleError::option(
-                dest_opt,
-                "with tags, tag_regex or all_tags the destination is a repository without tag",
-            ));
-        }
-        if let Some(tags) = a.tags {
-            if tags.is_empty() {
-                return Err(ModuleError::option(opt(i, "tags"), "an empty list copies nothing"));
-            }
-            if let Some(bad) = tags.iter().find(|t| !is_valid_tag(t)) {
-                return Err(ModuleError::option(opt(i, "tags"), format!("'{bad}' is not a valid tag")));
-            }
-            Selection::Tags(tags)
-        } else if let Some(re) = a.tag_regex {
-            Selection::Regex(
-                regex::Regex::new(&re).map_err(|e| ModuleError::option(opt(i, "tag_regex"), format!("not a valid regex: {e}")))?,
-            )
-        } else {
-            Selection::All
-        }
-    } else {
-        let dest_tag = match (&dest.tag, &src.tag) {
-            (Some(t), _) => t.clone(),
-            (None, Some(t)) => t.clone(),
-            // By digest: PUT /v2/<name>/manifests/<digest>, which the
-            // distribution spec allows; the manifest is then in the
-            // repository under no tag (a promotion moves tags to it next).
-            (None, None) if src.digest.is_some() => {
-                if !a.platforms.is_empty() {
-                    return Err(ModuleError::option(
-                        opt(i, "platforms"),
-                        "a digest source copied by digest (no destination tag) keeps its digest, so every platform; give the destination a tag to choose platforms",
-                    ));
-                }
-                src.digest.as_ref().map(|d| d.to_string()).unwrap_or_default()
-            }
-            (None, None) => "latest".to_string(),
-        };
-        Selection::One { dest_tag }
-    };
-    for p in &a.platforms {
-        let parts: Vec<&str> = p.split('/').collect();
-        if !(2..=3).contains(&parts.len()) || parts.iter().any(|s| s.is_empty()) {
-            return Err(ModuleError::option(opt(i, "platforms"), format!("'{p}' is not os/arch[/variant]")));
-        }
+    if many == 0 {
+        return one_tag(i, a, src, dest);
     }
-    Ok(Entry {
-        index: i,
-        src,
-        dest,
-        dest_registry: a.dest_registry,
-        selection,
-        platforms: a.platforms,
-    })
+    if src.tag.is_some() || src.digest.is_some() {
+        return Err(ModuleError::option(
+            src_opt,
+            "with tags, tag_regex or all_tags the source is a repository without tag",
+        ));
+    }
+    if dest.tag.is_some() {
+        return Err(ModuleError::option(
+            dest_opt,
+            "with tags, tag_regex or all_tags the destination is a repository without tag",
+        ));
+    }
+    if let Some(tags) = a.tags.take() {
+        if tags.is_empty() {
+            return Err(ModuleError::option(opt(i, "tags"), "an empty list copies nothing"));
+        }
+        if let Some(bad) = tags.iter().find(|t| !is_valid_tag(t)) {
+            return Err(ModuleError::option(opt(i, "tags"), format!("'{bad}' is not a valid tag")));
+        }
+        Ok(Selection::Tags(tags))
+    } else if let Some(re) = &a.tag_regex {
+        let re = regex::Regex::new(re).map_err(|e| ModuleError::option(opt(i, "tag_regex"), format!("not a valid regex: {e}")))?;
+        Ok(Selection::Regex(re))
+    } else {
+        Ok(Selection::All)
+    }
+}
+
+/// One source to one destination tag: the destination's tag, else the
+/// source's, else (a digest source) by digest, else `latest`.
+fn one_tag(i: usize, a: &ImageArgs, src: &Reference, dest: &Reference) -> Result<Selection, ModuleError> {
+    let dest_tag = match (&dest.tag, &src.tag) {
+        (Some(t), _) => t.clone(),
+        (None, Some(t)) => t.clone(),
+        // By digest: PUT /v2/<name>/manifests/<digest>, which the
+        // distribution spec allows; the manifest is then in the
+        // repository under no tag (a promotion moves tags to it next).
+        (None, None) if src.digest.is_some() => {
+            if !a.platforms.is_empty() {
+                return Err(ModuleError::option(
+                    opt(i, "platforms"),
+                    "a digest source copied by digest (no destination tag) keeps its digest, so every platform; give the destination a tag to choose platforms",
+                ));
+            }
+            src.digest.as_ref().map(|d| d.to_string()).unwrap_or_default()
+        }
+        (None, None) => "latest".to_string(),
+    };
+    Ok(Selection::One { dest_tag })
 }
 
 pub fn run(mut args: Args, ctx: &Context) -> Result<Outcome, ModuleError> {

@@ -24,8 +24,8 @@ pub const SPEC: ModuleSpec = ModuleSpec {
 };
 
 /// zuul-jobs' default age for stale tags: one day.
-const DEFAULT_AGE: u64 = 86_400;
-const DEFAULT_REGEX: &str = "^change_.*$";
+pub const DEFAULT_AGE: u64 = 86_400;
+pub const DEFAULT_REGEX: &str = "^change_.*$";
 
 crate::registry_module_args! {
 #[derive(Deserialize, Debug)]
@@ -129,94 +129,9 @@ fn validate_image(i: usize, a: ImageArgs) -> Result<Image, ModuleError> {
             return Ok(img);
         }
     }
-    let source = match (&a.src, &a.repository) {
-        (Some(_), Some(_)) => return Err(ModuleError::option(opt("images", i, "src"), "give src or repository, not both")),
-        (Some(src), None) => {
-            if a.src_tag.is_some() || a.src_digest.is_some() {
-                return Err(ModuleError::option(
-                    opt("images", i, "src_tag"),
-                    "src_tag and src_digest go with repository, not src",
-                ));
-            }
-            let r = Reference::parse(src).map_err(|e| ModuleError::option(opt("images", i, "src"), e.to_string()))?;
-            if r.tag.is_none() && r.digest.is_none() {
-                return Err(ModuleError::option(opt("images", i, "src"), "name the source tag or digest"));
-            }
-            r
-        }
-        (None, Some(repo)) => {
-            let mut r =
-                Reference::parse_repository(repo).map_err(|e| ModuleError::option(opt("images", i, "repository"), e.to_string()))?;
-            match (&a.src_tag, &a.src_digest) {
-                (Some(_), Some(_)) => {
-                    return Err(ModuleError::option(
-                        opt("images", i, "src_tag"),
-                        "give src_tag or src_digest, not both",
-                    ))
-                }
-                (Some(t), None) if is_valid_tag(t) => r.tag = Some(t.clone()),
-                (Some(t), None) => {
-                    return Err(ModuleError::option(
-                        opt("images", i, "src_tag"),
-                        format!("'{t}' is not a valid tag"),
-                    ))
-                }
-                (None, Some(d)) => {
-                    r.digest = Some(Digest::parse(d).map_err(|e| ModuleError::option(opt("images", i, "src_digest"), e.to_string()))?)
-                }
-                (None, None) => {
-                    return Err(ModuleError::option(
-                        opt("images", i, "src_tag"),
-                        "name the source with src_tag or src_digest",
-                    ))
-                }
-            }
-            r
-        }
-        (None, None) => {
-            return Err(ModuleError::option(
-                opt("images", i, "repository"),
-                "missing required option (or src)",
-            ))
-        }
-    };
-    let dest = match &a.dest {
-        Some(d) => {
-            let r = Reference::parse_repository(d).map_err(|e| ModuleError::option(opt("images", i, "dest"), e.to_string()))?;
-            if r.registry != source.registry {
-                return Err(ModuleError::option(
-                    opt("images", i, "dest"),
-                    format!(
-                        "{} is not on {}; copy between registries with registry_mirror",
-                        r.registry, source.registry
-                    ),
-                ));
-            }
-            r
-        }
-        None => Reference {
-            tag: None,
-            digest: None,
-            ..source.clone()
-        },
-    };
-    for t in a.tags.iter().chain(&a.remove_tags) {
-        if !is_valid_tag(t) {
-            return Err(ModuleError::option(opt("images", i, "tags"), format!("'{t}' is not a valid tag")));
-        }
-    }
-    if a.tags.is_empty() && a.remove_tags.is_empty() {
-        return Err(ModuleError::option(
-            opt("images", i, "tags"),
-            "give target tags, remove_tags, or both",
-        ));
-    }
-    if let Some(t) = a.remove_tags.iter().find(|t| a.tags.contains(t)) {
-        return Err(ModuleError::option(
-            opt("images", i, "remove_tags"),
-            format!("'{t}' is also a target tag"),
-        ));
-    }
+    let source = source_of(i, &a)?;
+    let dest = dest_of(i, &a, &source)?;
+    check_tags(i, &a)?;
     let expected = a
         .expected_digest
         .as_deref()
@@ -238,6 +153,81 @@ fn validate_image(i: usize, a: ImageArgs) -> Result<Image, ModuleError> {
         },
         option: opt("images", i, "repository"),
     })
+}
+
+/// The source: `src`, or `repository` with `src_tag` or `src_digest`.
+fn source_of(i: usize, a: &ImageArgs) -> Result<Reference, ModuleError> {
+    let option = |name: &str, problem: String| ModuleError::option(opt("images", i, name), problem);
+    match (&a.src, &a.repository) {
+        (Some(_), Some(_)) => Err(option("src", "give src or repository, not both".into())),
+        (Some(src), None) => {
+            if a.src_tag.is_some() || a.src_digest.is_some() {
+                return Err(option("src_tag", "src_tag and src_digest go with repository, not src".into()));
+            }
+            let r = Reference::parse(src).map_err(|e| option("src", e.to_string()))?;
+            if r.tag.is_none() && r.digest.is_none() {
+                return Err(option("src", "name the source tag or digest".into()));
+            }
+            Ok(r)
+        }
+        (None, Some(repo)) => {
+            let mut r = Reference::parse_repository(repo).map_err(|e| option("repository", e.to_string()))?;
+            match (&a.src_tag, &a.src_digest) {
+                (Some(_), Some(_)) => return Err(option("src_tag", "give src_tag or src_digest, not both".into())),
+                (Some(t), None) if is_valid_tag(t) => r.tag = Some(t.clone()),
+                (Some(t), None) => return Err(option("src_tag", format!("'{t}' is not a valid tag"))),
+                (None, Some(d)) => r.digest = Some(Digest::parse(d).map_err(|e| option("src_digest", e.to_string()))?),
+                (None, None) => return Err(option("src_tag", "name the source with src_tag or src_digest".into())),
+            }
+            Ok(r)
+        }
+        (None, None) => Err(option("repository", "missing required option (or src)".into())),
+    }
+}
+
+/// The repository that gets the target tags: `dest` (on the source's
+/// registry), or the source's own.
+fn dest_of(i: usize, a: &ImageArgs, source: &Reference) -> Result<Reference, ModuleError> {
+    let Some(d) = &a.dest else {
+        return Ok(Reference {
+            tag: None,
+            digest: None,
+            ..source.clone()
+        });
+    };
+    let r = Reference::parse_repository(d).map_err(|e| ModuleError::option(opt("images", i, "dest"), e.to_string()))?;
+    if r.registry != source.registry {
+        return Err(ModuleError::option(
+            opt("images", i, "dest"),
+            format!(
+                "{} is not on {}; copy between registries with registry_mirror",
+                r.registry, source.registry
+            ),
+        ));
+    }
+    Ok(r)
+}
+
+/// Target tags and tags to remove: valid, at least one, never both.
+fn check_tags(i: usize, a: &ImageArgs) -> Result<(), ModuleError> {
+    for t in a.tags.iter().chain(&a.remove_tags) {
+        if !is_valid_tag(t) {
+            return Err(ModuleError::option(opt("images", i, "tags"), format!("'{t}' is not a valid tag")));
+        }
+    }
+    if a.tags.is_empty() && a.remove_tags.is_empty() {
+        return Err(ModuleError::option(
+            opt("images", i, "tags"),
+            "give target tags, remove_tags, or both",
+        ));
+    }
+    if let Some(t) = a.remove_tags.iter().find(|t| a.tags.contains(t)) {
+        return Err(ModuleError::option(
+            opt("images", i, "remove_tags"),
+            format!("'{t}' is also a target tag"),
+        ));
+    }
+    Ok(())
 }
 
 /// The images of `images`, or of `declared` (checked in the declared file's
