@@ -280,6 +280,31 @@ fn docs_build_cleanly_and_cover_everything() {
                 modules.contains(&format!("imagegate.containers.{module}")),
                 "module {module} is not documented"
             );
+            // The options of the doc fragments it extends are on its page too.
+            let section = modules
+                .split(&format!("<section id=\"imagegate-containers-{}\">", module.replace('_', "-")))
+                .nth(1)
+                .unwrap_or_else(|| panic!("module {module} has no section"));
+            let section = section.split("<section id=\"imagegate-containers-").next().unwrap();
+            let sidecar = std::fs::read_to_string(root.join("plugins/modules").join(&name)).unwrap();
+            for fragment in sidecar
+                .lines()
+                .filter_map(|l| l.trim().strip_prefix("- imagegate.containers."))
+                .filter(|f| !f.ends_with(':'))
+            {
+                let text = std::fs::read_to_string(root.join(format!("plugins/doc_fragments/{fragment}.py"))).unwrap();
+                // Options are the keys indented two spaces under `options:`.
+                for option in text.lines().filter_map(|l| {
+                    l.strip_prefix("  ")
+                        .filter(|o| !o.starts_with(' '))
+                        .and_then(|o| o.strip_suffix(':'))
+                }) {
+                    assert!(
+                        section.contains(&format!("<strong>{option}</strong>")),
+                        "module {module}: option {option} of doc fragment {fragment} is not on its page"
+                    );
+                }
+            }
         }
     }
 }
@@ -352,7 +377,7 @@ fn the_release_version_is_the_same_everywhere() {
     );
     let (ok, log) = run(Command::new(venv_tool("antsibull-changelog")).arg("lint").current_dir(&root));
     assert!(ok && !log.contains("ERROR"), "{log}");
-    for dir in ["plugins/modules", "roles"] {
+    for dir in ["plugins/modules", "plugins/doc_fragments", "roles"] {
         // grep answers 1 where nothing matches (the roles say no version).
         let out = Command::new("grep")
             .args(["-rhoE", "--include=*.yml", "--include=*.yaml", "--include=*.py"])

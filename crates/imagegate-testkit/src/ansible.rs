@@ -107,7 +107,14 @@ pub fn collection(binaries: &[(&str, &str)]) -> tempfile::TempDir {
     let native = coll.join("binaries").join(std::env::consts::ARCH);
     std::fs::create_dir_all(coll.join("plugins/modules")).expect("mkdir");
     std::fs::create_dir_all(&native).expect("mkdir");
-    for entry in ["galaxy.yml", "meta", "roles", "playbooks", "plugins/action"] {
+    for entry in [
+        "galaxy.yml",
+        "meta",
+        "roles",
+        "playbooks",
+        "plugins/action",
+        "plugins/doc_fragments",
+    ] {
         std::os::unix::fs::symlink(root.join(entry), coll.join(entry)).expect("symlink");
     }
     for (module, binary) in binaries {
