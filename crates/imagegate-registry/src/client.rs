@@ -371,24 +371,9 @@ impl RegistryClient {
                 }
                 Err(e) => return Err(e),
             };
-            let reported = tags.skipped.len();
-            match listing::add_page(&body, &mut tags, MAX_TAGS) {
-                Ok(()) => {}
-                Err(PageError::TooMany) => return Err(paging(format!("more than {MAX_TAGS} tags"))),
-                Err(PageError::Malformed(e)) => {
-                    return Err(Error::new(ErrorKind::Protocol(format!(
-                        "tag list of {repo} is not a tag list: {}",
-                        crate::error::untrusted_text(&e, 200)
-                    ))))
-                }
-            }
+            self.add_tag_page(repo, &body, &mut tags)
+                .map_err(|e| e.unwrap_or_else(|| paging(format!("more than {MAX_TAGS} tags"))))?;
             drop(body);
-            for name in &tags.skipped[reported..] {
-                log::info(&format!(
-                    "{}/{repo}: skipped the listed tag \"{name}\": not a valid tag name",
-                    self.registry()
-                ));
-            }
             match headers.get(LINK).and_then(|v| v.to_str().ok()).and_then(next_link) {
                 Some(next) => {
                     // Relative to the registry; the transport refuses
@@ -419,6 +404,29 @@ impl RegistryClient {
             }
         }
         Err(paging(format!("more than {MAX_TAG_PAGES} pages")))
+    }
+
+    /// Adds one page of a tag list to `tags`, bounded, logging each name it
+    /// skips. `Err(None)`: more than [`MAX_TAGS`] tags.
+    fn add_tag_page(&self, repo: &str, body: &[u8], tags: &mut TagList) -> Result<(), Option<Error>> {
+        let reported = tags.skipped.len();
+        match listing::add_page(body, tags, MAX_TAGS) {
+            Ok(()) => {}
+            Err(PageError::TooMany) => return Err(None),
+            Err(PageError::Malformed(e)) => {
+                return Err(Some(Error::new(ErrorKind::Protocol(format!(
+                    "tag list of {repo} is not a tag list: {}",
+                    crate::error::untrusted_text(&e, 200)
+                )))))
+            }
+        }
+        for name in &tags.skipped[reported..] {
+            log::info(&format!(
+                "{}/{repo}: skipped the listed tag \"{name}\": not a valid tag name",
+                self.registry()
+            ));
+        }
+        Ok(())
     }
 
     /// Opens an upload session. Sent once: callers run it inside their own

@@ -338,24 +338,28 @@ fn run_helper(program: &Path, helper: &str, server: &str, deadline: Duration) ->
     if out.len() as u64 > HELPER_OUTPUT || err.len() as u64 > HELPER_OUTPUT {
         return Err(fail(format!("printed more than {} KiB", HELPER_OUTPUT / 1024)));
     }
-    let said = String::from_utf8_lossy(if out.is_empty() { &err } else { &out }).into_owned();
+    helper_answer(status, &out, &err).map_err(fail)
+}
+
+/// What a helper's exit and output mean: a credential, none for this
+/// server, or what was wrong (never quoting the secret it may have sent).
+fn helper_answer(status: std::process::ExitStatus, out: &[u8], err: &[u8]) -> Result<Option<Credential>, String> {
+    let said = String::from_utf8_lossy(if out.is_empty() { err } else { out }).into_owned();
     if !status.success() {
         // The protocol's words for "no credential for this server".
         if said.contains("credentials not found") {
             return Ok(None);
         }
-        return Err(fail(format!(
+        return Err(format!(
             "failed ({status}): {}",
             crate::error::untrusted_text(said.lines().next().unwrap_or(""), 200)
-        )));
-    }
-    let answer: HelperAnswer = serde_json::from_slice(&out)
-        // serde_json's message names a position, never the content.
-        .map_err(|e| fail(format!("did not answer with the protocol's JSON ({e})")))?;
-    if answer.username == "<token>" {
-        return Err(fail(
-            "gave an identity token (Username <token>), which imagegate does not use: log in with a username and password".into(),
         ));
+    }
+    let answer: HelperAnswer = serde_json::from_slice(out)
+        // serde_json's message names a position, never the content.
+        .map_err(|e| format!("did not answer with the protocol's JSON ({e})"))?;
+    if answer.username == "<token>" {
+        return Err("gave an identity token (Username <token>), which imagegate does not use: log in with a username and password".into());
     }
     if answer.username.is_empty() && answer.secret.is_empty() {
         return Ok(None);

@@ -187,31 +187,7 @@ fn read_small(entry: &mut dyn Read, name: &str) -> Result<Vec<u8>, Error> {
 /// named `ref_name`. Returns the manifest's digest.
 pub fn archive_to_layout(archive: impl Read, layout: &Path, ref_name: &str) -> Result<Digest, Error> {
     let out = LayoutWriter::new(layout)?;
-    let mut tar = tar::Archive::new(archive);
-    let mut layers: HashMap<String, (Blob, Digest)> = HashMap::new();
-    let mut jsons: HashMap<String, Vec<u8>> = HashMap::new();
-    let mut oci_index: Option<Vec<u8>> = None;
-    for entry in tar.entries().map_err(|e| bad(e.to_string()))? {
-        let mut entry = entry.map_err(|e| bad(e.to_string()))?;
-        if !entry.header().entry_type().is_file() {
-            continue;
-        }
-        let name = entry_name(&entry.path().map_err(|e| bad(e.to_string()))?)?;
-        if name.ends_with("/layer.tar") {
-            let blob = out.stream(&mut entry, true)?;
-            layers.insert(name, blob);
-        } else if let Some(hex) = name.strip_prefix("blobs/sha256/") {
-            // An OCI layout inside the archive (docker 25+): kept as is.
-            let (blob, _) = out.stream(&mut entry, false)?;
-            if blob.digest.as_str()[7..] != *hex {
-                return Err(bad(format!("the blob {name} does not match its name")));
-            }
-        } else if name == "index.json" {
-            oci_index = Some(read_small(&mut entry, &name)?);
-        } else if name.ends_with(".json") && !name.contains('/') {
-            jsons.insert(name.clone(), read_small(&mut entry, &name)?);
-        }
-    }
+    let Entries { layers, jsons, oci_index } = read_entries(archive, &out)?;
     if let Some(index) = oci_index {
         return oci_archive(&out, &index, ref_name);
     }
@@ -267,6 +243,46 @@ pub fn archive_to_layout(archive: impl Read, layout: &Path, ref_name: &str) -> R
     let manifest_blob = out.bytes(manifest.to_string().as_bytes())?;
     out.finish(&manifest_blob, ref_name)?;
     Ok(manifest_blob.digest)
+}
+
+/// What an archive holds, as read in one pass: its layers (written to the
+/// layout compressed, by name, with their uncompressed digests), its small
+/// JSON files, and the index of an OCI layout inside it.
+struct Entries {
+    layers: HashMap<String, (Blob, Digest)>,
+    jsons: HashMap<String, Vec<u8>>,
+    oci_index: Option<Vec<u8>>,
+}
+
+fn read_entries(archive: impl Read, out: &LayoutWriter) -> Result<Entries, Error> {
+    let mut tar = tar::Archive::new(archive);
+    let mut found = Entries {
+        layers: HashMap::new(),
+        jsons: HashMap::new(),
+        oci_index: None,
+    };
+    for entry in tar.entries().map_err(|e| bad(e.to_string()))? {
+        let mut entry = entry.map_err(|e| bad(e.to_string()))?;
+        if !entry.header().entry_type().is_file() {
+            continue;
+        }
+        let name = entry_name(&entry.path().map_err(|e| bad(e.to_string()))?)?;
+        if name.ends_with("/layer.tar") {
+            let blob = out.stream(&mut entry, true)?;
+            found.layers.insert(name, blob);
+        } else if let Some(hex) = name.strip_prefix("blobs/sha256/") {
+            // An OCI layout inside the archive (docker 25+): kept as is.
+            let (blob, _) = out.stream(&mut entry, false)?;
+            if blob.digest.as_str()[7..] != *hex {
+                return Err(bad(format!("the blob {name} does not match its name")));
+            }
+        } else if name == "index.json" {
+            found.oci_index = Some(read_small(&mut entry, &name)?);
+        } else if name.ends_with(".json") && !name.contains('/') {
+            found.jsons.insert(name.clone(), read_small(&mut entry, &name)?);
+        }
+    }
+    Ok(found)
 }
 
 /// An archive that already is an OCI layout: its one image is renamed.

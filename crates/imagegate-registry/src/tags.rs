@@ -145,6 +145,23 @@ pub struct Removal {
     pub method: Option<RemoveMethod>,
 }
 
+/// The methods to try, in order: `auto` is the registry's web API where
+/// one is set up, then the OCI tag delete, then overwrite-and-delete.
+fn candidates(method: RemoveMethod, web: &WebApi, registry: &str) -> Vec<RemoveMethod> {
+    if method != RemoveMethod::Auto {
+        return vec![method];
+    }
+    let mut c = Vec::new();
+    if web.is_quay(registry) && web.api_token.is_some() {
+        c.push(RemoveMethod::Quay);
+    }
+    if web.is_dockerhub(registry) && web.password.is_some() {
+        c.push(RemoveMethod::Dockerhub);
+    }
+    c.extend([RemoveMethod::Oci, RemoveMethod::Overwrite]);
+    c
+}
+
 impl TagRemover {
     /// Removes `tag` from `repo`. An absent tag is no error (and no change).
     /// In check mode only reads happen and the method that would be tried
@@ -167,41 +184,14 @@ impl TagRemover {
             });
         };
         let registry = client.registry().to_string();
-        let candidates: Vec<RemoveMethod> = match method {
-            RemoveMethod::Auto => {
-                let mut c = Vec::new();
-                if web.is_quay(&registry) && web.api_token.is_some() {
-                    c.push(RemoveMethod::Quay);
-                }
-                if web.is_dockerhub(&registry) && web.password.is_some() {
-                    c.push(RemoveMethod::Dockerhub);
-                }
-                c.extend([RemoveMethod::Oci, RemoveMethod::Overwrite]);
-                c
-            }
-            m => vec![m],
-        };
+        let candidates = candidates(method, web, &registry);
         let name = format!("{registry}/{repo}:{tag}");
         if check_mode {
-            // Predict with probes that write nothing.
-            for m in &candidates {
-                let works = match m {
-                    RemoveMethod::Quay | RemoveMethod::Dockerhub => true,
-                    RemoveMethod::Oci => self.oci_probe(client, repo).await?,
-                    RemoveMethod::Overwrite => self.digest_delete_probe(client, repo).await?,
-                    RemoveMethod::Auto => false,
-                };
-                if works || method != RemoveMethod::Auto {
-                    return Ok(Removal {
-                        tag: tag.to_string(),
-                        before: Some(before.to_string()),
-                        method: Some(*m),
-                    });
-                }
-            }
-            return Err(Error::new(ErrorKind::Protocol(format!(
-                "cannot remove tag {name}: {registry} supports no removal method"
-            ))));
+            return self.predict(client, repo, &name, &candidates, method).await.map(|m| Removal {
+                tag: tag.to_string(),
+                before: Some(before.to_string()),
+                method: Some(m),
+            });
         }
         let mut refusals = Vec::new();
         for m in candidates {
@@ -231,6 +221,33 @@ impl TagRemover {
         Err(Error::new(ErrorKind::Protocol(format!(
             "cannot remove tag {name}: every method was refused ({})",
             refusals.join("; ")
+        ))))
+    }
+
+    /// Check mode: the method that would remove the tag, found with probes
+    /// that write nothing.
+    async fn predict(
+        &self,
+        client: &RegistryClient,
+        repo: &str,
+        name: &str,
+        candidates: &[RemoveMethod],
+        method: RemoveMethod,
+    ) -> Result<RemoveMethod, Error> {
+        for m in candidates {
+            let works = match m {
+                RemoveMethod::Quay | RemoveMethod::Dockerhub => true,
+                RemoveMethod::Oci => self.oci_probe(client, repo).await?,
+                RemoveMethod::Overwrite => self.digest_delete_probe(client, repo).await?,
+                RemoveMethod::Auto => false,
+            };
+            if works || method != RemoveMethod::Auto {
+                return Ok(*m);
+            }
+        }
+        Err(Error::new(ErrorKind::Protocol(format!(
+            "cannot remove tag {name}: {} supports no removal method",
+            client.registry()
         ))))
     }
 
@@ -382,97 +399,19 @@ pub struct TagAge {
 }
 
 impl TagRemover {
-    /// Tags of `repo` matching `pattern`, with their ages. A Docker Hub
-    /// login is shared with the removals that follow.
+    /// Tags of `repo` matching `pattern`, with their ages: from Quay's or
+    /// Docker Hub's web API where one is set up, else from each image's
+    /// `created`. A Docker Hub login is shared with the removals that follow.
     pub async fn tag_ages(&self, client: &RegistryClient, repo: &str, pattern: &regex::Regex, web: &WebApi) -> Result<Vec<TagAge>, Error> {
-        let now = SystemTime::now()
-            .duration_since(SystemTime::UNIX_EPOCH)
-            .unwrap_or_default()
-            .as_secs() as i64;
-        let age = |ts: i64| (now - ts).max(0) as u64;
-        let registry = client.registry().to_string();
-        let mut out = Vec::new();
-        if web.is_quay(&registry) && web.api_token.is_some() {
-            let token = format!("Bearer {}", web.api_token.as_ref().map(Secret::expose).unwrap_or_default());
-            let mut previous: Option<Vec<String>> = None;
-            for page in 1..=MAX_WEB_PAGES {
-                let url = format!(
-                    "{}/api/v1/repository/{repo}/tag/?onlyActiveTags=true&limit={WEB_PAGE}&page={page}",
-                    web.quay_base(&registry)
-                );
-                let answer = client.web_json(Method::GET, &url, Some(&token), None).await?;
-                let entries = web_page_entries(&registry, "Quay", &answer, "tags")?;
-                let names: Vec<String> = entries.iter().filter_map(|t| t["name"].as_str().map(str::to_string)).collect();
-                if !names.is_empty() && previous.as_ref() == Some(&names) {
-                    return Err(web_paging(&registry, "Quay sent the same page twice (a pagination loop)"));
-                }
-                previous = Some(names);
-                for t in entries {
-                    if let (Some(name), Some(ts)) = (t["name"].as_str().filter(|n| is_valid_tag(n)), t["start_ts"].as_i64()) {
-                        if pattern.is_match(name) {
-                            out.push(TagAge {
-                                tag: name.to_string(),
-                                age_seconds: age(ts),
-                                source: "quay",
-                            });
-                        }
-                    }
-                }
-                if answer["has_additional"].as_bool() != Some(true) {
-                    return Ok(out);
-                }
-            }
-            return Err(web_paging(&registry, &format!("Quay has more than {MAX_WEB_PAGES} pages of tags")));
+        let registry = client.registry();
+        if web.is_quay(registry) && web.api_token.is_some() {
+            return quay_tag_ages(client, repo, pattern, web).await;
         }
-        if web.is_dockerhub(&registry) && web.password.is_some() {
+        if web.is_dockerhub(registry) && web.password.is_some() {
             let token = self.hub_token(client, web).await?;
-            let auth = format!("Bearer {}", token.expose());
-            let base = web.hub_base();
-            let origin = url::Url::parse(&base).map(|u| u.origin());
-            let mut url = format!("{base}/v2/repositories/{repo}/tags/?page_size={WEB_PAGE}");
-            let mut seen = std::collections::HashSet::new();
-            for _ in 0..MAX_WEB_PAGES {
-                if !seen.insert(url.clone()) {
-                    return Err(web_paging(&registry, "Docker Hub named the same page twice (a pagination loop)"));
-                }
-                let answer = client.web_json(Method::GET, &url, Some(&auth), None).await?;
-                for t in web_page_entries(&registry, "Docker Hub", &answer, "results")? {
-                    if let (Some(name), Some(ts)) = (
-                        t["name"].as_str().filter(|n| is_valid_tag(n)),
-                        t["last_updated"].as_str().and_then(parse_rfc3339),
-                    ) {
-                        if pattern.is_match(name) {
-                            out.push(TagAge {
-                                tag: name.to_string(),
-                                age_seconds: age(ts),
-                                source: "dockerhub",
-                            });
-                        }
-                    }
-                }
-                match answer["next"].as_str() {
-                    Some(next) if !next.is_empty() => {
-                        // The API token goes with the next page, so the
-                        // page must be on the API's own origin.
-                        if url::Url::parse(next).map(|u| u.origin()).ok() != origin.clone().ok() {
-                            return Err(web_paging(
-                                &registry,
-                                &format!(
-                                    "Docker Hub named a next page off its origin ({}); refused",
-                                    crate::error::untrusted_text(&crate::error::redact_url(next), 200)
-                                ),
-                            ));
-                        }
-                        url = next.to_string();
-                    }
-                    _ => return Ok(out),
-                }
-            }
-            return Err(web_paging(
-                &registry,
-                &format!("Docker Hub has more than {MAX_WEB_PAGES} pages of tags"),
-            ));
+            return hub_tag_ages(client, repo, pattern, web, &token).await;
         }
+        let mut out = Vec::new();
         for tag in client.list_tags(repo).await?.tags {
             if !pattern.is_match(&tag) {
                 continue;
@@ -480,12 +419,116 @@ impl TagRemover {
             let created = image_created(client, repo, &tag).await?;
             out.push(TagAge {
                 tag,
-                age_seconds: age(created),
+                age_seconds: age_of(created),
                 source: "created",
             });
         }
         Ok(out)
     }
+}
+
+/// Seconds from `ts` (unix seconds) to now; none for a time to come.
+fn age_of(ts: i64) -> u64 {
+    let now = SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_secs() as i64;
+    (now - ts).max(0) as u64
+}
+
+/// Tag ages from Quay's API (`start_ts`), page by page, bounded.
+async fn quay_tag_ages(client: &RegistryClient, repo: &str, pattern: &regex::Regex, web: &WebApi) -> Result<Vec<TagAge>, Error> {
+    let registry = client.registry();
+    let token = format!("Bearer {}", web.api_token.as_ref().map(Secret::expose).unwrap_or_default());
+    let mut out = Vec::new();
+    let mut previous: Option<Vec<String>> = None;
+    for page in 1..=MAX_WEB_PAGES {
+        let url = format!(
+            "{}/api/v1/repository/{repo}/tag/?onlyActiveTags=true&limit={WEB_PAGE}&page={page}",
+            web.quay_base(registry)
+        );
+        let answer = client.web_json(Method::GET, &url, Some(&token), None).await?;
+        let entries = web_page_entries(registry, "Quay", &answer, "tags")?;
+        let names: Vec<String> = entries.iter().filter_map(|t| t["name"].as_str().map(str::to_string)).collect();
+        if !names.is_empty() && previous.as_ref() == Some(&names) {
+            return Err(web_paging(registry, "Quay sent the same page twice (a pagination loop)"));
+        }
+        previous = Some(names);
+        for t in entries {
+            if let (Some(name), Some(ts)) = (t["name"].as_str().filter(|n| is_valid_tag(n)), t["start_ts"].as_i64()) {
+                if pattern.is_match(name) {
+                    out.push(TagAge {
+                        tag: name.to_string(),
+                        age_seconds: age_of(ts),
+                        source: "quay",
+                    });
+                }
+            }
+        }
+        if answer["has_additional"].as_bool() != Some(true) {
+            return Ok(out);
+        }
+    }
+    Err(web_paging(registry, &format!("Quay has more than {MAX_WEB_PAGES} pages of tags")))
+}
+
+/// Tag ages from Docker Hub's API (`last_updated`), following its `next`
+/// pages on its own origin only, bounded.
+async fn hub_tag_ages(
+    client: &RegistryClient,
+    repo: &str,
+    pattern: &regex::Regex,
+    web: &WebApi,
+    token: &Secret,
+) -> Result<Vec<TagAge>, Error> {
+    let registry = client.registry();
+    let auth = format!("Bearer {}", token.expose());
+    let base = web.hub_base();
+    let origin = url::Url::parse(&base).map(|u| u.origin());
+    let mut url = format!("{base}/v2/repositories/{repo}/tags/?page_size={WEB_PAGE}");
+    let mut seen = std::collections::HashSet::new();
+    let mut out = Vec::new();
+    for _ in 0..MAX_WEB_PAGES {
+        if !seen.insert(url.clone()) {
+            return Err(web_paging(registry, "Docker Hub named the same page twice (a pagination loop)"));
+        }
+        let answer = client.web_json(Method::GET, &url, Some(&auth), None).await?;
+        for t in web_page_entries(registry, "Docker Hub", &answer, "results")? {
+            if let (Some(name), Some(ts)) = (
+                t["name"].as_str().filter(|n| is_valid_tag(n)),
+                t["last_updated"].as_str().and_then(parse_rfc3339),
+            ) {
+                if pattern.is_match(name) {
+                    out.push(TagAge {
+                        tag: name.to_string(),
+                        age_seconds: age_of(ts),
+                        source: "dockerhub",
+                    });
+                }
+            }
+        }
+        match answer["next"].as_str() {
+            Some(next) if !next.is_empty() => {
+                // The API token goes with the next page, so the page must be
+                // on the API's own origin.
+                if url::Url::parse(next).map(|u| u.origin()).ok() != origin.clone().ok() {
+                    return Err(web_paging(
+                        registry,
+                        &format!(
+                            "Docker Hub named a next page off its origin ({}); refused",
+                            crate::error::untrusted_text(&crate::error::redact_url(next), 200)
+                        ),
+                    ));
+                }
+                url = next.to_string();
+            }
+            _ => return Ok(out),
+        }
+    }
+    Err(web_paging(
+        registry,
+        &format!("Docker Hub has more than {MAX_WEB_PAGES} pages of tags"),
+    ))
 }
 
 /// The `created` time (unix seconds) of the image a tag points at; for an

@@ -34,6 +34,37 @@ impl<S> State<S> {
         self.done = true;
         std::io::Error::other(text)
     }
+
+    /// At the end of the body: the size and the digest of the whole blob.
+    fn check_whole(&mut self) -> Result<(), Error> {
+        let verifier = std::mem::take(&mut self.verifier);
+        let len = verifier.len();
+        if len != self.size {
+            let e = Error::new(ErrorKind::SizeMismatch {
+                what: self.label.clone(),
+                expected: self.size,
+                actual: len,
+            });
+            // A short body is a cut connection more often than a lie.
+            if len < self.size {
+                return Err(Error::new(ErrorKind::SourceInterrupted {
+                    digest: self.expected.to_string(),
+                    received: len,
+                    detail: e.to_string(),
+                }));
+            }
+            return Err(e);
+        }
+        let actual = verifier.finish();
+        if actual != self.expected {
+            return Err(Error::new(ErrorKind::DigestMismatch {
+                what: self.label.clone(),
+                expected: self.expected.to_string(),
+                actual: actual.to_string(),
+            }));
+        }
+        Ok(())
+    }
 }
 
 /// Wraps `inner` (the source blob's body). `label` names the blob in errors;
@@ -114,34 +145,7 @@ where
                 None => {
                     st.done = true;
                     st.progress.read_all();
-                    let verifier = std::mem::take(&mut st.verifier);
-                    let len = verifier.len();
-                    if len != st.size {
-                        let e = Error::new(ErrorKind::SizeMismatch {
-                            what: st.label.clone(),
-                            expected: st.size,
-                            actual: len,
-                        });
-                        // A short body is a cut connection more often than a lie.
-                        let e = if len < st.size {
-                            Error::new(ErrorKind::SourceInterrupted {
-                                digest: st.expected.to_string(),
-                                received: len,
-                                detail: e.to_string(),
-                            })
-                        } else {
-                            e
-                        };
-                        let io = st.fail(e);
-                        return Some((Err(io), st));
-                    }
-                    let actual = verifier.finish();
-                    if actual != st.expected {
-                        let e = Error::new(ErrorKind::DigestMismatch {
-                            what: st.label.clone(),
-                            expected: st.expected.to_string(),
-                            actual: actual.to_string(),
-                        });
+                    if let Err(e) = st.check_whole() {
                         let io = st.fail(e);
                         return Some((Err(io), st));
                     }
