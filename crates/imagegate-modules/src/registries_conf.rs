@@ -9,8 +9,7 @@ use std::io::Write as _;
 use std::path::{Path, PathBuf};
 
 use imagegate_ansible::{Context, Diff, ModuleError, ModuleSpec, Outcome};
-use serde::Deserialize;
-use serde_json::{json, Map};
+use serde::{Deserialize, Serialize};
 
 use merge::{file_error, Request, SiteFile};
 
@@ -77,10 +76,11 @@ pub fn run(args: Args, ctx: &Context) -> Result<Outcome, ModuleError> {
     if changed && !ctx.check_mode {
         write(&args.path, &merged.text)?;
     }
-    let mut values = Map::new();
-    values.insert("path".into(), json!(args.path));
-    values.insert("sources".into(), json!(files.iter().map(|f| &f.path).collect::<Vec<_>>()));
-    values.insert("content".into(), json!(merged.text));
+    let values = imagegate_ansible::values(&Written {
+        path: &args.path,
+        sources: files.iter().map(|f| f.path.as_path()).collect(),
+        content: &merged.text,
+    });
     Ok(Outcome {
         changed,
         msg: format!("{} {}", args.path.display(), if changed { "written" } else { "unchanged" }),
@@ -91,6 +91,14 @@ pub fn run(args: Args, ctx: &Context) -> Result<Outcome, ModuleError> {
         values,
         lists: Vec::new(),
     })
+}
+
+/// The result: the file, the site files it was merged from, its text.
+#[derive(Serialize)]
+struct Written<'a> {
+    path: &'a Path,
+    sources: Vec<&'a Path>,
+    content: &'a str,
 }
 
 /// Names as the configuration spells them: no scheme, no blanks, no
