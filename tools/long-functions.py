@@ -5,6 +5,8 @@ layer that grew an orchestrator.
 
     python3 tools/long-functions.py [LIMIT]
 
+It exits 1 when any function is longer (the test suite runs it).
+
 A function's length runs from its `fn` line to the line of its closing
 brace. Braces inside strings, characters and comments are not counted.
 """
@@ -108,7 +110,8 @@ def main():
     for length, where, name in sorted(long, reverse=True):
         print(f"{length:5d}  {where}  {name}")
     print(f"{len(long)} functions longer than {limit} lines")
+    return 1 if long else 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -1,6 +1,8 @@
 //! The imagegate modules. Each binary in `src/bin` is one call into the
-//! module's file here; option validation and result shaping live here, the
-//! registry work in `imagegate-registry`.
+//! module's file here. A module file turns its options into a request of
+//! the engine (`imagegate-registry`, which owns every workflow: promotion,
+//! restore, mirror, build) and the engine's typed report or failure into
+//! the Ansible result; nothing more (docs/architecture.md).
 
 pub mod build;
 pub mod criteria;
