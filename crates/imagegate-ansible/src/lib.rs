@@ -293,7 +293,7 @@ impl ModuleError {
         }
     }
 
-    fn message(&self) -> String {
+    pub fn message(&self) -> String {
         match self {
             Self::Option { option, problem } => format!("option '{option}': {problem}"),
             Self::Failed { msg, .. } => msg.clone(),
@@ -396,7 +396,7 @@ pub fn run<P: DeserializeOwned>(spec: &ModuleSpec, body: impl FnOnce(P, &Context
         ))),
     };
     let rendered = match text {
-        Ok(text) => run_rendered(spec, &text, body),
+        Ok(text) => run_rendered(spec, &text, body).0,
         Err(e) => render(&Masker::default(), None, Err(e)),
     };
     let failed = rendered.head["failed"] == Value::Bool(true);
@@ -419,15 +419,38 @@ pub fn run_text<P: DeserializeOwned>(
     text: &str,
     body: impl FnOnce(P, &Context) -> Result<Outcome, ModuleError>,
 ) -> Value {
-    run_rendered(spec, text, body).into_value()
+    run_rendered(spec, text, body).0.into_value()
 }
 
-/// [`run_text`], the result kept as [`Rendered`].
+/// A module's code run inside another program (the `imagegate` command).
+pub struct Ran {
+    /// The masked result document, as the module would print it.
+    pub result: Value,
+    /// It failed on its input (an option's value, an unknown option), not
+    /// in its work.
+    pub bad_input: bool,
+}
+
+/// [`run_text`], saying also whether a failure was one of the input.
+pub fn run_in_process<P: DeserializeOwned>(
+    spec: &ModuleSpec,
+    text: &str,
+    body: impl FnOnce(P, &Context) -> Result<Outcome, ModuleError>,
+) -> Ran {
+    let (rendered, bad_input) = run_rendered(spec, text, body);
+    Ran {
+        result: rendered.into_value(),
+        bad_input,
+    }
+}
+
+/// [`run_text`], the result kept as [`Rendered`], and whether it failed
+/// on its input.
 fn run_rendered<P: DeserializeOwned>(
     spec: &ModuleSpec,
     text: &str,
     body: impl FnOnce(P, &Context) -> Result<Outcome, ModuleError>,
-) -> Rendered {
+) -> (Rendered, bool) {
     install_panic_hook();
     let (masker, parsed) = parse_args::<P>(text, spec);
     {
@@ -440,7 +463,7 @@ fn run_rendered<P: DeserializeOwned>(
     }
     let (params, ctx) = match parsed {
         Ok(v) => v,
-        Err(e) => return render(&current_masker(), None, Err(e)),
+        Err(e) => return (render(&current_masker(), None, Err(e)), true),
     };
     let result = catch_unwind(AssertUnwindSafe(|| body(params, &ctx))).unwrap_or_else(|payload| {
         let msg = panic_text(payload.as_ref());
@@ -449,7 +472,8 @@ fn run_rendered<P: DeserializeOwned>(
             spec.name
         )))
     });
-    render(&current_masker(), Some(&ctx), result)
+    let bad_input = matches!(result, Err(ModuleError::Option { .. }));
+    (render(&current_masker(), Some(&ctx), result), bad_input)
 }
 
 /// [`result_json`], with the outcome's long lists kept apart.
@@ -696,7 +720,7 @@ mod tests {
 
     #[test]
     fn long_lists_are_written_as_text_masked_and_after_the_values() {
-        let out = run_rendered::<Args>(&SPEC, r#"{"images":[],"password":"pw-777"}"#, |_, _| {
+        let (out, _) = run_rendered::<Args>(&SPEC, r#"{"images":[],"password":"pw-777"}"#, |_, _| {
             let masker = masker();
             let mut list = RawList::default();
             for n in 0..3 {
