@@ -1,16 +1,11 @@
-//! The registry settings every command takes, and the one command that is
-//! not a module's (`tags`).
+//! The registry settings every command takes.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
-use std::sync::Arc;
 
 use clap::Args;
-use imagegate_modules::registries::{runtime, CommonOptions, RegistryEntry, Side};
-use imagegate_registry::{Reference, Stats};
+use imagegate_modules::registries::{CommonOptions, RegistryEntry};
 use serde_json::{json, Map, Value};
-
-use crate::Done;
 
 /// How to reach registries, beyond the auth files docker and podman keep
 /// (read as the modules read them: credential helpers included).
@@ -51,6 +46,20 @@ impl Registries {
         }
         Ok(out)
     }
+
+    /// The settings as the modules hold them, for a command that is not a
+    /// module's.
+    pub(crate) fn validated(&self) -> Result<imagegate_modules::registries::Registries, String> {
+        let options = self.options()?;
+        let registries: BTreeMap<String, RegistryEntry> =
+            serde_json::from_value(options.get("registries").cloned().unwrap_or_else(|| json!({}))).map_err(|e| e.to_string())?;
+        let common = CommonOptions {
+            registries,
+            auth_file: self.auth_file.clone(),
+            ..Default::default()
+        };
+        imagegate_modules::registries::Registries::new(&common, None, None).map_err(|e| e.message())
+    }
 }
 
 fn entry<'a>(registries: &'a mut Map<String, Value>, host: &str) -> &'a mut Map<String, Value> {
@@ -58,61 +67,4 @@ fn entry<'a>(registries: &'a mut Map<String, Value>, host: &str) -> &'a mut Map<
         Value::Object(m) => m,
         _ => unreachable!("entries are objects"),
     }
-}
-
-/// `imagegate tags`: the repository's tags (valid names only; the others
-/// are named in a warning), sorted, those `regex` matches.
-pub(crate) fn tags(settings: &Registries, repository: &str, regex: Option<&str>) -> Result<Done, String> {
-    let repo = Reference::parse_repository(repository).map_err(|e| format!("{repository}: {e}"))?;
-    let pattern = regex
-        .map(regex::Regex::new)
-        .transpose()
-        .map_err(|e| format!("--regex: not a valid regular expression: {e}"))?;
-    let options = settings.options()?;
-    let registries: BTreeMap<String, RegistryEntry> =
-        serde_json::from_value(options.get("registries").cloned().unwrap_or_else(|| json!({}))).map_err(|e| e.to_string())?;
-    let common = CommonOptions {
-        registries,
-        auth_file: settings.auth_file.clone(),
-        ..Default::default()
-    };
-    let regs = imagegate_modules::registries::Registries::new(&common, None, None).map_err(|e| e.message())?;
-    let stats = Arc::new(Stats::default());
-    let client = regs
-        .client(&repo.registry, &repo.repository, None, Side::Source, stats)
-        .map_err(|e| e.to_string())?;
-    let rt = runtime().map_err(|e| e.message())?;
-    let listed = match rt.block_on(client.list_tags(&repo.repository)) {
-        Ok(l) => l,
-        Err(e) => {
-            return Ok(Done {
-                result: json!({"failed": true, "changed": false, "msg": e.to_string()}),
-                bad_input: false,
-            })
-        }
-    };
-    let mut tags: Vec<String> = listed
-        .tags
-        .into_iter()
-        .filter(|t| match &pattern {
-            Some(p) => p.is_match(t),
-            None => true,
-        })
-        .collect();
-    tags.sort();
-    tags.dedup();
-    let mut result = json!({
-        "failed": false,
-        "changed": false,
-        "msg": format!("{} tags in {}", tags.len(), repo.repository_name()),
-        "tags": tags,
-    });
-    if listed.skipped_total > 0 {
-        result["warnings"] = json!([format!(
-            "skipped {} listed names that are not valid tag names: {}",
-            listed.skipped_total,
-            listed.skipped.join(", ")
-        )]);
-    }
-    Ok(Done { result, bad_input: false })
 }

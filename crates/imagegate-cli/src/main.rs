@@ -10,6 +10,7 @@
 //! promotion criteria not met, or a tag changed underneath).
 
 mod args;
+mod direct;
 mod output;
 
 use std::path::{Path, PathBuf};
@@ -82,6 +83,12 @@ enum Command {
         #[arg(long)]
         regex: Option<String>,
     },
+    /// What a reference points at: digest, media type, the platforms of
+    /// an index or the layers of an image, and whether it is signed.
+    Inspect {
+        /// `registry/repository:tag` or `registry/repository@sha256:...`.
+        reference: String,
+    },
     /// Remove a tag, leaving the image's other tags as they are.
     RmTag {
         /// `registry/repository:tag`.
@@ -134,7 +141,8 @@ fn run(cli: &Cli) -> Result<Done, String> {
             let image = json!({"repository": repository, "remove_tags": [tag]});
             Ok(retag(with(json!({"images": [image]}), &common), cli.dry_run))
         }
-        Command::Tags { repository, regex } => args::tags(&cli.registries, repository, regex.as_deref()),
+        Command::Tags { repository, regex } => direct::tags(&cli.registries, repository, regex.as_deref()),
+        Command::Inspect { reference } => direct::inspect(&cli.registries, reference),
     }
 }
 

@@ -69,6 +69,24 @@ fn copy_shows_what_it_would_do_then_does_it_and_tags_lists_it() {
     );
     assert_eq!((none.code, none.stdout.as_str()), (0, ""));
 
+    // inspect: the index's platforms, then a signature seen once it is there.
+    let shown = imagegate(&[&plain[..], &["inspect", &dest, "--json"]].concat(), None);
+    let doc: Value = serde_json::from_str(&shown.stdout).expect("JSON");
+    assert_eq!(doc["digest"].as_str(), reg.digest("dst/app:v1").as_deref());
+    let platforms: Vec<&str> = doc["platforms"]
+        .as_array()
+        .expect("an index")
+        .iter()
+        .filter_map(|p| p["platform"].as_str())
+        .collect();
+    assert_eq!(platforms, ["linux/amd64", "linux/arm64"]);
+    assert!(doc["signature"].is_null(), "{doc}");
+    let digest = reg.digest("dst/app:v1").expect("copied");
+    reg.seed(&fx.single(7), &format!("dst/app:{}.sig", digest.replace(':', "-")));
+    let signed = imagegate(&[&plain[..], &["inspect", &dest]].concat(), None);
+    assert_eq!(signed.code, 0);
+    assert!(signed.stdout.contains("an index of 2 images; signed"), "{}", signed.stdout);
+
     // --json: the module's result document.
     let json = imagegate(&[&plain[..], &["copy", &src, &dest, "--json"]].concat(), None);
     let doc: Value = serde_json::from_str(&json.stdout).expect("JSON");
