@@ -88,6 +88,10 @@ fi
 # aarch64 also the cross compiler installed above; see the script).
 bash tools/build-modules.sh
 
+# The imagegate command (docs/cli.rst), for this machine: target/release/imagegate.
+log "building the imagegate command"
+cargo build --quiet --release --locked -p imagegate-cli
+
 # aarch64 executables run here through qemu-user-static once the kernel
 # knows it as their interpreter (binfmt_misc; Debian registers it only
 # under systemd). The F flag opens the interpreter now, so it works in any
