@@ -94,6 +94,10 @@ enum Command {
         /// `registry/repository:tag`.
         reference: String,
     },
+    /// Print a completion script for a shell (`source <(imagegate completions bash)`).
+    Completions { shell: clap_complete::Shell },
+    /// Print the manual page (roff: `imagegate man | man -l -`).
+    Man,
 }
 
 /// What a command ran, to be printed.
@@ -104,6 +108,11 @@ pub(crate) struct Done {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    match &cli.command {
+        Command::Completions { shell } => return print_completions(*shell),
+        Command::Man => return print_man(),
+        _ => {}
+    }
     if cli.quiet {
         imagegate_registry::log::set_sink(|_| {});
     } else {
@@ -143,6 +152,26 @@ fn run(cli: &Cli) -> Result<Done, String> {
         }
         Command::Tags { repository, regex } => direct::tags(&cli.registries, repository, regex.as_deref()),
         Command::Inspect { reference } => direct::inspect(&cli.registries, reference),
+        Command::Completions { .. } | Command::Man => unreachable!("printed before"),
+    }
+}
+
+/// Completion and the manual page come from the command definitions
+/// themselves, so they cannot drift from them.
+fn print_completions(shell: clap_complete::Shell) -> ExitCode {
+    use clap::CommandFactory;
+    clap_complete::generate(shell, &mut Cli::command(), "imagegate", &mut std::io::stdout());
+    ExitCode::SUCCESS
+}
+
+fn print_man() -> ExitCode {
+    use clap::CommandFactory;
+    match clap_mangen::Man::new(Cli::command()).render(&mut std::io::stdout()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("imagegate: {e}");
+            ExitCode::FAILURE
+        }
     }
 }
 

@@ -217,3 +217,36 @@ fn exit_codes_say_bad_input_failure_and_refusal() {
     let doc: Value = serde_json::from_str(&refused.stdout).expect("JSON");
     assert!(doc["msg"].as_str().unwrap_or_default().contains("changed underneath"), "{doc}");
 }
+
+#[test]
+fn completion_and_the_manual_page_come_from_the_command_definitions() {
+    let bash = imagegate(&["completions", "bash"], None);
+    assert_eq!(bash.code, 0);
+    for command in ["copy", "mirror", "promote", "restore", "tags", "inspect", "rm-tag"] {
+        assert!(bash.stdout.contains(command), "{command} is not completed");
+    }
+    // bash loads it and completes the command with it.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let script = dir.path().join("imagegate.bash");
+    std::fs::write(&script, &bash.stdout).expect("write");
+    let out = Command::new("bash")
+        .arg("-c")
+        .arg(format!("source {}; complete -p imagegate", script.display()))
+        .output()
+        .expect("bash");
+    let registered = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success() && registered.contains("imagegate"), "{registered}");
+    let zsh = imagegate(&["completions", "zsh"], None);
+    assert!(zsh.code == 0 && zsh.stdout.starts_with("#compdef imagegate"), "{}", zsh.stdout);
+
+    let man = imagegate(&["man"], None);
+    assert_eq!(man.code, 0);
+    assert!(man.stdout.contains(".TH imagegate"), "{}", man.stdout);
+    assert!(
+        man.stdout.contains("rm\\-tag") && man.stdout.contains("\\-\\-dry\\-run"),
+        "{}",
+        man.stdout
+    );
+    let bad = imagegate(&["completions", "tcsh-like"], None);
+    assert_eq!(bad.code, 2, "clap refuses an unknown shell as bad input");
+}
