@@ -114,6 +114,9 @@ pub enum ErrorKind {
     NotServed { registry: String, digest: String, detail: String },
     #[error("{tag} changed underneath: expected {expected}, found {found}")]
     TagMoved { tag: String, expected: String, found: String },
+    /// A stop was asked for (Ctrl-C) before `what` was done.
+    #[error("{what}: stopped, as asked (interrupted)")]
+    Interrupted { what: String },
     /// One call would point one tag at two different images.
     #[error("{tag} would receive two different images: {first} and {second}; nothing was written")]
     Conflict { tag: String, first: String, second: String },

@@ -16,6 +16,7 @@ pub mod criteria;
 pub mod digest;
 pub mod docker_archive;
 pub mod error;
+pub mod interrupt;
 pub mod journal;
 pub mod layout;
 pub mod listing;

@@ -282,6 +282,8 @@ async fn mirror_one(m: &Mirror, at: &dyn Sides, e: &Entry, resolved: Result<Reso
 
 /// One tag of an entry, with its referrers.
 async fn copy_tag(m: &Mirror, at: &dyn Sides, e: &Entry, tag: String, cache: &BlobCache) -> Result<(CopyReport, Carried), Error> {
+    // A stop asked for: no further image starts.
+    crate::interrupt::check(&format!("copying {}", src_ref(e, &tag)))?;
     // Each report carries only its own counters.
     let stats = Arc::new(Stats::default());
     let src = at.source(&e.src, stats.clone())?;

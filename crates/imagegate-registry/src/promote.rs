@@ -385,6 +385,8 @@ async fn apply_one<'a>(
         if now_str != mv.before.as_deref() {
             return Err(moved_underneath(mv, mv.before.as_deref().unwrap_or("(absent)"), now));
         }
+        // A stop asked for: no further tag moves; the caller rolls back.
+        crate::interrupt::check(&format!("moving {}:{}", mv.repository, mv.tag))?;
         client.put_manifest(repo, &mv.tag, m).await?;
         // The read after the write is verify_all's, once every image is
         // through: one read per tag instead of two, the same check.

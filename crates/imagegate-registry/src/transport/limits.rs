@@ -78,8 +78,10 @@ impl Limits {
         progress: &Progress,
         fut: impl Future<Output = Result<T, Error>>,
     ) -> Result<T, Error> {
+        crate::interrupt::check(what)?;
         tokio::select! {
             r = fut => r,
+            () = crate::interrupt::wait() => Err(crate::interrupt::interrupted(what)),
             e = self.watch(what, progress) => Err(e),
             never = report(what, progress) => match never {},
         }
