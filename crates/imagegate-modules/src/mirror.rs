@@ -53,29 +53,18 @@ fn yes() -> bool {
 /// One item of `images`. Either the imagegate shape (`src`, `dest`) or the
 /// zuul-jobs `mirror_container_images_images` shape.
 #[derive(Deserialize, Debug, Default)]
-#[serde(deny_unknown_fields)]
+#[serde(default, deny_unknown_fields)]
 pub struct ImageArgs {
-    #[serde(default)]
     pub src: Option<String>,
-    #[serde(default)]
     pub dest: Option<String>,
-    #[serde(default)]
     pub tags: Option<Vec<String>>,
-    #[serde(default)]
     pub tag_regex: Option<String>,
-    #[serde(default)]
     pub all_tags: bool,
-    #[serde(default)]
     pub platforms: Vec<String>,
-    #[serde(default)]
     pub src_repository: Option<String>,
-    #[serde(default)]
     pub src_tag: Option<String>,
-    #[serde(default)]
     pub dest_repository: Option<String>,
-    #[serde(default)]
     pub dest_tag: Option<String>,
-    #[serde(default)]
     pub dest_registry: Option<String>,
 }
 

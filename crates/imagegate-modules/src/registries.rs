@@ -23,39 +23,29 @@ pub const SECRET_OPTIONS: &[&str] = &["password", "src_password", "dest_password
 /// unchanged; but each with a warning naming it (the modules' specs list
 /// `registries.*` as lenient), so that a misspelt `passwd` is seen.
 #[derive(Deserialize, Debug, Clone)]
-#[serde(deny_unknown_fields)]
+#[serde(default, deny_unknown_fields)]
 pub struct RegistryEntry {
-    #[serde(default)]
     pub username: Option<String>,
-    #[serde(default)]
     pub password: Option<String>,
     /// Speak plain HTTP to this registry.
-    #[serde(default)]
     pub plain_http: bool,
-    #[serde(default = "yes")]
+    /// On unless turned off (see the `Default` below).
     pub tls_verify: bool,
-    #[serde(default)]
     pub ca_cert: Option<PathBuf>,
     /// zuul-jobs: a regex the destination repository must match.
-    #[serde(default)]
     pub repository: Option<String>,
     /// zuul-jobs keys used by tag removal; accepted here so that
     /// `container_registry_credentials` can be passed unchanged.
-    #[serde(default)]
     pub api_token: Option<String>,
-    #[serde(default, rename = "type")]
+    #[serde(rename = "type")]
     pub kind: Option<String>,
-    #[serde(default)]
     pub api_url: Option<String>,
 }
 
-fn yes() -> bool {
-    true
-}
-
-/// A registry not listed in `registries`: TLS verified, no credentials
-/// (auth files may still supply some). Written out because a derived
-/// `Default` would turn `tls_verify` off.
+/// A registry not listed in `registries`, and the value of each key an
+/// entry leaves out: TLS verified, no credentials (auth files may still
+/// supply some). Written out because a derived `Default` would turn
+/// `tls_verify` off.
 impl Default for RegistryEntry {
     fn default() -> Self {
         Self {

@@ -66,32 +66,22 @@ fn yes() -> bool {
 }
 
 #[derive(Deserialize, Debug, Default)]
-#[serde(deny_unknown_fields)]
+#[serde(default, deny_unknown_fields)]
 pub struct ImageArgs {
     /// `registry/repo`; the source and (by default) the destination.
-    #[serde(default)]
     pub repository: Option<String>,
     /// A full source reference instead of repository + src_tag/src_digest.
-    #[serde(default)]
     pub src: Option<String>,
-    #[serde(default)]
     pub src_tag: Option<String>,
-    #[serde(default)]
     pub src_digest: Option<String>,
     /// Another repository of the same registry for the target tags.
-    #[serde(default)]
     pub dest: Option<String>,
-    #[serde(default)]
     pub tags: Vec<String>,
-    #[serde(default)]
     pub expected_digest: Option<String>,
-    #[serde(default)]
     pub keep_previous: bool,
-    #[serde(default)]
     pub remove_tags: Vec<String>,
     /// zuul-jobs: the key of `registries` holding this image's credentials
     /// (`container_images[].registry`); by default the registry host.
-    #[serde(default)]
     pub registry: Option<String>,
 }
 
