@@ -98,11 +98,10 @@ fn copy_shows_what_it_would_do_then_does_it_and_tags_lists_it() {
 
 #[test]
 fn promote_from_a_yaml_file_and_restore_from_its_record() {
-    let fx = Fixtures::get();
-    let reg = TestRegistry::start(Kind::Distribution);
-    reg.seed(&fx.single(1), "stage/app:candidate");
-    reg.seed(&fx.single(2), "stage/app:current");
-    reg.seed(&fx.single(3), "stage/app:change_9");
+    let reg = TestRegistry::seeded(
+        Kind::Distribution,
+        &[(1, "stage/app:candidate"), (2, "stage/app:current"), (3, "stage/app:change_9")],
+    );
     let before = reg.digest("stage/app:current");
     let dir = tempfile::tempdir().expect("tempdir");
     let record = dir.path().join("record.json");

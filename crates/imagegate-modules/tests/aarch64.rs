@@ -176,9 +176,7 @@ imagegate_testkit::under_each_core!(a_play_over_an_x86_64_and_an_aarch64_node);
 /// versions; the x86_64 node's runs.
 #[test]
 fn a_stale_binary_of_one_architecture_is_named() {
-    let fx = Fixtures::get();
-    let src = TestRegistry::start(Kind::Distribution);
-    src.seed(&fx.single(7), "fleet/app:v1");
+    let src = TestRegistry::seeded(Kind::Distribution, &[(7, "fleet/app:v1")]);
     let coll = imagegate_testkit::ansible::collection(&imagegate_testkit::module_binaries!());
     add_architecture(coll.path(), "aarch64");
     let version = imagegate_testkit::galaxy_version();

@@ -184,11 +184,9 @@ fn promote_from_intermediate(
 }
 
 fn promote_role_intermediate_registry_method(core: Core) {
-    let fx = Fixtures::get();
     let intermediate = TestRegistry::start(Kind::Zuul);
     let final_reg = TestRegistry::start(Kind::Distribution);
-    intermediate.seed(&fx.single(3), "final/app:b1_latest");
-    intermediate.seed(&fx.single(4), "final/app:b1_stable");
+    intermediate.seed_singles(&[(3, "final/app:b1_latest"), (4, "final/app:b1_stable")]);
     let artifact = |tag: &str| {
         json!({
             "name": format!("final/app:{tag}"),
@@ -316,11 +314,9 @@ fn remove_registry_tag_role(core: Core) {
     // would bring them and must not show in the -vvv output.
     let reg = TestRegistry::start(Kind::DistributionTls);
     let rw = reg.rw.as_ref().unwrap();
-    reg.seed(&fx.single(5), "rm/app:one_off");
-    reg.seed(&fx.single(5), "rm/app:change_1_latest");
+    reg.seed_singles(&[(5, "rm/app:one_off"), (5, "rm/app:change_1_latest")]);
     reg.seed(&fx.fresh(), "rm/app:change_2_latest");
-    reg.seed(&fx.single(6), "rm/app:promote_old");
-    reg.seed(&fx.single(6), "rm/app:release");
+    reg.seed_singles(&[(6, "rm/app:promote_old"), (6, "rm/app:release")]);
     let coll = collection();
     let (ok, out) = playbook(
         core,
@@ -404,10 +400,7 @@ fn promotion_set_playbook(core: Core) {
 }
 
 fn promote_role_record_and_restore(core: Core) {
-    let fx = Fixtures::get();
-    let reg = TestRegistry::start(Kind::Distribution);
-    reg.seed(&fx.single(1), "prom/a:change_42_latest");
-    reg.seed(&fx.single(2), "prom/a:latest");
+    let reg = TestRegistry::seeded(Kind::Distribution, &[(1, "prom/a:change_42_latest"), (2, "prom/a:latest")]);
     let before = reg.digest("prom/a:latest");
     let change = reg.digest("prom/a:change_42_latest");
     let coll = collection();
@@ -908,9 +901,7 @@ fn docker_image_jobs_gate_cycle(core: Core) {
 /// un-namespaced as zuul-jobs keeps docker.io images.
 fn docker_consumer_pulls_through_the_buildset_registry(core: Core) {
     use imagegate_testkit::docker::DockerDaemon;
-    let fx = Fixtures::get();
-    let source = TestRegistry::start(Kind::Distribution);
-    source.seed(&fx.single(7), "spec/app:v1");
+    let source = TestRegistry::seeded(Kind::Distribution, &[(7, "spec/app:v1")]);
     let daemon = DockerDaemon::start_with_config();
     let coll = collection();
     let work = tempfile::Builder::new().prefix("imagegate-docker-bs-").tempdir().unwrap();
@@ -988,10 +979,7 @@ fn docker_consumer_pulls_through_the_buildset_registry(core: Core) {
 /// short name through unqualified-search-registries and docker.io's
 /// un-namespaced mirror. A second run changes nothing.
 fn use_buildset_registry_configures_a_node_as_zuul_jobs_does(core: Core) {
-    let fx = Fixtures::get();
-    let source = TestRegistry::start(Kind::Distribution);
-    source.seed(&fx.single(7), "spec/app:v1");
-    source.seed(&fx.single(8), "spec/tool:v1");
+    let source = TestRegistry::seeded(Kind::Distribution, &[(7, "spec/app:v1"), (8, "spec/tool:v1")]);
     let coll = collection();
     let work = tempfile::Builder::new().prefix("imagegate-bs-node-").tempdir().unwrap();
     let w = work.path();
@@ -1393,9 +1381,10 @@ fn stage_promotion_gated_on_zuul_builds(core: Core) {
 /// even where the stage tag has moved on since.
 fn promotion_declared_by_digest(core: Core) {
     let fx = Fixtures::get();
-    let reg = TestRegistry::start(Kind::Distribution);
-    reg.seed(&fx.single(1), "rdo/a:tripleo-ci-testing");
-    reg.seed(&fx.single(2), "rdo/b:tripleo-ci-testing");
+    let reg = TestRegistry::seeded(
+        Kind::Distribution,
+        &[(1, "rdo/a:tripleo-ci-testing"), (2, "rdo/b:tripleo-ci-testing")],
+    );
     let (a, b) = (
         reg.digest("rdo/a:tripleo-ci-testing").unwrap(),
         reg.digest("rdo/b:tripleo-ci-testing").unwrap(),
@@ -1557,11 +1546,9 @@ fn stage_copies_are_recorded_and_restored(core: Core) {
 /// `promote_set_registries` secret and `promote_set_keep_previous: true`
 /// overridden by defaults the playbook set as play vars.)
 fn promotion_set_inputs_as_zuul_gives_them(core: Core) {
-    let fx = Fixtures::get();
     let reg = TestRegistry::start(Kind::DistributionTls);
     for n in 0..2 {
-        reg.seed(&fx.single(n), &format!("stage/img{n}:candidate"));
-        reg.seed(&fx.single(n + 2), &format!("stage/img{n}:current"));
+        reg.seed_singles(&[(n, &format!("stage/img{n}:candidate")), (n + 2, &format!("stage/img{n}:current"))]);
     }
     let before: Vec<Option<String>> = (0..2).map(|n| reg.digest(&format!("stage/img{n}:current"))).collect();
     let coll = collection();

@@ -3,7 +3,7 @@
 
 use std::path::Path;
 
-use imagegate_testkit::{free_port, random_hex, run_module, Fixtures, Kind, ModuleRun, TestRegistry};
+use imagegate_testkit::{free_port, random_hex, run_module, Kind, ModuleRun, TestRegistry};
 use serde_json::{json, Value};
 
 fn module(args: &Value) -> ModuleRun {
@@ -87,9 +87,7 @@ fn bad_options_name_the_option() {
 
 #[test]
 fn registry_failures_are_clear() {
-    let fx = Fixtures::get();
-    let plain = TestRegistry::start(Kind::Distribution);
-    plain.seed(&fx.single(8), "bad/app:v1");
+    let plain = TestRegistry::seeded(Kind::Distribution, &[(8, "bad/app:v1")]);
     let tls = TestRegistry::start(Kind::DistributionTls);
     let zuul = TestRegistry::start(Kind::Zuul);
     let wrong = format!("wrong-{}", random_hex(8));

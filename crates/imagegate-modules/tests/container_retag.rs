@@ -17,12 +17,13 @@ fn entry(reg: &TestRegistry) -> Value {
 
 /// Ten images promoted from their change tag to two final tags each.
 fn promote_ten_on(kind: Kind) {
-    let fx = Fixtures::get();
     let reg = TestRegistry::start(kind);
     let mut digests = Vec::new();
     for n in 0..10 {
-        reg.seed(&fx.single(n), &format!("prom/img{n}:change_42_latest"));
-        reg.seed(&fx.single(n), &format!("prom/img{n}:unrelated"));
+        reg.seed_singles(&[
+            (n, &format!("prom/img{n}:change_42_latest")),
+            (n, &format!("prom/img{n}:unrelated")),
+        ]);
         digests.push(reg.digest(&format!("prom/img{n}:change_42_latest")).unwrap());
     }
     let images = |with_expected: bool| -> Value {
@@ -115,10 +116,7 @@ fn promote_ten_images_zuul_registry() {
 
 #[test]
 fn expected_digest_mismatch_and_missing_images_move_nothing() {
-    let fx = Fixtures::get();
-    let reg = TestRegistry::start(Kind::Distribution);
-    reg.seed(&fx.single(0), "set/a:testing");
-    reg.seed(&fx.single(1), "set/b:testing");
+    let reg = TestRegistry::seeded(Kind::Distribution, &[(0, "set/a:testing"), (1, "set/b:testing")]);
     let regs = json!({reg.host.clone(): entry(&reg)});
     let wrong = reg.digest("set/b:testing").unwrap();
     let run = module(&json!({
@@ -156,8 +154,7 @@ fn a_failed_write_puts_every_moved_tag_back() {
         reg.seed(&fx.single(n), &format!("stage/img{n}:tripleo-ci-testing"));
     }
     // img0 and img1 were promoted before (to other content).
-    reg.seed(&fx.single(8), "stage/img0:current-tripleo");
-    reg.seed(&fx.single(9), "stage/img1:current-tripleo");
+    reg.seed_singles(&[(8, "stage/img0:current-tripleo"), (9, "stage/img1:current-tripleo")]);
     let before: Vec<Option<String>> = (0..4).map(|n| reg.digest(&format!("stage/img{n}:current-tripleo"))).collect();
     let proxy = FaultProxy::start(
         &format!("http://{}", reg.host),
@@ -207,10 +204,7 @@ fn a_failed_write_puts_every_moved_tag_back() {
 /// refuses overwrite without leaving anything behind.
 #[test]
 fn tag_removal_methods_on_real_registries() {
-    let fx = Fixtures::get();
-    let dist = TestRegistry::start(Kind::Distribution);
-    dist.seed(&fx.single(5), "rm/app:change_7");
-    dist.seed(&fx.single(5), "rm/app:keep");
+    let dist = TestRegistry::seeded(Kind::Distribution, &[(5, "rm/app:change_7"), (5, "rm/app:keep")]);
     let regs = json!({dist.host.clone(): entry(&dist)});
     let remove = |reg: &TestRegistry, regs: &Value, method: &str| {
         module(&json!({
@@ -231,8 +225,7 @@ fn tag_removal_methods_on_real_registries() {
     again.assert_ok();
     assert!(!again.changed());
 
-    let zuul = TestRegistry::start(Kind::Zuul);
-    zuul.seed(&fx.single(5), "rm/app:change_7");
+    let zuul = TestRegistry::seeded(Kind::Zuul, &[(5, "rm/app:change_7")]);
     let zregs = json!({zuul.host.clone(): entry(&zuul)});
     for method in ["oci", "overwrite"] {
         let run = remove(&zuul, &zregs, method);
@@ -261,10 +254,7 @@ fn tag_removal_methods_on_real_registries() {
 /// in a real registry.
 #[test]
 fn quay_and_dockerhub_methods() {
-    let fx = Fixtures::get();
-    let reg = TestRegistry::start(Kind::Distribution);
-    reg.seed(&fx.single(6), "org/app:change_1");
-    reg.seed(&fx.single(6), "org/app:change_2");
+    let reg = TestRegistry::seeded(Kind::Distribution, &[(6, "org/app:change_1"), (6, "org/app:change_2")]);
     let web = FakeWebApi::start();
     web.add_tag("org/app", "change_1", 0);
     web.add_tag("org/app", "change_2", 0);
@@ -411,9 +401,7 @@ fn stale_cleanup_with_docker_hub_ages() {
 /// many pages stays bounded too. Nothing is removed.
 #[test]
 fn web_api_tag_pages_longer_than_asked_are_refused_within_bounded_memory() {
-    let fx = Fixtures::get();
-    let reg = TestRegistry::start(Kind::Distribution);
-    reg.seed(&fx.single(3), "flood/app:change_1_latest");
+    let reg = TestRegistry::seeded(Kind::Distribution, &[(3, "flood/app:change_1_latest")]);
     let web = FakeWebApi::start();
     web.add_tag("flood/app", "change_1_latest", 0);
     let quay = json!({"plain_http": true, "type": "quay", "api_url": web.url, "api_token": web.quay_token});

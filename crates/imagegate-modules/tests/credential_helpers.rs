@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
 use imagegate_testkit::module::{parse_run, ModuleRun};
-use imagegate_testkit::{Fixtures, Kind, TestRegistry};
+use imagegate_testkit::{Kind, TestRegistry};
 use serde_json::{json, Value};
 
 /// Runs a command, panicking with its output if it fails.
@@ -115,10 +115,8 @@ impl Drop for PassHome {
 
 #[test]
 fn docker_credential_pass_logs_the_mirror_in() {
-    let fx = Fixtures::get();
     let reg = TestRegistry::start(Kind::DistributionTls);
-    let plain = TestRegistry::start(Kind::Distribution);
-    plain.seed(&fx.single(8), "helper/app:v1");
+    let plain = TestRegistry::seeded(Kind::Distribution, &[(8, "helper/app:v1")]);
     let user = reg.rw.as_ref().unwrap();
     let home = PassHome::new();
     // The login, stored as `docker login` stores it through the helper.

@@ -304,9 +304,7 @@ fn criteria_options_are_checked() {
 
 /// One image in a registry that wants Basic credentials, to promote.
 fn promotion(api: &str, extra: Value) -> (TestRegistry, Value) {
-    let fx = Fixtures::get();
-    let reg = TestRegistry::start(Kind::DistributionTls);
-    reg.seed(&fx.single(1), "tripleo/img:tripleo-ci-testing");
+    let reg = TestRegistry::seeded(Kind::DistributionTls, &[(1, "tripleo/img:tripleo-ci-testing")]);
     let rw = reg.rw.as_ref().unwrap();
     let mut args = json!({
         "images": [{"repository": format!("{}/tripleo/img", reg.host), "src_tag": "tripleo-ci-testing", "tags": ["current-tripleo"]}],

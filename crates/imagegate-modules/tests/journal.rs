@@ -44,11 +44,10 @@ fn repositories(reg: &TestRegistry) -> Vec<String> {
 
 #[test]
 fn retag_refuses_two_images_for_one_tag_before_any_write() {
-    let fx = Fixtures::get();
-    let reg = TestRegistry::start(Kind::Distribution);
-    reg.seed(&fx.single(0), "conf/app:one");
-    reg.seed(&fx.single(1), "conf/app:two");
-    reg.seed(&fx.single(0), "conf/app:one-again");
+    let reg = TestRegistry::seeded(
+        Kind::Distribution,
+        &[(0, "conf/app:one"), (1, "conf/app:two"), (0, "conf/app:one-again")],
+    );
     let repo = format!("{}/conf/app", reg.host);
     let run = retag(&json!({
         "images": [
@@ -95,11 +94,7 @@ fn retag_refuses_two_images_for_one_tag_before_any_write() {
 
 #[test]
 fn mirror_refuses_two_sources_for_one_tag_before_any_write() {
-    let fx = Fixtures::get();
-    let reg = TestRegistry::start(Kind::Distribution);
-    reg.seed(&fx.single(2), "src/a:v1");
-    reg.seed(&fx.single(3), "src/b:v1");
-    reg.seed(&fx.single(2), "src/c:v1");
+    let reg = TestRegistry::seeded(Kind::Distribution, &[(2, "src/a:v1"), (3, "src/b:v1"), (2, "src/c:v1")]);
     let before = repositories(&reg);
     let run = mirror(&json!({
         "images": [
@@ -330,9 +325,11 @@ fn racing_promotions_of_the_same_tags_have_at_most_one_winner() {
     let fx = Fixtures::get();
     let reg = TestRegistry::start(Kind::Distribution);
     for n in 0..IMAGES {
-        reg.seed(&fx.single(n % 10), &format!("race/img{n}:a"));
-        reg.seed(&fx.single((n + 3) % 10), &format!("race/img{n}:b"));
-        reg.seed(&fx.single((n + 5) % 10), &format!("race/img{n}:current"));
+        reg.seed_singles(&[
+            (n % 10, &format!("race/img{n}:a")),
+            ((n + 3) % 10, &format!("race/img{n}:b")),
+            ((n + 5) % 10, &format!("race/img{n}:current")),
+        ]);
     }
     let orig: Vec<Option<String>> = (0..IMAGES).map(|n| reg.digest(&format!("race/img{n}:current"))).collect();
     // A little latency, so that the two runs interleave.

@@ -9,7 +9,7 @@
 use std::path::Path;
 
 use imagegate_testkit::ansible::{ansible_playbook, collection, local_host, run_playbook, zuul_layout, Core};
-use imagegate_testkit::{module_binaries, repo_root, under_each_core, Fixtures, Kind, TestRegistry};
+use imagegate_testkit::{module_binaries, repo_root, under_each_core, Kind, TestRegistry};
 use serde_json::{json, Value};
 
 const PLAYBOOK: &str = "playbooks/promote-set.yaml";
@@ -17,10 +17,10 @@ const FILE: &str = "stages/current-tripleo.yaml";
 
 /// A registry with rdo/a and rdo/b at tripleo-ci-testing, and their digests.
 fn stage_registry() -> (TestRegistry, String, String) {
-    let fx = Fixtures::get();
-    let reg = TestRegistry::start(Kind::Distribution);
-    reg.seed(&fx.single(1), "rdo/a:tripleo-ci-testing");
-    reg.seed(&fx.single(2), "rdo/b:tripleo-ci-testing");
+    let reg = TestRegistry::seeded(
+        Kind::Distribution,
+        &[(1, "rdo/a:tripleo-ci-testing"), (2, "rdo/b:tripleo-ci-testing")],
+    );
     let a = reg.digest("rdo/a:tripleo-ci-testing").unwrap();
     let b = reg.digest("rdo/b:tripleo-ci-testing").unwrap();
     (reg, a, b)

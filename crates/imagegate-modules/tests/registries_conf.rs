@@ -8,7 +8,7 @@ use std::process::Command;
 use imagegate_testkit::ansible::{local_host, playbook_on, Core};
 use imagegate_testkit::node::{toml_file, NodeUser, PidFile, RemoveDir, SystemPaths};
 use imagegate_testkit::tools::venv_tool;
-use imagegate_testkit::{run_module, Fixtures, Kind, ModuleRun, TestRegistry};
+use imagegate_testkit::{run_module, Kind, ModuleRun, TestRegistry};
 use serde_json::{json, Value};
 
 fn module(args: &Value) -> ModuleRun {
@@ -172,12 +172,9 @@ fn a_later_drop_in_overriding_ours_is_warned_about() {
 /// even though the site mirror has another image under the same name. The
 /// main file is left as it was.
 fn use_buildset_registry_keeps_the_site_mirrors(core: Core) {
-    let fx = Fixtures::get();
-    let source = TestRegistry::start(Kind::Distribution);
-    source.seed(&fx.single(7), "spec/app:v1");
+    let source = TestRegistry::seeded(Kind::Distribution, &[(7, "spec/app:v1")]);
     let site = TestRegistry::start_logging_requests(Kind::Distribution);
-    site.seed(&fx.single(8), "library/siteonly:v1");
-    site.seed(&fx.single(9), "library/app:latest");
+    site.seed_singles(&[(8, "library/siteonly:v1"), (9, "library/app:latest")]);
     let coll = imagegate_testkit::ansible::collection(&imagegate_testkit::module_binaries!());
     let work = tempfile::Builder::new().prefix("imagegate-bs-site-").tempdir().unwrap();
     let w = work.path();

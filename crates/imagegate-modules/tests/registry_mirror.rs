@@ -615,9 +615,7 @@ fn a_part_way_failure_of_many_tags_reports_the_tags_that_moved() {
 /// without the question. Within one registry every blob is looked for.
 #[test]
 fn only_blobs_above_16_kib_are_looked_for_before_they_are_sent() {
-    let fx = Fixtures::get();
-    let src = TestRegistry::start(Kind::Distribution);
-    src.seed(&fx.single(1), "ask/app:v1");
+    let src = TestRegistry::seeded(Kind::Distribution, &[(1, "ask/app:v1")]);
     let dest = imagegate_testkit::HostileRegistry::start(imagegate_testkit::Hostility::default());
     let run = module(&json!({
         "images": [{"src": format!("{}/ask/app:v1", src.host), "dest": format!("{}/copy/app", dest.host)}],

@@ -88,7 +88,7 @@ fn module_binary(name: &str) -> std::path::PathBuf {
 /// architecture gets a clear failure, not an exec format error.
 #[test]
 fn galaxy_package_installs_and_runs() {
-    use imagegate_testkit::{Fixtures, Kind, TestRegistry};
+    use imagegate_testkit::{Kind, TestRegistry};
     let work = tempfile::tempdir().unwrap();
     let src = work.path().join("src");
     let root = repo_root();
@@ -160,9 +160,7 @@ fn galaxy_package_installs_and_runs() {
         }
     }
 
-    let fx = Fixtures::get();
-    let reg = TestRegistry::start(Kind::Distribution);
-    reg.seed(&fx.single(4), "gal/app:v1");
+    let reg = TestRegistry::seeded(Kind::Distribution, &[(4, "gal/app:v1")]);
     let play = work.path().join("play.yml");
     std::fs::write(
         &play,

@@ -141,10 +141,7 @@ fn tags_chosen_by_pattern_copy_from_zuul_registry_to_distribution() {
 
 #[test]
 fn two_entries_sending_two_images_to_one_tag_are_refused_before_any_write() {
-    let fx = Fixtures::get();
-    let reg = TestRegistry::start(Kind::Distribution);
-    reg.seed(&fx.single(0), "src/a:v1");
-    reg.seed(&fx.single(1), "src/b:v1");
+    let reg = TestRegistry::seeded(Kind::Distribution, &[(0, "src/a:v1"), (1, "src/b:v1")]);
     let at = Both::new(plain(), plain());
     let m = mirror_of(
         vec![
@@ -201,9 +198,7 @@ fn a_signature_tag_travels_with_the_image() {
 /// others are not held back by it.
 #[test]
 fn a_missing_source_fails_its_entry_only() {
-    let fx = Fixtures::get();
-    let reg = TestRegistry::start(Kind::Distribution);
-    reg.seed(&fx.single(5), "have/app:v1");
+    let reg = TestRegistry::seeded(Kind::Distribution, &[(5, "have/app:v1")]);
     let at = Both::new(plain(), plain());
     let m = mirror_of(
         vec![
@@ -272,9 +267,7 @@ fn tag_lists_are_read_whole_and_bounded() {
 /// and the retries are counted.
 #[test]
 fn a_copy_to_a_rate_limited_registry_completes_and_counts_its_retries() {
-    let fx = Fixtures::get();
-    let reg = TestRegistry::start(Kind::Distribution);
-    reg.seed(&fx.single(6), "flaky/app:v1");
+    let reg = TestRegistry::seeded(Kind::Distribution, &[(6, "flaky/app:v1")]);
     let proxy = FaultProxy::start(
         &format!("http://{}", reg.host),
         FaultConfig {

@@ -114,12 +114,15 @@ fn restore_record(at: &At, record: &Path, check: bool) -> Result<restore::Restor
 
 #[test]
 fn a_promotion_moves_removes_records_and_restores_on_distribution() {
-    let fx = Fixtures::get();
-    let reg = TestRegistry::start(Kind::Distribution);
-    reg.seed(&fx.single(0), "stage/img0:candidate");
-    reg.seed(&fx.single(1), "stage/img1:candidate");
-    reg.seed(&fx.single(5), "stage/img0:current");
-    reg.seed(&fx.single(6), "stage/img0:change_1");
+    let reg = TestRegistry::seeded(
+        Kind::Distribution,
+        &[
+            (0, "stage/img0:candidate"),
+            (1, "stage/img1:candidate"),
+            (5, "stage/img0:current"),
+            (6, "stage/img0:change_1"),
+        ],
+    );
     let old = reg.digest("stage/img0:current");
     let change = reg.digest("stage/img0:change_1");
     let at = At::plain();
@@ -195,8 +198,7 @@ fn on_zuul_registry_a_tag_it_cannot_remove_is_reported_and_stale_tags_are_judged
     let fx = Fixtures::get();
     let reg = TestRegistry::start(Kind::Zuul);
     let at = At::zuul(&reg);
-    reg.seed(&fx.single(0), "z/app:candidate");
-    reg.seed(&fx.single(1), "z/app:change_7");
+    reg.seed_singles(&[(0, "z/app:candidate"), (1, "z/app:change_7")]);
     reg.seed(&fx.fresh(), "z/app:change_8"); // made with the fixtures: young
     reg.seed(&fx.single(2), "z/app:change_9"); // created 1970: stale
     let mut p = promotion(
@@ -232,11 +234,9 @@ fn on_zuul_registry_a_tag_it_cannot_remove_is_reported_and_stale_tags_are_judged
 
 #[test]
 fn a_failed_move_puts_back_every_tag_already_moved() {
-    let fx = Fixtures::get();
     let reg = TestRegistry::start(Kind::Distribution);
     for n in 0..3 {
-        reg.seed(&fx.single(n), &format!("s/img{n}:candidate"));
-        reg.seed(&fx.single(n + 5), &format!("s/img{n}:current"));
+        reg.seed_singles(&[(n, &format!("s/img{n}:candidate")), (n + 5, &format!("s/img{n}:current"))]);
     }
     let before: Vec<Option<String>> = (0..3).map(|n| reg.digest(&format!("s/img{n}:current"))).collect();
     // The third manifest write is refused (403, not retried).
@@ -268,9 +268,7 @@ fn a_failed_move_puts_back_every_tag_already_moved() {
 
 #[test]
 fn an_unsigned_image_stops_the_promotion_before_any_write() {
-    let fx = Fixtures::get();
-    let reg = TestRegistry::start(Kind::Distribution);
-    reg.seed(&fx.single(2), "u/app:candidate");
+    let reg = TestRegistry::seeded(Kind::Distribution, &[(2, "u/app:candidate")]);
     let at = At::plain();
     let mut p = promotion(
         vec![image(&reg.host, "u/app", "candidate", &["current"], &[])],

@@ -11,7 +11,7 @@ use serde_json::{json, Value};
 use tempfile::TempDir;
 
 use crate::tools::{run, venv_tool};
-use crate::{free_port, random_hex};
+use crate::{free_port, random_hex, Fixtures};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Kind {
@@ -49,6 +49,24 @@ pub struct TestRegistry {
 impl TestRegistry {
     pub fn start(kind: Kind) -> Self {
         Self::start_with(kind, false)
+    }
+
+    /// Starts a registry of `kind` already holding fixture images: see
+    /// [`Self::seed_singles`].
+    pub fn seeded(kind: Kind, images: &[(usize, &str)]) -> Self {
+        let reg = Self::start(kind);
+        reg.seed_singles(images);
+        reg
+    }
+
+    /// Seeds, in order, the fixture image [`Fixtures::single`]`(n)` under
+    /// `repo:tag` for each `(n, repo:tag)` of `images` (a later one under
+    /// the same tag moves it).
+    pub fn seed_singles(&self, images: &[(usize, &str)]) {
+        let fx = Fixtures::get();
+        for (n, repo_tag) in images {
+            self.seed(&fx.single(*n), repo_tag);
+        }
     }
 
     /// A distribution registry that writes an access log line per request
