@@ -41,37 +41,32 @@ pub(crate) enum PageError {
 /// Adds the names of one page (`{"name": ..., "tags": [...]}`) to `list`,
 /// keeping at most `max_tags` tags in all.
 pub(crate) fn add_page(body: &[u8], list: &mut TagList, max_tags: usize) -> Result<(), PageError> {
-    let mut over = false;
-    let mut de = serde_json::Deserializer::from_slice(body);
-    let parsed = PageSeed {
+    let mut sink = Sink {
         list,
         max_tags,
-        over: &mut over,
-    }
-    .deserialize(&mut de)
-    .and_then(|()| de.end());
+        over: false,
+    };
+    let mut de = serde_json::Deserializer::from_slice(body);
+    let parsed = (&mut de).deserialize_map(Page(&mut sink)).and_then(|()| de.end());
     match parsed {
         Ok(()) => Ok(()),
-        Err(_) if over => Err(PageError::TooMany),
+        Err(_) if sink.over => Err(PageError::TooMany),
         Err(e) => Err(PageError::Malformed(e.to_string())),
     }
 }
 
-struct PageSeed<'a> {
+/// Where the names of a page go: the list, the limit of tags, and whether
+/// the limit stopped the parse.
+struct Sink<'a> {
     list: &'a mut TagList,
     max_tags: usize,
-    over: &'a mut bool,
+    over: bool,
 }
 
-impl<'de> DeserializeSeed<'de> for PageSeed<'_> {
-    type Value = ();
+/// The page object; only its `tags` are read.
+struct Page<'s, 'a>(&'s mut Sink<'a>);
 
-    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<(), D::Error> {
-        deserializer.deserialize_map(self)
-    }
-}
-
-impl<'de> Visitor<'de> for PageSeed<'_> {
+impl<'de> Visitor<'de> for Page<'_, '_> {
     type Value = ();
 
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -81,11 +76,7 @@ impl<'de> Visitor<'de> for PageSeed<'_> {
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
         while let Some(key) = map.next_key::<Key>()? {
             if key.0 {
-                map.next_value_seed(TagsSeed {
-                    list: &mut *self.list,
-                    max_tags: self.max_tags,
-                    over: &mut *self.over,
-                })?;
+                map.next_value_seed(Tags(&mut *self.0))?;
             } else {
                 map.next_value::<IgnoredAny>()?;
             }
@@ -113,13 +104,10 @@ impl<'de> de::Deserialize<'de> for Key {
     }
 }
 
-struct TagsSeed<'a> {
-    list: &'a mut TagList,
-    max_tags: usize,
-    over: &'a mut bool,
-}
+/// The page's `tags`: a list of names, or null.
+struct Tags<'s, 'a>(&'s mut Sink<'a>);
 
-impl<'de> DeserializeSeed<'de> for TagsSeed<'_> {
+impl<'de> DeserializeSeed<'de> for Tags<'_, '_> {
     type Value = ();
 
     fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<(), D::Error> {
@@ -127,7 +115,7 @@ impl<'de> DeserializeSeed<'de> for TagsSeed<'_> {
     }
 }
 
-impl<'de> Visitor<'de> for TagsSeed<'_> {
+impl<'de> Visitor<'de> for Tags<'_, '_> {
     type Value = ();
 
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -148,17 +136,18 @@ impl<'de> Visitor<'de> for TagsSeed<'_> {
 
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
         // One name at a time: only valid names that fit are kept.
+        let sink = self.0;
         while let Some(name) = seq.next_element::<String>()? {
             if !crate::reference::is_valid_tag(&name) {
-                self.list.skipped_total += 1;
-                if self.list.skipped.len() < MAX_SKIPPED_NAMES {
-                    self.list.skipped.push(crate::error::untrusted_text(&name, SKIPPED_NAME_CHARS));
+                sink.list.skipped_total += 1;
+                if sink.list.skipped.len() < MAX_SKIPPED_NAMES {
+                    sink.list.skipped.push(crate::error::untrusted_text(&name, SKIPPED_NAME_CHARS));
                 }
-            } else if self.list.tags.len() >= self.max_tags {
-                *self.over = true;
+            } else if sink.list.tags.len() >= sink.max_tags {
+                sink.over = true;
                 return Err(de::Error::custom("too many tags"));
             } else {
-                self.list.tags.push(name);
+                sink.list.tags.push(name);
             }
         }
         Ok(())
