@@ -178,34 +178,41 @@ mod tests {
         (out, true)
     }
 
+    /// The blob of these tests: "hello world", 11 bytes.
+    const HELLO: &[u8] = b"hello world";
+
+    /// `parts` read through the check for [`HELLO`].
+    fn hello(parts: &[&'static [u8]], label: &str) -> (impl Stream<Item = Result<Bytes, std::io::Error>>, Outcome) {
+        verifying(chunks(parts), Digest::of(HELLO), 11, label.into(), Arc::default())
+    }
+
+    /// `parts` read through the check for [`HELLO`] from where `start` is.
+    fn hello_from(parts: &[&'static [u8]], start: Verifier) -> (impl Stream<Item = Result<Bytes, std::io::Error>>, Outcome) {
+        verifying_from(chunks(parts), start, Digest::of(HELLO), 11, "b".into(), Arc::default())
+    }
+
+    /// Reads a checked stream to its end: what it passed on, whether it
+    /// ended cleanly, and the error the check left.
+    async fn read(checked: (impl Stream<Item = Result<Bytes, std::io::Error>>, Outcome)) -> (Vec<u8>, bool, Option<Error>) {
+        let (data, ok) = collect(checked.0).await;
+        let error = checked.1.lock().unwrap().take();
+        (data, ok, error)
+    }
+
     #[tokio::test]
     async fn passes_good_data() {
-        let (s, outcome) = verifying(
-            chunks(&[b"hello ", b"wor", b"ld"]),
-            Digest::of(b"hello world"),
-            11,
-            "blob".into(),
-            Arc::default(),
-        );
-        let (data, ok) = collect(s).await;
+        let (data, ok, error) = read(hello(&[b"hello ", b"wor", b"ld"], "blob")).await;
         assert!(ok);
-        assert_eq!(data, b"hello world");
-        assert!(outcome.lock().unwrap().is_none());
+        assert_eq!(data, HELLO);
+        assert!(error.is_none());
     }
 
     #[tokio::test]
     async fn holds_back_the_last_chunk_of_a_bad_blob() {
-        let (s, outcome) = verifying(
-            chunks(&[b"hello ", b"wor", b"lD"]),
-            Digest::of(b"hello world"),
-            11,
-            "blob X".into(),
-            Arc::default(),
-        );
-        let (data, ok) = collect(s).await;
+        let (data, ok, error) = read(hello(&[b"hello ", b"wor", b"lD"], "blob X")).await;
         assert!(!ok);
         assert_eq!(data, b"hello wor", "the final chunk must not be released");
-        let e = outcome.lock().unwrap().take().unwrap();
+        let e = error.unwrap();
         assert!(matches!(e.kind(), ErrorKind::DigestMismatch { .. }));
         assert!(e.to_string().contains("blob X"));
         assert!(!e.is_temporary());
@@ -215,46 +222,21 @@ mod tests {
     async fn a_resumed_body_is_checked_over_the_whole_blob() {
         let mut start = Verifier::default();
         start.update(b"hello ");
-        let good = verifying_from(
-            chunks(&[b"wor", b"ld"]),
-            start.clone(),
-            Digest::of(b"hello world"),
-            11,
-            "b".into(),
-            Arc::default(),
-        );
-        assert_eq!(collect(good.0).await, (b"world".to_vec(), true));
-        let bad = verifying_from(
-            chunks(&[b"wor", b"lD"]),
-            start,
-            Digest::of(b"hello world"),
-            11,
-            "b".into(),
-            Arc::default(),
-        );
-        assert!(!collect(bad.0).await.1);
-        assert!(matches!(
-            bad.1.lock().unwrap().as_ref().unwrap().kind(),
-            ErrorKind::DigestMismatch { .. }
-        ));
+        let (data, ok, error) = read(hello_from(&[b"wor", b"ld"], start.clone())).await;
+        assert_eq!((data, ok), (b"world".to_vec(), true));
+        assert!(error.is_none());
+        let (_, ok, error) = read(hello_from(&[b"wor", b"lD"], start)).await;
+        assert!(!ok);
+        assert!(matches!(error.unwrap().kind(), ErrorKind::DigestMismatch { .. }));
     }
 
     #[tokio::test]
     async fn short_and_long_bodies() {
-        let (s, outcome) = verifying(chunks(&[b"hello"]), Digest::of(b"hello world"), 11, "b".into(), Arc::default());
-        assert!(!collect(s).await.1);
-        assert!(outcome.lock().unwrap().as_ref().unwrap().is_temporary(), "a short body is retried");
-        let (s, outcome) = verifying(
-            chunks(&[b"hello world!"]),
-            Digest::of(b"hello world"),
-            11,
-            "b".into(),
-            Arc::default(),
-        );
-        assert!(!collect(s).await.1);
-        assert!(matches!(
-            outcome.lock().unwrap().as_ref().unwrap().kind(),
-            ErrorKind::SizeMismatch { .. }
-        ));
+        let (_, ok, error) = read(hello(&[b"hello"], "b")).await;
+        assert!(!ok);
+        assert!(error.unwrap().is_temporary(), "a short body is retried");
+        let (_, ok, error) = read(hello(&[b"hello world!"], "b")).await;
+        assert!(!ok);
+        assert!(matches!(error.unwrap().kind(), ErrorKind::SizeMismatch { .. }));
     }
 }
