@@ -67,26 +67,11 @@ impl<S> State<S> {
     }
 }
 
-/// Wraps `inner` (the source blob's body). `label` names the blob in errors;
-/// `progress` counts the bytes that pass and learns when the body is whole.
-#[cfg(test)]
-pub(crate) fn verifying<S, E>(
-    inner: S,
-    expected: Digest,
-    size: u64,
-    label: String,
-    progress: Arc<Progress>,
-) -> (impl Stream<Item = Result<Bytes, std::io::Error>> + Send + 'static, Outcome)
-where
-    S: Stream<Item = Result<Bytes, E>> + Send + Unpin + 'static,
-    E: std::error::Error + Send + Sync + 'static,
-{
-    verifying_from(inner, Verifier::default(), expected, size, label, progress)
-}
-
-/// [`verifying`] for a body that starts after the bytes `start` has
-/// hashed (an upload resumed at `start.len()`): size and digest are still
-/// checked over the whole blob.
+/// Wraps `inner` (the source blob's body), which starts after the bytes
+/// `start` has hashed (none for a whole body, `start.len()` for an upload
+/// resumed there): size and digest are checked over the whole blob. `label`
+/// names the blob in errors; `progress` counts the bytes that pass and
+/// learns when the body is whole.
 pub(crate) fn verifying_from<S, E>(
     inner: S,
     start: Verifier,
@@ -181,14 +166,9 @@ mod tests {
     /// The blob of these tests: "hello world", 11 bytes.
     const HELLO: &[u8] = b"hello world";
 
-    /// `parts` read through the check for [`HELLO`].
-    fn hello(parts: &[&'static [u8]], label: &str) -> (impl Stream<Item = Result<Bytes, std::io::Error>>, Outcome) {
-        verifying(chunks(parts), Digest::of(HELLO), 11, label.into(), Arc::default())
-    }
-
-    /// `parts` read through the check for [`HELLO`] from where `start` is.
-    fn hello_from(parts: &[&'static [u8]], start: Verifier) -> (impl Stream<Item = Result<Bytes, std::io::Error>>, Outcome) {
-        verifying_from(chunks(parts), start, Digest::of(HELLO), 11, "b".into(), Arc::default())
+    /// `parts` read through the check for [`HELLO`], from where `start` is.
+    fn hello(parts: &[&'static [u8]], start: Verifier, label: &str) -> (impl Stream<Item = Result<Bytes, std::io::Error>>, Outcome) {
+        verifying_from(chunks(parts), start, Digest::of(HELLO), 11, label.into(), Arc::default())
     }
 
     /// Reads a checked stream to its end: what it passed on, whether it
@@ -201,7 +181,7 @@ mod tests {
 
     #[tokio::test]
     async fn passes_good_data() {
-        let (data, ok, error) = read(hello(&[b"hello ", b"wor", b"ld"], "blob")).await;
+        let (data, ok, error) = read(hello(&[b"hello ", b"wor", b"ld"], Verifier::default(), "blob")).await;
         assert!(ok);
         assert_eq!(data, HELLO);
         assert!(error.is_none());
@@ -209,7 +189,7 @@ mod tests {
 
     #[tokio::test]
     async fn holds_back_the_last_chunk_of_a_bad_blob() {
-        let (data, ok, error) = read(hello(&[b"hello ", b"wor", b"lD"], "blob X")).await;
+        let (data, ok, error) = read(hello(&[b"hello ", b"wor", b"lD"], Verifier::default(), "blob X")).await;
         assert!(!ok);
         assert_eq!(data, b"hello wor", "the final chunk must not be released");
         let e = error.unwrap();
@@ -222,20 +202,20 @@ mod tests {
     async fn a_resumed_body_is_checked_over_the_whole_blob() {
         let mut start = Verifier::default();
         start.update(b"hello ");
-        let (data, ok, error) = read(hello_from(&[b"wor", b"ld"], start.clone())).await;
+        let (data, ok, error) = read(hello(&[b"wor", b"ld"], start.clone(), "b")).await;
         assert_eq!((data, ok), (b"world".to_vec(), true));
         assert!(error.is_none());
-        let (_, ok, error) = read(hello_from(&[b"wor", b"lD"], start)).await;
+        let (_, ok, error) = read(hello(&[b"wor", b"lD"], start, "b")).await;
         assert!(!ok);
         assert!(matches!(error.unwrap().kind(), ErrorKind::DigestMismatch { .. }));
     }
 
     #[tokio::test]
     async fn short_and_long_bodies() {
-        let (_, ok, error) = read(hello(&[b"hello"], "b")).await;
+        let (_, ok, error) = read(hello(&[b"hello"], Verifier::default(), "b")).await;
         assert!(!ok);
         assert!(error.unwrap().is_temporary(), "a short body is retried");
-        let (_, ok, error) = read(hello(&[b"hello world!"], "b")).await;
+        let (_, ok, error) = read(hello(&[b"hello world!"], Verifier::default(), "b")).await;
         assert!(!ok);
         assert!(matches!(error.unwrap().kind(), ErrorKind::SizeMismatch { .. }));
     }
