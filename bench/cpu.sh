@@ -22,20 +22,14 @@
 #
 # Writes the table (medians), after the machine's facts, to
 # $BENCH_RESULTS/cpu-<date>.txt (default bench/results, committed).
-set -euo pipefail
-cd "$(dirname "$0")/.."
-bash tools/setup.sh
-source tools/env.sh
-command -v /usr/bin/time >/dev/null || apt-get install -y -qq time >/dev/null
+source "$(dirname "$0")/lib.sh"
 
 IMAGES=${1:-16}
 RUNS=${2:-3}
 MIRROR_LAYERS=${MIRROR_LAYERS:-2,1}
 BINARIES=${BINARIES:-}
 LATENCY_MS=0
-W="$ROOT/.work/bench-cpu"
-BENCH_COMMAND="MIRROR_LAYERS=$MIRROR_LAYERS${BINARIES:+ BINARIES=\"$BINARIES\"} $0 $*"
-source bench/lib.sh
+bench_begin "$ROOT/.work/bench-cpu" "MIRROR_LAYERS=$MIRROR_LAYERS${BINARIES:+ BINARIES=\"$BINARIES\"} $0 $*"
 TICK=$(getconf CLK_TCK)
 
 echo "==> making $IMAGES synthetic images (layers of $MIRROR_LAYERS MiB)"
@@ -95,10 +89,7 @@ for t in $(seq 1 "$RUNS"); do
   done
 done
 
-OUT="$BENCH_RESULTS/cpu-$(date +%Y%m%d-%H%M%S).txt"
-machine_facts >"$OUT"
-echo >>"$OUT"
-python3 - "$W" "$RUNS" "$IMAGES" "$MIRROR_LAYERS" "${contenders[@]}" <<'PY' | tee -a "$OUT"
+write_report cpu "$W" "$RUNS" "$IMAGES" "$MIRROR_LAYERS" "${contenders[@]}" <<'PY'
 import re, statistics, sys
 w, runs, images, layers, contenders = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4], sys.argv[5:]
 print(f"processor benchmark: cold mirror of {images} images (layers of {layers} MiB), TLS, loopback; "

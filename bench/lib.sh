@@ -1,12 +1,32 @@
-# Shared by the benchmarks (sourced): registries on loopback, optional
-# delaying proxies, and timing. Expects W (work dir) and LATENCY_MS set.
+# Shared by the benchmarks, sourced first (`source "$(dirname "$0")/lib.sh"`):
+# the set-up every benchmark starts with, registries on loopback, optional
+# delaying proxies, timing and the result file. A benchmark then sets its
+# parameters (LATENCY_MS among them) and calls bench_begin.
 # Results go to bench/results (committed: docs/benchmarks.md quotes only
 # what a file there shows); BENCH_RESULTS elsewhere for a trial run.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash tools/setup.sh
+source tools/env.sh
+command -v /usr/bin/time >/dev/null || apt-get install -y -qq time >/dev/null
 BENCH_RESULTS=${BENCH_RESULTS:-bench/results}
-rm -rf "$W"
-mkdir -p "$W" "$BENCH_RESULTS"
 # Registries and proxies are stopped on every exit path, by their pids.
 source tools/servers.sh
+
+# bench_begin WORK_DIR COMMAND: once the parameters are set, an empty work
+# dir W, the results dir, the delaying proxy built when LATENCY_MS asks for
+# one, and COMMAND (the benchmark as called, for the result's head) in
+# BENCH_COMMAND.
+bench_begin() {
+  W=$1 BENCH_COMMAND=$2
+  if [ "$LATENCY_MS" != 0 ]; then
+    cargo build --quiet --release -p imagegate-testkit --bin imagegate-faultproxy
+  fi
+  RELAY_MS=${RELAY_MS:-0}
+  RELAY_RATE=${RELAY_RATE:-0}
+  rm -rf "$W"
+  mkdir -p "$W" "$BENCH_RESULTS"
+}
 
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
 REG_PID=""
@@ -43,7 +63,8 @@ start_registry() { # dir [tls] -> sets REG (host:port) and REG_PID; with tls, HT
 }
 # via VAR HOST:PORT: sets VAR to the address to use for the registry: itself,
 # a proxy delaying every request (LATENCY_MS), or a relay delaying every byte
-# (RELAY_MS each way, RELAY_RATE bytes a second each way if set; TLS passes
+# (RELAY_MS each way, RELAY_RATE bytes a second each way if set, both 0
+# unless set before bench_begin; TLS passes
 # through it end to end). Not a subshell, so cleanup knows its pid. Proxies
 # count requests and body bytes (imagegate-faultproxy's /_proxy/stats),
 # relays round trips (connections and turns) and bytes (imagegate-relay's
@@ -51,8 +72,6 @@ start_registry() { # dir [tls] -> sets REG (host:port) and REG_PID; with tls, HT
 PROXIES=()
 PROXY_PID=""
 declare -A PROXY_OF_PID=()
-RELAY_MS=${RELAY_MS:-0}
-RELAY_RATE=${RELAY_RATE:-0}
 via() {
   if [ "$RELAY_MS" != 0 ]; then
     local out="$W/relay.$2"
@@ -135,4 +154,52 @@ machine_facts() {
   echo "python: $(python3 --version 2>&1)"
   echo "latency added per request: ${LATENCY_MS} ms"
   [ "$RELAY_MS" = 0 ] || echo "byte-level relay: every byte ${RELAY_MS} ms late each way (round trips $((2 * RELAY_MS)) ms), rate cap $RELAY_RATE bytes/s each way (0: none)"
+}
+
+# write_report NAME ARG... (a Python script on stdin): the machine's facts,
+# a blank line and what the script prints (with ARG... as its arguments and
+# bench/report.py importable) to $BENCH_RESULTS/NAME-<date>.txt, named by
+# OUT; what the script prints shows here too.
+write_report() {
+  local name=$1
+  shift
+  OUT="$BENCH_RESULTS/$name-$(date +%Y%m%d-%H%M%S).txt"
+  machine_facts >"$OUT"
+  echo >>"$OUT"
+  PYTHONPATH="bench${PYTHONPATH:+:$PYTHONPATH}" python3 - "$@" | tee -a "$OUT"
+}
+
+# trials PREFIX FIRST SECOND [BEFORE] [AFTER]: RUNS trials of two
+# contenders, the functions PREFIX<FIRST> and PREFIX<SECOND> called with
+# the trial's number in the order trials_order gives, each trial announced
+# as "==> [BEFORE ]trial T of RUNS[AFTER]" (AFTER as given, ": ..." say).
+trials() {
+  local t who
+  for t in $(seq 1 "$RUNS"); do
+    echo "==> ${4:+$4 }trial $t of $RUNS${5:-}"
+    for who in $(trials_order "$t" "$2" "$3"); do "$1$who" "$t"; done
+  done
+}
+
+# big_layer_pair SRC MODULE IG_ROW SK_ROW IG_DIR SK_DIR [tls]: SRC/bench/big:v1
+# mirrored into a fresh registry (in IG_DIR) by the registry_mirror binary
+# MODULE, measured as IG_ROW, and into another (in SK_DIR) by `skopeo copy
+# --all`, measured as SK_ROW; with tls over TLS (make_tls's CA), else plain
+# HTTP. Each registry is stopped after its run; both rows are added to ROWS.
+big_layer_pair() {
+  local src=$1 module=$2 entry dst pid
+  local -a flags
+  if [ "${7:-}" = tls ]; then
+    entry="{'ca_cert':'$TLS_CA'}" flags=(--src-cert-dir "$TLS_CERT_DIR" --dest-cert-dir "$TLS_CERT_DIR")
+  else
+    entry="{'plain_http':True}" flags=(--src-tls-verify=false --dest-tls-verify=false)
+  fi
+  start_registry "$5" "${7:-}"; dst=$REG; pid=$REG_PID
+  python3 -c "import json,sys; print(json.dumps({'images':[{'src':'$src/bench/big:v1','dest':'$dst/mirror/big'}],'registries':{'$src':$entry,'$dst':$entry}}))" >"$W/big.json"
+  measure "$3" "$module" "$W/big.json"
+  stop_registry "$pid"
+  start_registry "$6" "${7:-}"; dst=$REG; pid=$REG_PID
+  measure "$4" skopeo copy --all --quiet "${flags[@]}" "docker://$src/bench/big:v1" "docker://$dst/mirror/big:v1"
+  stop_registry "$pid"
+  ROWS+=("$3" "$4")
 }

@@ -22,11 +22,7 @@
 # Prints a table (medians over the trials) and the ratios; writes them,
 # after the machine's facts, to $BENCH_RESULTS/mirror-<date>.txt (default
 # bench/results, committed).
-set -euo pipefail
-cd "$(dirname "$0")/.."
-bash tools/setup.sh
-source tools/env.sh
-command -v /usr/bin/time >/dev/null || { apt-get install -y -qq time >/dev/null; }
+source "$(dirname "$0")/lib.sh"
 
 IMAGES=${1:-12}
 BIG_MIB=${2:-1024}
@@ -34,13 +30,8 @@ RUNS=${3:-3}
 LAYERS=${LAYERS:-2,1}
 SHARED=${SHARED:-0}
 LATENCY_MS=${LATENCY_MS:-0}
-if [ "$LATENCY_MS" != 0 ]; then
-  cargo build --quiet --release -p imagegate-testkit --bin imagegate-faultproxy
-fi
-W="$ROOT/.work/bench"
 CONCURRENCY=${CONCURRENCY:-}
-BENCH_COMMAND="LAYERS=$LAYERS SHARED=$SHARED ${CONCURRENCY:+CONCURRENCY=$CONCURRENCY }$0 $*"
-source bench/lib.sh
+bench_begin "$ROOT/.work/bench" "LAYERS=$LAYERS SHARED=$SHARED ${CONCURRENCY:+CONCURRENCY=$CONCURRENCY }$0 $*"
 
 echo "==> making $IMAGES synthetic images (own layers $LAYERS MiB, shared base $SHARED MiB)"
 shared_arg=()
@@ -96,10 +87,7 @@ run_skopeo() { # TRIAL
   fi
   stop_registry "${SK_STOP[@]}"
 }
-for t in $(seq 1 "$RUNS"); do
-  echo "==> trial $t of $RUNS: registry_mirror (one call) and skopeo copy --all per image, cold"
-  for who in $(trials_order "$t" imagegate skopeo); do "run_$who" "$t"; done
-done
+trials run_ imagegate skopeo "" ": registry_mirror (one call) and skopeo copy --all per image, cold"
 
 echo "==> skopeo sync, cold (once, for reference)"
 start_registry "$W/sync"; via D "$REG"; STOP=("$REG_PID" "$PROXY_PID")
@@ -118,25 +106,13 @@ if [ "$BIG_MIB" != 0 ]; then
   python3 bench/make_layout.py "$W/big" --images 1 --layers "$BIG_MIB" --tag-prefix big
   skopeo copy --quiet --dest-tls-verify=false "oci:$W/big:big0" "docker://$SRC_DIRECT/bench/big:v1"
   SRC=$SRC_DIRECT
-  start_registry "$W/d4"; D=$REG; P=$REG_PID
-  python3 -c "import json,sys; print(json.dumps({'images':[{'src':'$SRC/bench/big:v1','dest':'$D/mirror/big'}],'registries':{'$SRC':{'plain_http':True},'$D':{'plain_http':True}}}))" >"$W/big.json"
-  measure imagegate_big "$MODULE" "$W/big.json"
-  stop_registry "$P"
-  start_registry "$W/d5"; D=$REG; P=$REG_PID
-  measure skopeo_big skopeo copy --all --quiet --src-tls-verify=false --dest-tls-verify=false "docker://$SRC/bench/big:v1" "docker://$D/mirror/big:v1"
-  stop_registry "$P"
-  ROWS+=(imagegate_big skopeo_big)
+  big_layer_pair "$SRC" "$MODULE" imagegate_big skopeo_big "$W/d4" "$W/d5"
 fi
 
-OUT="$BENCH_RESULTS/mirror-$(date +%Y%m%d-%H%M%S).txt"
-machine_facts >"$OUT"
-echo >>"$OUT"
-python3 - "$W" "$IMAGES" "$BIG_MIB" "$LATENCY_MS" "$RUNS" "$LAYERS" "$SHARED" "${CONCURRENCY:-default}" "${ROWS[@]}" <<'PY' | tee -a "$OUT"
+write_report mirror "$W" "$IMAGES" "$BIG_MIB" "$LATENCY_MS" "$RUNS" "$LAYERS" "$SHARED" "${CONCURRENCY:-default}" "${ROWS[@]}" <<'PY'
 import sys
-sys.path.insert(0, "bench")
 from report import Results
-w, images, big, latency, runs, layers, shared, conc = sys.argv[1:9]
-rows = sys.argv[9:]
+w, images, big, latency, runs, layers, shared, conc, *rows = sys.argv[1:]
 r = Results(w, int(runs))
 print(f"mirror benchmark: {images} images (own layers {layers} MiB, shared base {shared} MiB); "
       f"{runs} trials (medians); {latency} ms added per request; registry_mirror concurrency {conc}")

@@ -18,22 +18,13 @@
 #
 # Writes the table (medians over the trials), after the machine's facts, to
 # $BENCH_RESULTS/promote-<date>.txt (default bench/results, committed).
-set -euo pipefail
-cd "$(dirname "$0")/.."
-bash tools/setup.sh
-source tools/env.sh
-command -v /usr/bin/time >/dev/null || apt-get install -y -qq time >/dev/null
+source "$(dirname "$0")/lib.sh"
 
 IMAGES=${1:-30}
 RUNS=${2:-3}
 LATENCY_MS=${LATENCY_MS:-0}
-if [ "$LATENCY_MS" != 0 ]; then
-  cargo build --quiet --release -p imagegate-testkit --bin imagegate-faultproxy
-fi
-W="$ROOT/.work/bench-promote"
 CONCURRENCY=${CONCURRENCY:-}
-BENCH_COMMAND="${CONCURRENCY:+CONCURRENCY=$CONCURRENCY }$0 $*"
-source bench/lib.sh
+bench_begin "$ROOT/.work/bench-promote" "${CONCURRENCY:+CONCURRENCY=$CONCURRENCY }$0 $*"
 
 echo "==> making $IMAGES synthetic images (2 MiB shared base + 2, 1 MiB layers)"
 python3 bench/make_layout.py "$W/layout" --images "$IMAGES" --layers 2,1 --shared 2
@@ -73,20 +64,13 @@ run_skopeo() { # TRIAL
   measure "skopeo_$1" bash "$W/skopeo-$1.sh"
 }
 
-for t in $(seq 1 "$RUNS"); do
-  echo "==> trial $t of $RUNS: $IMAGES images, container_retag (one call) and skopeo copy --all per image"
-  for who in $(trials_order "$t" imagegate skopeo); do "run_$who" "$t"; done
-done
+trials run_ imagegate skopeo "" ": $IMAGES images, container_retag (one call) and skopeo copy --all per image"
 echo "==> again, already promoted"
 measure imagegate_again "$ROOT/binaries/$(uname -m)/container_retag" "$W/args-1.json"
 measure skopeo_again bash "$W/skopeo-1.sh"
 
-OUT="$BENCH_RESULTS/promote-$(date +%Y%m%d-%H%M%S).txt"
-machine_facts >"$OUT"
-echo >>"$OUT"
-python3 - "$W" "$IMAGES" "$LATENCY_MS" "$RUNS" "$CONCURRENCY" <<'PY' | tee -a "$OUT"
+write_report promote "$W" "$IMAGES" "$LATENCY_MS" "$RUNS" "$CONCURRENCY" <<'PY'
 import sys
-sys.path.insert(0, "bench")
 from report import Results
 w, images, latency, runs, conc = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), sys.argv[5]
 r = Results(w, runs)

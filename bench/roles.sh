@@ -23,11 +23,7 @@
 #
 # Writes the table (medians), after the machine's facts, to
 # $BENCH_RESULTS/roles-<date>.txt (default bench/results, committed).
-set -euo pipefail
-cd "$(dirname "$0")/.."
-bash tools/setup.sh
-source tools/env.sh
-command -v /usr/bin/time >/dev/null || apt-get install -y -qq time >/dev/null
+source "$(dirname "$0")/lib.sh"
 
 IMAGES=${1:-40}
 MIRROR=${2:-16}
@@ -35,9 +31,7 @@ MIRROR=${2:-16}
 MIRROR_LAYERS=${MIRROR_LAYERS:-2,1}
 RUNS=${3:-3}
 LATENCY_MS=0
-W="$ROOT/.work/bench-roles"
-BENCH_COMMAND="MIRROR_LAYERS=${MIRROR_LAYERS:-2,1} $0 $*"
-source bench/lib.sh
+bench_begin "$ROOT/.work/bench-roles" "MIRROR_LAYERS=${MIRROR_LAYERS:-2,1} $0 $*"
 RETAG="$ROOT/binaries/$(uname -m)/container_retag"
 MIRROR_MODULE="$ROOT/binaries/$(uname -m)/registry_mirror"
 

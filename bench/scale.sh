@@ -24,11 +24,7 @@
 # report ends with the cost per image and per tag at each size (linear
 # growth keeps it flat). Writes the table, after the machine's facts, to
 # $BENCH_RESULTS/scale-<date>.txt (default bench/results, committed).
-set -euo pipefail
-cd "$(dirname "$0")/.."
-bash tools/setup.sh
-source tools/env.sh
-command -v /usr/bin/time >/dev/null || apt-get install -y -qq time >/dev/null
+source "$(dirname "$0")/lib.sh"
 
 IMAGE_COUNTS=${1-1000 10000}
 TAG_COUNTS=${2-10000 100000}
@@ -36,9 +32,7 @@ RUNS=${3:-3}
 TLS=${TLS:-0}
 [ "$TLS" = 0 ] || TLS="TLS=1 "
 LATENCY_MS=0
-W="$ROOT/.work/bench-scale"
-BENCH_COMMAND="${TLS#0}$0 ${1:+\"$1\"} ${2:+\"$2\"} ${3:-}"
-source bench/lib.sh
+bench_begin "$ROOT/.work/bench-scale" "${TLS#0}$0 ${1:+\"$1\"} ${2:+\"$2\"} ${3:-}"
 MODULE="$ROOT/binaries/$(uname -m)/registry_mirror"
 ROWS=()
 # registry DIR: start_registry, over TLS with TLS=1; ENTRY is then the
@@ -123,12 +117,8 @@ for tc in $TAG_COUNTS; do
   rm -rf "$W/tsrc$tc" "$W/tdst$tc"
 done
 
-OUT="$BENCH_RESULTS/scale-$(date +%Y%m%d-%H%M%S).txt"
-machine_facts >"$OUT"
-echo >>"$OUT"
-python3 - "$W" "$IMAGE_COUNTS" "$TAG_COUNTS" "$RUNS" "$TRANSPORT" "${ROWS[@]}" <<'PY' | tee -a "$OUT"
+write_report scale "$W" "$IMAGE_COUNTS" "$TAG_COUNTS" "$RUNS" "$TRANSPORT" "${ROWS[@]}" <<'PY'
 import sys
-sys.path.insert(0, "bench")
 from report import Results
 w, images, tags, runs, transport, rows = sys.argv[1], sys.argv[2].split(), sys.argv[3].split(), int(sys.argv[4]), sys.argv[5], sys.argv[6:]
 r = Results(w, runs)

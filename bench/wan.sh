@@ -20,11 +20,7 @@
 #
 # Writes the tables after the machine's facts to
 # $BENCH_RESULTS/wan-<date>.txt (default bench/results, committed).
-set -euo pipefail
-cd "$(dirname "$0")/.."
-bash tools/setup.sh
-source tools/env.sh
-command -v /usr/bin/time >/dev/null || apt-get install -y -qq time >/dev/null
+source "$(dirname "$0")/lib.sh"
 
 RUNS=${1:-3}
 BIG_MIB=${2:-1024}
@@ -35,9 +31,7 @@ MIRROR_IMAGES=${MIRROR_IMAGES:-12}
 LATENCY_MS=0
 export BENCH_COUNTED="round trips"
 cargo build --quiet --release -p imagegate-testkit --bin imagegate-relay
-W="$ROOT/.work/bench-wan"
-BENCH_COMMAND="RELAY_MS=$RELAY_MS BIG_RATE_MBIT=$BIG_RATE_MBIT PROMOTE_IMAGES=$PROMOTE_IMAGES MIRROR_IMAGES=$MIRROR_IMAGES $0 $*"
-source bench/lib.sh
+bench_begin "$ROOT/.work/bench-wan" "RELAY_MS=$RELAY_MS BIG_RATE_MBIT=$BIG_RATE_MBIT PROMOTE_IMAGES=$PROMOTE_IMAGES MIRROR_IMAGES=$MIRROR_IMAGES $0 $*"
 RETAG="$ROOT/binaries/$(uname -m)/container_retag"
 MIRROR="$ROOT/binaries/$(uname -m)/registry_mirror"
 make_tls
@@ -74,10 +68,7 @@ promote_sk() { # TRIAL
   } >"$W/promote-sk-$1.sh"
   measure "promote_skopeo_$1" bash "$W/promote-sk-$1.sh"
 }
-for t in $(seq 1 "$RUNS"); do
-  echo "==> promotion trial $t of $RUNS"
-  for who in $(trials_order "$t" ig sk); do "promote_$who" "$t"; done
-done
+trials promote_ ig sk promotion
 
 echo "==> cold mirror: $MIRROR_IMAGES images (own layers of 2 and 1 MiB), source and destination behind relays"
 python3 bench/make_layout.py "$W/mlayout" --images "$MIRROR_IMAGES" --layers 2,1
@@ -107,10 +98,7 @@ mirror_sk() { # TRIAL
   measure "mirror_skopeo_$1" bash "$W/mirror-sk-$1.sh"
   stop_registry "$P" "$RP"
 }
-for t in $(seq 1 "$RUNS"); do
-  echo "==> cold mirror trial $t of $RUNS"
-  for who in $(trials_order "$t" ig sk); do "mirror_$who" "$t"; done
-done
+trials mirror_ ig sk "cold mirror"
 
 ROWS=(promote_imagegate promote_skopeo mirror_imagegate mirror_skopeo)
 BIG_BYTES=0
@@ -122,25 +110,13 @@ if [ "$BIG_MIB" != 0 ]; then
   RELAY_RATE=$((BIG_RATE_MBIT * 1000000 / 8)) via BS "$REG"
   BIG_BYTES=$(python3 -c 'import json,sys; m=json.load(open(sys.argv[1])); print(sum(l["size"] for l in m["layers"]) + m["config"]["size"])' \
     <(skopeo inspect --raw --cert-dir "$TLS_CERT_DIR" "docker://$BS/bench/big:v1"))
-  start_registry "$W/big-ig" tls; P=$REG_PID; D=$REG
-  python3 -c "import json,sys; print(json.dumps({'images':[{'src':'$BS/bench/big:v1','dest':'$D/mirror/big'}],'registries':{'$BS':{'ca_cert':'$TLS_CA'},'$D':{'ca_cert':'$TLS_CA'}}}))" >"$W/big.json"
-  measure big_imagegate "$MIRROR" "$W/big.json"
-  stop_registry "$P"
-  start_registry "$W/big-sk" tls; P=$REG_PID; D=$REG
-  measure big_skopeo skopeo copy --all --quiet "${CERTS[@]}" "docker://$BS/bench/big:v1" "docker://$D/mirror/big:v1"
-  stop_registry "$P"
-  ROWS+=(big_imagegate big_skopeo)
+  big_layer_pair "$BS" "$MIRROR" big_imagegate big_skopeo "$W/big-ig" "$W/big-sk" tls
 fi
 
-OUT="$BENCH_RESULTS/wan-$(date +%Y%m%d-%H%M%S).txt"
-machine_facts >"$OUT"
-echo >>"$OUT"
-python3 - "$W" "$RUNS" "$RELAY_MS" "$PROMOTE_IMAGES" "$MIRROR_IMAGES" "$BIG_MIB" "$BIG_RATE_MBIT" "$BIG_BYTES" "${ROWS[@]}" <<'PY' | tee -a "$OUT"
+write_report wan "$W" "$RUNS" "$RELAY_MS" "$PROMOTE_IMAGES" "$MIRROR_IMAGES" "$BIG_MIB" "$BIG_RATE_MBIT" "$BIG_BYTES" "${ROWS[@]}" <<'PY'
 import sys
-sys.path.insert(0, "bench")
 from report import Results
-w, runs, relay, promote, mirror, big, mbit, big_bytes = sys.argv[1:9]
-rows = sys.argv[9:]
+w, runs, relay, promote, mirror, big, mbit, big_bytes, *rows = sys.argv[1:]
 r = Results(w, int(runs))
 print(f"WAN benchmark: every byte {relay} ms late each way through a TCP relay (round trips {2 * int(relay)} ms), "
       f"TLS end to end; {runs} trials (medians); round trips and bytes counted by the relays")
