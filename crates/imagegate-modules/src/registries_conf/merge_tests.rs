@@ -58,11 +58,21 @@ fn locations(e: &Table) -> Vec<String> {
     mirrors(e).iter().map(|m| m["location"].as_str().unwrap().to_string()).collect()
 }
 
+/// The drop-in's `unqualified-search-registries`.
+fn search_list(t: &Table) -> Vec<&str> {
+    t["unqualified-search-registries"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no search list in {t}"))
+        .iter()
+        .map(|r| r.as_str().unwrap())
+        .collect()
+}
+
 #[test]
 fn no_site_file_gives_the_buildset_registry_alone() {
     let (t, warnings) = merged(&[]);
     assert!(warnings.is_empty());
-    assert_eq!(t["unqualified-search-registries"], Value::Array(vec!["docker.io".into()]));
+    assert_eq!(search_list(&t), ["docker.io"]);
     let docker = entry(&t, "docker.io");
     assert_eq!(docker["location"].as_str(), Some("docker.io"));
     assert_eq!(locations(docker), vec![BS.to_string()]);
@@ -111,10 +121,7 @@ blocked = true
     assert_eq!(site_mirror["pull-from-mirror"].as_str(), Some("tag-only"));
     assert_eq!(docker["insecure"].as_bool(), Some(false));
     // Searched: ours first, then the site's, each once.
-    assert_eq!(
-        t["unqualified-search-registries"],
-        Value::Array(vec!["docker.io".into(), "registry.example.org".into()])
-    );
+    assert_eq!(search_list(&t), ["docker.io", "registry.example.org"]);
     // An entry for a registry that is not a namespace is not repeated: the
     // site's own file still holds it.
     assert!(t["registry"].as_array().unwrap().len() == 2);
@@ -154,10 +161,7 @@ fn later_files_replace_earlier_entries_and_lists() {
     );
     let (t, _) = merged(&[main, drop_in]);
     assert_eq!(locations(entry(&t, "docker.io")), vec![BS.to_string(), "new.mirror".into()]);
-    assert_eq!(
-        t["unqualified-search-registries"],
-        Value::Array(vec!["docker.io".into(), "b.example".into()])
-    );
+    assert_eq!(search_list(&t), ["docker.io", "b.example"]);
 }
 
 #[test]
@@ -205,10 +209,7 @@ registries = ["quay.io", "docker.io"]
     assert_eq!(docker["blocked"].as_bool(), Some(true));
     assert_eq!(entry(&t, "quay.io")["blocked"].as_bool(), Some(true));
     assert!(!entry(&t, "quay.io").contains_key("insecure"));
-    assert_eq!(
-        t["unqualified-search-registries"],
-        Value::Array(vec!["docker.io".into(), "registry.example.org".into()])
-    );
+    assert_eq!(search_list(&t), ["docker.io", "registry.example.org"]);
 }
 
 #[test]
@@ -218,7 +219,7 @@ fn enforcing_short_names_keep_the_search_list_unambiguous() {
         "short-name-mode = \"enforcing\"\nunqualified-search-registries = [\"registry.fedoraproject.org\", \"docker.io\"]\n",
     );
     let (t, warnings) = merged(&[site]);
-    assert_eq!(t["unqualified-search-registries"], Value::Array(vec!["docker.io".into()]));
+    assert_eq!(search_list(&t), ["docker.io"]);
     assert!(warnings[0].contains("short-name-mode is enforcing"), "{warnings:?}");
     assert!(warnings[0].contains("registry.fedoraproject.org"), "{warnings:?}");
 }
