@@ -20,6 +20,11 @@ fn merged(files: &[SiteFile]) -> (Table, Vec<String>) {
     merged_with(files, &["docker.io", "quay.io"], &["docker.io"])
 }
 
+/// [`merged`] with the site's main file alone.
+fn merged_main(text: &str) -> (Table, Vec<String>) {
+    merged(&[file("main.conf", text)])
+}
+
 fn merged_with(files: &[SiteFile], namespaces: &[&str], unqualified: &[&str]) -> (Table, Vec<String>) {
     let (namespaces, unqualified) = (names(namespaces), names(unqualified));
     let out = merge(
@@ -129,8 +134,7 @@ blocked = true
 
 #[test]
 fn every_key_of_the_site_entry_is_kept() {
-    let site = file(
-        "main.conf",
+    let (t, _) = merged_main(
         r#"
 [[registry]]
 prefix = "quay.io"
@@ -140,7 +144,6 @@ blocked = true
 some-future-key = "kept"
 "#,
     );
-    let (t, _) = merged(&[site]);
     let quay = entry(&t, "quay.io");
     assert_eq!(quay["location"].as_str(), Some("quay-cache.site.example"));
     assert_eq!(quay["insecure"].as_bool(), Some(true));
@@ -166,21 +169,17 @@ fn later_files_replace_earlier_entries_and_lists() {
 
 #[test]
 fn a_stale_buildset_mirror_is_not_repeated() {
-    let site = file(
-        "main.conf",
+    let (t, _) = merged_main(
         &format!("[[registry]]\nprefix = \"docker.io\"\nlocation = \"docker.io\"\n[[registry.mirror]]\nlocation = \"{BS}\"\n[[registry.mirror]]\nlocation = \"site.mirror\"\n"),
     );
-    let (t, _) = merged(&[site]);
     assert_eq!(locations(entry(&t, "docker.io")), vec![BS.to_string(), "site.mirror".into()]);
 }
 
 #[test]
 fn mirror_by_digest_only_becomes_digest_only_site_mirrors() {
-    let site = file(
-        "main.conf",
+    let (t, _) = merged_main(
         "[[registry]]\nprefix = \"docker.io\"\nlocation = \"docker.io\"\nmirror-by-digest-only = true\n[[registry.mirror]]\nlocation = \"site.mirror\"\n",
     );
-    let (t, _) = merged(&[site]);
     let docker = entry(&t, "docker.io");
     assert!(!docker.contains_key("mirror-by-digest-only"), "{docker}");
     let m = mirrors(docker);
@@ -190,8 +189,7 @@ fn mirror_by_digest_only_becomes_digest_only_site_mirrors() {
 
 #[test]
 fn version_1_insecure_and_blocked_lists_are_kept() {
-    let site = file(
-        "main.conf",
+    let (t, _) = merged_main(
         r#"
 [registries.search]
 registries = ["registry.example.org", "docker.io"]
@@ -203,7 +201,6 @@ registries = ["docker.io"]
 registries = ["quay.io", "docker.io"]
 "#,
     );
-    let (t, _) = merged(&[site]);
     let docker = entry(&t, "docker.io");
     assert_eq!(docker["insecure"].as_bool(), Some(true));
     assert_eq!(docker["blocked"].as_bool(), Some(true));
@@ -214,11 +211,8 @@ registries = ["quay.io", "docker.io"]
 
 #[test]
 fn enforcing_short_names_keep_the_search_list_unambiguous() {
-    let site = file(
-        "main.conf",
-        "short-name-mode = \"enforcing\"\nunqualified-search-registries = [\"registry.fedoraproject.org\", \"docker.io\"]\n",
-    );
-    let (t, warnings) = merged(&[site]);
+    let (t, warnings) =
+        merged_main("short-name-mode = \"enforcing\"\nunqualified-search-registries = [\"registry.fedoraproject.org\", \"docker.io\"]\n");
     assert_eq!(search_list(&t), ["docker.io"]);
     assert!(warnings[0].contains("short-name-mode is enforcing"), "{warnings:?}");
     assert!(warnings[0].contains("registry.fedoraproject.org"), "{warnings:?}");
