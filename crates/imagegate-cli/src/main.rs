@@ -7,14 +7,18 @@
 //! document. Progress lines go to stderr.
 //!
 //! Exit codes: 0 done, 1 failed, 2 bad input (nothing done), 3 refused (the
-//! promotion criteria not met, or a tag changed underneath).
+//! promotion criteria not met, or a tag changed underneath), 130 stopped by
+//! Ctrl-C.
 
 mod args;
 mod direct;
 mod output;
+mod progress;
 
+use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::sync::atomic::{AtomicU32, Ordering};
 
 use clap::{Parser, Subcommand};
 use serde_json::{json, Map, Value};
@@ -113,12 +117,22 @@ fn main() -> ExitCode {
         Command::Man => return print_man(),
         _ => {}
     }
-    if cli.quiet {
+    let writes = !matches!(cli.command, Command::Tags { .. } | Command::Inspect { .. });
+    let display = if cli.quiet {
         imagegate_registry::log::set_sink(|_| {});
+        None
+    } else if writes {
+        Some(progress::Display::start(std::io::stderr().is_terminal()))
     } else {
         imagegate_registry::log::set_sink(|line| eprintln!("{}", imagegate_ansible::mask(line)));
-    }
+        None
+    };
     imagegate_registry::secret::set_observer(imagegate_ansible::add_secret);
+    if writes {
+        if let Err(e) = ctrlc::set_handler(on_ctrl_c) {
+            eprintln!("imagegate: cannot catch Ctrl-C ({e}); it will stop this at once");
+        }
+    }
     let done = match run(&cli) {
         Ok(done) => done,
         Err(problem) => Done {
@@ -126,7 +140,27 @@ fn main() -> ExitCode {
             bad_input: true,
         },
     };
+    if let Some(display) = display {
+        display.finish();
+    }
     output::print(&done, cli.json, cli.dry_run)
+}
+
+/// The first Ctrl-C asks the engine to stop where it is safe to (see
+/// imagegate_registry::interrupt): a promotion puts back what it moved, or
+/// leaves its record, and the result says which. The second quits at once.
+fn on_ctrl_c() {
+    static TIMES: AtomicU32 = AtomicU32::new(0);
+    if TIMES.fetch_add(1, Ordering::SeqCst) == 0 {
+        imagegate_registry::log::info(
+            "stopping at the next safe point: no further blob or tag is written, and a promotion puts back the tags it \
+             moved (or leaves its record); Ctrl-C again quits at once",
+        );
+        imagegate_registry::interrupt::request();
+    } else {
+        eprintln!("imagegate: quitting at once; what was written stays as it is (a promotion's record_file says what moved)");
+        std::process::exit(output::INTERRUPTED.into());
+    }
 }
 
 fn run(cli: &Cli) -> Result<Done, String> {

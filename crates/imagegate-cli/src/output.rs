@@ -12,6 +12,8 @@ use crate::Done;
 const FAILED: u8 = 1;
 const BAD_INPUT: u8 = 2;
 const REFUSED: u8 = 3;
+/// Stopped by Ctrl-C (128 + SIGINT, as shells report it).
+pub(crate) const INTERRUPTED: u8 = 130;
 
 /// Prints the result (the document with `json`, else a summary; with
 /// `dry_run`, what would change) and returns the exit code.
@@ -50,6 +52,9 @@ fn code(done: &Done) -> u8 {
     }
     if done.bad_input {
         return BAD_INPUT;
+    }
+    if imagegate_registry::interrupt::requested() {
+        return INTERRUPTED;
     }
     let msg = r["msg"].as_str().unwrap_or_default();
     if r.get("criteria_unmet").is_some() || msg.contains("changed underneath") {

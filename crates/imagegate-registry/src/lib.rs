@@ -23,6 +23,7 @@ pub mod listing;
 pub mod log;
 pub mod manifest;
 pub mod mirror;
+pub mod progress;
 pub mod promote;
 pub mod promotion;
 pub mod push;

@@ -75,16 +75,21 @@ impl Limits {
     pub(crate) async fn transfer<T>(
         &self,
         what: &str,
-        progress: &Progress,
+        progress: &Arc<Progress>,
         fut: impl Future<Output = Result<T, Error>>,
     ) -> Result<T, Error> {
         crate::interrupt::check(what)?;
-        tokio::select! {
+        let watch = crate::progress::Watch::start(what, progress);
+        let result = tokio::select! {
             r = fut => r,
             () = crate::interrupt::wait() => Err(crate::interrupt::interrupted(what)),
             e = self.watch(what, progress) => Err(e),
             never = report(what, progress) => match never {},
+        };
+        if result.is_ok() {
+            watch.done();
         }
+        result
     }
 
     async fn watch(&self, what: &str, progress: &Progress) -> Error {
@@ -120,6 +125,10 @@ async fn report(what: &str, progress: &Progress) -> std::convert::Infallible {
     let first = progress.bytes();
     loop {
         tokio::time::sleep(PROGRESS_EVERY).await;
+        if crate::progress::observed() {
+            // A display follows the transfer (crate::progress).
+            continue;
+        }
         if progress.done.load(Ordering::SeqCst) {
             crate::log::info(&format!("{what}: all bytes sent, waiting for the registry to accept them"));
             continue;
@@ -188,6 +197,10 @@ impl Progress {
     /// Starts at `offset` (a resumed upload), which is no movement.
     pub(crate) fn start_at(&self, offset: u64) {
         self.bytes.store(offset, Ordering::SeqCst);
+    }
+    /// The blob's size.
+    pub(crate) fn total(&self) -> u64 {
+        self.total
     }
     /// The position so far.
     pub(crate) fn bytes(&self) -> u64 {
@@ -261,7 +274,7 @@ mod tests {
             min_progress: 1000,
             ..Limits::default()
         };
-        let progress = Progress::default();
+        let progress = Arc::new(Progress::default());
         let trickle = async {
             loop {
                 tokio::time::sleep(Duration::from_secs(1)).await;
@@ -272,7 +285,7 @@ mod tests {
         assert!(matches!(e.kind(), ErrorKind::Stalled { received: 90..=100, .. }), "{e}");
         assert!(e.is_temporary());
 
-        let progress = Progress::default();
+        let progress = Arc::new(Progress::default());
         let steady = async {
             for _ in 0..100 {
                 tokio::time::sleep(Duration::from_secs(1)).await;
@@ -290,7 +303,7 @@ mod tests {
             commit: Duration::from_secs(60),
             ..Limits::default()
         };
-        let progress = Progress::default();
+        let progress = Arc::new(Progress::default());
         progress.finish();
         let start = tokio::time::Instant::now();
         let e = limits
