@@ -229,9 +229,7 @@ def zuul(root, text):
                 problems.append(f"no check for a '{kind}' item")
         except vs.Invalid as e:
             problems.append(f"{kind} {body.get('name')}: {e}")
-    for p in problems:
-        print(p)
-    print(f"{len(data)} items checked; {len(problems)} problems")
+    print(*problems, f"{len(data)} items checked; {len(problems)} problems", sep="\n")
     return 1 if problems else 0
 
 

@@ -63,15 +63,7 @@ remove_docker_dir() {
 demo_docker_upload_job() { # V
   local v=$1
   cat <<EOF
-- job:
-    name: demo-upload-docker-a$v
-    parent: upload-docker-image
-    ansible-version: $v
-    nodeset: harness-docker
-    secrets:
-      - name: docker_credentials
-        secret: demo-docker-credentials
-        pass-to-parent: true
+$(job_head "demo-upload-docker-a$v" upload-docker-image "$v" docker_credentials demo-docker-credentials harness-docker)
     vars:
       docker_registry: $DIST
       docker_images:
@@ -91,14 +83,7 @@ EOF
 demo_docker_promote_job() { # V
   local v=$1
   cat <<EOF
-- job:
-    name: demo-promote-docker-a$v
-    parent: promote-docker-image
-    ansible-version: $v
-    secrets:
-      - name: docker_credentials
-        secret: demo-docker-credentials
-        pass-to-parent: true
+$(job_head "demo-promote-docker-a$v" promote-docker-image "$v" docker_credentials demo-docker-credentials)
     vars:
       docker_registry: $DIST
       docker_images:

@@ -225,15 +225,7 @@ demo_node_jobs() {
           tags: [latest]"
   fi
   cat <<EOF
-- job:
-    name: demo-upload-a$v
-    parent: upload-container-image
-    ansible-version: $v
-    nodeset: harness-debian
-    secrets:
-      - name: container_registry_credentials
-        secret: demo-registry-credentials
-        pass-to-parent: true
+$(job_head "demo-upload-a$v" upload-container-image "$v" container_registry_credentials demo-registry-credentials harness-debian)
     vars:
       container_images:
         - context: image
@@ -336,14 +328,7 @@ check_intermediate_artifact() { # V (after the first round)
 intermediate_jobs() { # V: the promote job, for the promotion round
   local v=$1
   cat <<EOF
-- job:
-    name: demo-promote-intermediate-a$v
-    parent: promote-container-image
-    ansible-version: $v
-    secrets:
-      - name: container_registry_credentials
-        secret: demo-registry-credentials
-        pass-to-parent: true
+$(job_head "demo-promote-intermediate-a$v" promote-container-image "$v" container_registry_credentials demo-registry-credentials)
     vars:
       promote_container_image_method: intermediate-registry
       promote_container_image_api: $WEB/api/tenant/$TENANT

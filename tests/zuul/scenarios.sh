@@ -133,18 +133,44 @@ demo_stage_files() {
 EOF
 }
 
+# job_head NAME PARENT V VAR SECRET [NODESET]: the start of a job
+# definition, up to its other attributes: NAME runs PARENT under Ansible V
+# (on NODESET if given), with the secret SECRET passed to the parent as VAR.
+job_head() {
+  cat <<EOF
+- job:
+    name: $1
+    parent: $2
+    ansible-version: $3${6:+
+    nodeset: $6}
+    secrets:
+      - name: $4
+        secret: $5
+        pass-to-parent: true
+EOF
+}
+
+# stage_test_run IMAGE...: the part of a job definition that runs
+# playbooks/stage-test.yaml on the $STAGE_FROM stage of the images, up to
+# its vars (which it starts).
+stage_test_run() {
+  cat <<EOF
+    run: playbooks/stage-test.yaml
+    secrets:
+      - name: container_registry_credentials
+        secret: demo-registry-credentials
+    vars:
+      stage_test_tag: $STAGE_FROM
+      stage_test_ca: $RUN/ca/ca.pem
+      stage_test_images: $(yaml_list "$@")
+EOF
+}
+
 # demo_nodeless_jobs V: the nodeless jobs of the demo project under Ansible V.
 demo_nodeless_jobs() {
   local v=$1 ca=$RUN/ca/ca.pem
   cat <<EOF
-- job:
-    name: demo-promote-a$v
-    parent: promote-container-image
-    ansible-version: $v
-    secrets:
-      - name: container_registry_credentials
-        secret: demo-registry-credentials
-        pass-to-parent: true
+$(job_head "demo-promote-a$v" promote-container-image "$v" container_registry_credentials demo-registry-credentials)
     vars:
       container_images:
         - repository: $DIST/demo/app$v
@@ -153,28 +179,14 @@ demo_nodeless_jobs() {
       promote_container_image_registries:
         "$DIST": {ca_cert: $ca}
 
-- job:
-    name: demo-remove-stale-a$v
-    parent: remove-registry-tag
-    ansible-version: $v
-    secrets:
-      - name: container_registry_credentials
-        secret: demo-registry-credentials
-        pass-to-parent: true
+$(job_head "demo-remove-stale-a$v" remove-registry-tag "$v" container_registry_credentials demo-registry-credentials)
     vars:
       remove_registry_tag_repository: $DIST/demo/stale$v
       remove_registry_tag_age: 0
       remove_registry_tag_registries:
         "$DIST": {ca_cert: $ca}
 
-- job:
-    name: demo-mirror-a$v
-    parent: mirror-container-images
-    ansible-version: $v
-    secrets:
-      - name: container_registry_credentials
-        secret: demo-registry-credentials
-        pass-to-parent: true
+$(job_head "demo-mirror-a$v" mirror-container-images "$v" container_registry_credentials demo-registry-credentials)
     vars:
       mirror_container_images_images:
         - src_repository: $DIST/demo/mirror-src$v
@@ -189,14 +201,7 @@ demo_nodeless_jobs() {
     name: demo-stage-test-a$v
     ansible-version: $v
     description: Tests the $STAGE_FROM stage of the stage$v and neg$v sets; records the digests it tested.
-    run: playbooks/stage-test.yaml
-    secrets:
-      - name: container_registry_credentials
-        secret: demo-registry-credentials
-    vars:
-      stage_test_tag: $STAGE_FROM
-      stage_test_ca: $ca
-      stage_test_images: $(yaml_list $(stage_repos stage "$v") $(stage_repos neg "$v"))
+$(stage_test_run $(stage_repos stage "$v") $(stage_repos neg "$v"))
 
 EOF
 }
@@ -209,14 +214,7 @@ demo_stage_broken_job() {
 - job:
     name: demo-stage-broken
     description: A test run of the neg sets' $STAGE_FROM stage that records what it tested, then fails.
-    run: playbooks/stage-test.yaml
-    secrets:
-      - name: container_registry_credentials
-        secret: demo-registry-credentials
-    vars:
-      stage_test_tag: $STAGE_FROM
-      stage_test_ca: $RUN/ca/ca.pem
-      stage_test_images: $(yaml_list "${images[@]}")
+$(stage_test_run "${images[@]}")
       stage_test_fail: true
 
 EOF
@@ -307,14 +305,7 @@ promote_stage_job() { # NAME V SET CRITERIA_JOB...
   local name=$1 v=$2 set=$3
   shift 3
   cat <<EOF
-- job:
-    name: $name
-    parent: promote-container-stage
-    ansible-version: $v
-    secrets:
-      - name: promote_set_registries
-        secret: demo-stage-registries
-        pass-to-parent: true
+$(job_head "$name" promote-container-stage "$v" promote_set_registries demo-stage-registries)
     vars:
       promote_set_images: $(yaml_list $(stage_repos "$set" "$v"))
       promote_set_from: $STAGE_FROM
