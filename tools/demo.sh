@@ -72,3 +72,6 @@ cp "$(command -v busybox)" "$DEMO/src/app/busybox"
 printf 'FROM scratch\nCOPY busybox /bin/busybox\nLABEL org.example.demo=gate-cycle\nCMD ["/bin/busybox", "sh"]\n' >"$DEMO/src/app/Containerfile"
 ansible-playbook -i localhost, -c local playbooks/demo/gate-cycle.yaml \
   -e "demo_work=$DEMO" -e "demo_registry=$SRC" -e "demo_mirror=$DST"
+
+echo "==> the same engine from a shell (docs/cli.rst): what the mirror holds"
+"${CARGO_TARGET_DIR:-target}/release/imagegate" --plain-http "$DST" inspect "$DST/mirror/multi:stable"
