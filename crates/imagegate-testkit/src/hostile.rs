@@ -211,13 +211,7 @@ impl HostileRegistry {
         });
         let handler_shared = shared.clone();
         let handler = move |req: Request<Incoming>| handle(handler_shared.clone(), req);
-        let (server, dir, ca_cert) = if tls {
-            let dir = tempfile::Builder::new().prefix("imagegate-hostile-").tempdir().expect("tempdir");
-            let (ca, _, cert, key) = crate::registry::make_certs(dir.path());
-            (Server::start_tls(handler, &cert, &key), Some(dir), Some(ca))
-        } else {
-            (Server::start(handler), None, None)
-        };
+        let (server, dir, ca_cert) = Server::start_maybe_tls(handler, tls, "imagegate-hostile-");
         let scheme = if tls { "https" } else { "http" };
         *shared.own.lock().unwrap() = format!("{scheme}://{}", server.addr);
         Self {
@@ -462,12 +456,7 @@ async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Response<Body> {
                 };
             }
             Method::PUT => {
-                let media_type = req
-                    .headers()
-                    .get("content-type")
-                    .and_then(|v| v.to_str().ok())
-                    .unwrap_or("")
-                    .to_string();
+                let media_type = crate::server::header_text(&req, "content-type");
                 let bytes = req.into_body().collect().await.map(|b| b.to_bytes()).unwrap_or_default();
                 let digest = sha256(&bytes);
                 let mut store = shared.store.lock().unwrap();

@@ -191,23 +191,11 @@ impl FaultProxy {
                     _ = &mut rx => break,
                     accepted = storage.accept() => {
                         let Ok((stream, _)) = accepted else { continue };
-                        let state = state.clone();
-                        tokio::spawn(async move {
-                            let svc = hyper::service::service_fn(move |req| serve_storage(state.clone(), req));
-                            let _ = hyper::server::conn::http1::Builder::new()
-                                .serve_connection(hyper_util::rt::TokioIo::new(stream), svc)
-                                .await;
-                        });
+                        spawn_connection(stream, state.clone(), serve_storage);
                     }
                     accepted = listener.accept() => {
                         let Ok((stream, _)) = accepted else { continue };
-                        let state = state.clone();
-                        tokio::spawn(async move {
-                            let svc = hyper::service::service_fn(move |req| handle(state.clone(), req));
-                            let _ = hyper::server::conn::http1::Builder::new()
-                                .serve_connection(hyper_util::rt::TokioIo::new(stream), svc)
-                                .await;
-                        });
+                        spawn_connection(stream, state.clone(), handle);
                     }
                 }
             }
@@ -250,6 +238,21 @@ fn rate_limited(state: &State) -> Response<Body> {
     resp.headers_mut()
         .insert("retry-after", state.config.retry_after_secs.to_string().parse().expect("header"));
     resp
+}
+
+/// Serves HTTP/1.1 on an accepted connection, in a task of its own, each
+/// request answered by `answer` with the proxy's state.
+fn spawn_connection<F, Fut>(stream: tokio::net::TcpStream, state: Arc<State>, answer: F)
+where
+    F: Fn(Arc<State>, Request<Incoming>) -> Fut + Copy + Send + Sync + 'static,
+    Fut: std::future::Future<Output = Result<Response<Body>, Infallible>> + Send + 'static,
+{
+    tokio::spawn(async move {
+        let svc = hyper::service::service_fn(move |req| answer(state.clone(), req));
+        let _ = hyper::server::conn::http1::Builder::new()
+            .serve_connection(hyper_util::rt::TokioIo::new(stream), svc)
+            .await;
+    });
 }
 
 async fn handle(state: Arc<State>, req: Request<Incoming>) -> Result<Response<Body>, Infallible> {
@@ -351,13 +354,7 @@ async fn paginate(state: &State, req: &Request<Incoming>) -> Response<Body> {
     else {
         return full(502, "upstream tag list is not JSON");
     };
-    let mut tags: Vec<String> = body["tags"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter_map(|t| t.as_str().map(str::to_string))
-        .collect();
-    tags.sort();
+    let mut tags = crate::registry::sorted_strings(&body["tags"]);
     if let Some(last) = query.get("last") {
         tags.retain(|t| t > last);
     }

@@ -242,14 +242,20 @@ impl TestRegistry {
         flags
     }
 
+    /// `skopeo ARGS... docker://<this registry>/<reference>`, with the flags
+    /// that reach this registry (a command that reads, not a copy).
+    fn skopeo_read(&self, args: &[&str], reference: &str) -> Command {
+        let mut cmd = Command::new("skopeo");
+        cmd.args(args)
+            .args(self.skopeo_flags("src").iter().map(|f| f.replace("--src-", "--")))
+            .arg(format!("docker://{}/{reference}", self.host));
+        cmd
+    }
+
     /// The manifest digest a tag has, asked with skopeo (independently of
     /// the engine under test), or `None` if the tag does not exist.
     pub fn digest(&self, repo_tag: &str) -> Option<String> {
-        let mut cmd = Command::new("skopeo");
-        cmd.args(["inspect", "--raw"])
-            .args(self.skopeo_flags("src").iter().map(|f| f.replace("--src-", "--")))
-            .arg(format!("docker://{}/{repo_tag}", self.host));
-        let out = cmd.output().expect("skopeo");
+        let out = self.skopeo_read(&["inspect", "--raw"], repo_tag).output().expect("skopeo");
         if !out.status.success() {
             let err = String::from_utf8_lossy(&out.stderr);
             assert!(
@@ -264,32 +270,17 @@ impl TestRegistry {
     /// The tags of a repository, listed with skopeo (sorted; empty when the
     /// repository has none or is unknown).
     pub fn tags(&self, repo: &str) -> Vec<String> {
-        let mut cmd = Command::new("skopeo");
-        cmd.arg("list-tags")
-            .args(self.skopeo_flags("src").iter().map(|f| f.replace("--src-", "--")))
-            .arg(format!("docker://{}/{repo}", self.host));
-        let out = cmd.output().expect("skopeo");
+        let out = self.skopeo_read(&["list-tags"], repo).output().expect("skopeo");
         if !out.status.success() {
             return Vec::new();
         }
         let listed: serde_json::Value = serde_json::from_slice(&out.stdout).expect("skopeo list-tags JSON");
-        let mut tags: Vec<String> = listed["Tags"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .filter_map(|t| t.as_str().map(String::from))
-            .collect();
-        tags.sort();
-        tags
+        sorted_strings(&listed["Tags"])
     }
 
     /// The raw manifest bytes of a tag or digest, through skopeo.
     pub fn raw_manifest(&self, repo_ref: &str) -> Vec<u8> {
-        let mut cmd = Command::new("skopeo");
-        cmd.args(["inspect", "--raw"])
-            .args(self.skopeo_flags("src").iter().map(|f| f.replace("--src-", "--")))
-            .arg(format!("docker://{}/{repo_ref}", self.host));
-        run(&mut cmd).stdout
+        run(&mut self.skopeo_read(&["inspect", "--raw"], repo_ref)).stdout
     }
 
     /// Copies a fixture (an OCI layout reference `oci:<dir>:<tag>`) to
@@ -309,6 +300,19 @@ impl TestRegistry {
     }
 }
 
+/// The strings of a JSON list (a tag list), sorted; what is not a string is
+/// left out, and anything but a list gives none.
+pub(crate) fn sorted_strings(list: &Value) -> Vec<String> {
+    let mut strings: Vec<String> = list
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|t| t.as_str().map(String::from))
+        .collect();
+    strings.sort();
+    strings
+}
+
 impl Drop for TestRegistry {
     fn drop(&mut self) {
         // Stop only the process we started, by its id.
@@ -325,8 +329,17 @@ pub(crate) fn make_certs(dir: &Path) -> (PathBuf, PathBuf, PathBuf, PathBuf) {
     std::fs::create_dir_all(&tls).expect("tls dir");
     std::fs::create_dir_all(&cert_dir).expect("certs dir");
     let p = |n: &str| tls.join(n);
-    run(Command::new("openssl")
-        .args([
+    // openssl ARGS... then each (flag, file in tls/) pair.
+    let openssl = |args: &[&str], files: &[(&str, &str)]| {
+        let mut cmd = Command::new("openssl");
+        cmd.args(args);
+        for (flag, name) in files {
+            cmd.arg(flag).arg(p(name));
+        }
+        run(cmd.stderr(Stdio::null()));
+    };
+    openssl(
+        &[
             "req",
             "-x509",
             "-newkey",
@@ -338,14 +351,11 @@ pub(crate) fn make_certs(dir: &Path) -> (PathBuf, PathBuf, PathBuf, PathBuf) {
             "2",
             "-subj",
             "/CN=imagegate test CA",
-        ])
-        .arg("-keyout")
-        .arg(p("ca.key"))
-        .arg("-out")
-        .arg(p("ca.crt"))
-        .stderr(Stdio::null()));
-    run(Command::new("openssl")
-        .args([
+        ],
+        &[("-keyout", "ca.key"), ("-out", "ca.crt")],
+    );
+    openssl(
+        &[
             "req",
             "-newkey",
             "ec",
@@ -354,30 +364,24 @@ pub(crate) fn make_certs(dir: &Path) -> (PathBuf, PathBuf, PathBuf, PathBuf) {
             "-nodes",
             "-subj",
             "/CN=127.0.0.1",
-        ])
-        .arg("-keyout")
-        .arg(p("server.key"))
-        .arg("-out")
-        .arg(p("server.csr"))
-        .stderr(Stdio::null()));
+        ],
+        &[("-keyout", "server.key"), ("-out", "server.csr")],
+    );
     std::fs::write(
         p("ext.cnf"),
         "subjectAltName=IP:127.0.0.1,DNS:localhost\nbasicConstraints=critical,CA:FALSE\nkeyUsage=critical,digitalSignature,keyEncipherment\nextendedKeyUsage=serverAuth\n",
     )
     .expect("ext");
-    run(Command::new("openssl")
-        .args(["x509", "-req", "-days", "2", "-CAcreateserial"])
-        .arg("-in")
-        .arg(p("server.csr"))
-        .arg("-CA")
-        .arg(p("ca.crt"))
-        .arg("-CAkey")
-        .arg(p("ca.key"))
-        .arg("-out")
-        .arg(p("server.crt"))
-        .arg("-extfile")
-        .arg(p("ext.cnf"))
-        .stderr(Stdio::null()));
+    openssl(
+        &["x509", "-req", "-days", "2", "-CAcreateserial"],
+        &[
+            ("-in", "server.csr"),
+            ("-CA", "ca.crt"),
+            ("-CAkey", "ca.key"),
+            ("-out", "server.crt"),
+            ("-extfile", "ext.cnf"),
+        ],
+    );
     std::fs::copy(p("ca.crt"), cert_dir.join("ca.crt")).expect("copy ca");
     (p("ca.crt"), cert_dir, p("server.crt"), p("server.key"))
 }

@@ -4,15 +4,22 @@
 
 use std::convert::Infallible;
 use std::future::Future;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use bytes::Bytes;
 use hyper::body::Incoming;
 use hyper::{Request, Response};
+use tempfile::TempDir;
 use tokio_rustls::rustls;
 
 pub type Body = http_body_util::combinators::BoxBody<Bytes, Infallible>;
+
+/// The value of a request's header `name` as text; empty when it is
+/// missing or not text.
+pub fn header_text(req: &Request<Incoming>, name: &str) -> String {
+    req.headers().get(name).and_then(|v| v.to_str().ok()).unwrap_or("").to_string()
+}
 
 pub struct Server {
     /// `127.0.0.1:<port>`
@@ -94,6 +101,23 @@ impl Server {
             .with_single_cert(certs, key)
             .expect("server certificate");
         Self::serve(handler, Some(tokio_rustls::TlsAcceptor::from(Arc::new(config))))
+    }
+
+    /// [`Self::start`], or with `tls` [`Self::start_tls`] with a certificate
+    /// of a CA made for it in a temporary directory named with `prefix`.
+    /// Gives back the server, that directory (kept while the server runs)
+    /// and the CA's certificate (to trust it).
+    pub fn start_maybe_tls<F, Fut>(handler: F, tls: bool, prefix: &str) -> (Self, Option<TempDir>, Option<PathBuf>)
+    where
+        F: Fn(Request<Incoming>) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Response<Body>> + Send + 'static,
+    {
+        if !tls {
+            return (Self::start(handler), None, None);
+        }
+        let dir = tempfile::Builder::new().prefix(prefix).tempdir().expect("tempdir");
+        let (ca, _, cert, key) = crate::registry::make_certs(dir.path());
+        (Self::start_tls(handler, &cert, &key), Some(dir), Some(ca))
     }
 
     fn serve<F, Fut>(handler: F, tls: Option<tokio_rustls::TlsAcceptor>) -> Self

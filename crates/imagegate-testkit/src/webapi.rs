@@ -190,6 +190,32 @@ fn rfc3339(t: i64) -> String {
     )
 }
 
+/// One page of a repository's tags, as both web APIs page them.
+struct TagPage<'a> {
+    /// Which page (1-based).
+    page: usize,
+    /// How many tags a page holds.
+    size: usize,
+    /// How many tags the repository has.
+    total: usize,
+    /// The page's tags, with their times.
+    tags: Vec<(&'a String, &'a i64)>,
+}
+
+/// The page of `tags` the query asks for: its `page` (1 if not given) of
+/// its `size_key` tags each (`default_size` if not given).
+fn tag_page<'a>(tags: Option<&'a BTreeMap<String, i64>>, q: &BTreeMap<String, String>, size_key: &str, default_size: usize) -> TagPage<'a> {
+    let size: usize = q.get(size_key).and_then(|v| v.parse().ok()).unwrap_or(default_size);
+    let page: usize = q.get("page").and_then(|v| v.parse().ok()).unwrap_or(1);
+    let all: Vec<(&String, &i64)> = tags.map(|t| t.iter().collect()).unwrap_or_default();
+    TagPage {
+        page,
+        size,
+        total: all.len(),
+        tags: all.into_iter().skip((page - 1) * size).take(size).collect(),
+    }
+}
+
 async fn handle(s: Arc<Shared>, req: Request<Incoming>) -> Response<Body> {
     answer(s, req).await.unwrap_or_else(|e| match e {})
 }
@@ -197,12 +223,7 @@ async fn handle(s: Arc<Shared>, req: Request<Incoming>) -> Response<Body> {
 async fn answer(s: Arc<Shared>, req: Request<Incoming>) -> Result<Response<Body>, Infallible> {
     let path = req.uri().path().to_string();
     let method = req.method().clone();
-    let auth = req
-        .headers()
-        .get("authorization")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("")
-        .to_string();
+    let auth = crate::server::header_text(&req, "authorization");
     s.state.lock().unwrap().requests.push(format!("{method} {}", req.uri()));
     let q = query(&req);
 
@@ -226,18 +247,15 @@ async fn answer(s: Arc<Shared>, req: Request<Incoming>) -> Result<Response<Body>
                 "],\"page\":1,\"has_additional\":false}",
             ),
             (Method::GET, "") => {
-                let limit: usize = q.get("limit").and_then(|v| v.parse().ok()).unwrap_or(50);
-                let page: usize = q.get("page").and_then(|v| v.parse().ok()).unwrap_or(1);
-                let all: Vec<(&String, &i64)> = st.tags.get(repo).map(|t| t.iter().collect()).unwrap_or_default();
-                let chunk: Vec<serde_json::Value> = all
+                let p = tag_page(st.tags.get(repo), &q, "limit", 50);
+                let chunk: Vec<serde_json::Value> = p
+                    .tags
                     .iter()
-                    .skip((page - 1) * limit)
-                    .take(limit)
                     .map(|(name, ts)| serde_json::json!({"name": name, "start_ts": ts, "manifest_digest": "sha256:0000000000000000000000000000000000000000000000000000000000000000", "reversion": false}))
                     .collect();
                 json(
                     200,
-                    serde_json::json!({"tags": chunk, "page": page, "has_additional": all.len() > page * limit}),
+                    serde_json::json!({"tags": chunk, "page": p.page, "has_additional": p.total > p.page * p.size}),
                 )
             }
             (Method::DELETE, tag) => match st.tags.get_mut(repo).and_then(|t| t.remove(tag)) {
@@ -280,25 +298,23 @@ async fn answer(s: Arc<Shared>, req: Request<Incoming>) -> Result<Response<Body>
                 "]}",
             ),
             (Method::GET, "") => {
-                let size: usize = q.get("page_size").and_then(|v| v.parse().ok()).unwrap_or(10);
-                let page: usize = q.get("page").and_then(|v| v.parse().ok()).unwrap_or(1);
-                let all: Vec<(&String, &i64)> = st.tags.get(repo).map(|t| t.iter().collect()).unwrap_or_default();
-                let results: Vec<serde_json::Value> = all
+                let p = tag_page(st.tags.get(repo), &q, "page_size", 10);
+                let results: Vec<serde_json::Value> = p
+                    .tags
                     .iter()
-                    .skip((page - 1) * size)
-                    .take(size)
                     .map(|(name, ts)| serde_json::json!({"name": name, "last_updated": rfc3339(**ts), "tag_status": "active"}))
                     .collect();
-                let next = (all.len() > page * size).then(|| {
+                let next = (p.total > p.page * p.size).then(|| {
                     format!(
-                        "{}/v2/repositories/{repo}/tags/?page_size={size}&page={}",
+                        "{}/v2/repositories/{repo}/tags/?page_size={}&page={}",
                         s.url.lock().unwrap(),
-                        page + 1
+                        p.size,
+                        p.page + 1
                     )
                 });
                 json(
                     200,
-                    serde_json::json!({"count": all.len(), "next": next, "previous": null, "results": results}),
+                    serde_json::json!({"count": p.total, "next": next, "previous": null, "results": results}),
                 )
             }
             (Method::DELETE, tag) => match st.tags.get_mut(repo).and_then(|t| t.remove(tag)) {
@@ -369,13 +385,7 @@ impl ZuulBuildsApi {
         let (q, a) = (queries.clone(), authorizations.clone());
         let handler = move |req: Request<Incoming>| {
             q.lock().unwrap().push(req.uri().to_string());
-            a.lock().unwrap().push(
-                req.headers()
-                    .get("authorization")
-                    .and_then(|v| v.to_str().ok())
-                    .unwrap_or("")
-                    .to_string(),
-            );
+            a.lock().unwrap().push(crate::server::header_text(&req, "authorization"));
             let answer = if req.uri().path().ends_with("/builds") {
                 json(200, filter_builds(&builds, req.uri().query().unwrap_or("")))
             } else {
@@ -407,13 +417,7 @@ impl ZuulBuildsApi {
                 }
             }
         };
-        let (server, dir, ca_cert) = if tls {
-            let dir = tempfile::tempdir().expect("tempdir");
-            let (ca, _, cert, key) = crate::registry::make_certs(dir.path());
-            (Server::start_tls(handler, &cert, &key), Some(dir), Some(ca))
-        } else {
-            (Server::start(handler), None, None)
-        };
+        let (server, dir, ca_cert) = Server::start_maybe_tls(handler, tls, "imagegate-webapi-");
         let scheme = if tls { "https" } else { "http" };
         Self {
             base: format!("{scheme}://{}/api/tenant/{tenant}", server.addr),
