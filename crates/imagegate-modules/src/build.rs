@@ -24,6 +24,7 @@ const TAIL_LINES: usize = 20;
 /// Where siblings are copied inside the context, as zuul-jobs does.
 const SIBLINGS_DIR: &str = ".zuul-siblings";
 
+crate::builder_storage_args! {
 #[derive(Deserialize, Debug)]
 #[serde(deny_unknown_fields)]
 pub struct Args {
@@ -52,8 +53,6 @@ pub struct Args {
     /// Added as the `org.zuul-ci.change_url` label.
     #[serde(default)]
     pub change_url: Option<String>,
-    #[serde(default)]
-    pub env: BTreeMap<String, String>,
     /// Platforms (`linux/amd64`, or just `arm64`); more than one builds an index.
     #[serde(default)]
     pub arch: Vec<String>,
@@ -66,15 +65,68 @@ pub struct Args {
     #[serde(default)]
     pub layout: Option<PathBuf>,
     #[serde(default)]
-    pub storage_driver: Option<String>,
-    #[serde(default)]
-    pub storage_root: Option<PathBuf>,
-    #[serde(default)]
-    pub storage_runroot: Option<PathBuf>,
-    #[serde(default)]
     pub isolation: Option<String>,
     #[serde(default)]
     pub extra_args: Vec<String>,
+}
+}
+
+/// Declares a module's args struct with the builder storage options
+/// appended (`storage_driver`, `storage_root`, `storage_runroot` for podman
+/// and buildah, `env` for every builder) and a `builder` method that makes
+/// the engine's [`Builder`] of them. Written into the struct, as
+/// [`registry_module_args!`](crate::registry_module_args) does, to keep
+/// unknown options refused and the option path of errors. `then <macro>;`
+/// hands the struct on to another such macro.
+#[macro_export]
+macro_rules! builder_storage_args {
+    (then $($next:ident)::+; $(#[$meta:meta])* pub struct $name:ident { $($body:tt)* }) => {
+        $($next)::+! {
+            $(#[$meta])*
+            pub struct $name {
+                $($body)*
+                #[serde(default)]
+                pub storage_driver: Option<String>,
+                #[serde(default)]
+                pub storage_root: Option<std::path::PathBuf>,
+                #[serde(default)]
+                pub storage_runroot: Option<std::path::PathBuf>,
+                #[serde(default)]
+                pub env: std::collections::BTreeMap<String, String>,
+            }
+        }
+
+        impl $name {
+            /// The engine's builder: `program` with these storage options
+            /// and environment.
+            pub fn builder(
+                &self,
+                program: imagegate_registry::builder::Program,
+                isolation: Option<String>,
+            ) -> imagegate_registry::builder::Builder {
+                imagegate_registry::builder::Builder {
+                    program,
+                    storage_driver: self.storage_driver.clone(),
+                    storage_root: self.storage_root.clone(),
+                    storage_runroot: self.storage_runroot.clone(),
+                    isolation,
+                    env: self.env.clone(),
+                }
+            }
+        }
+    };
+    ($(#[$meta:meta])* pub struct $name:ident { $($body:tt)* }) => {
+        $crate::builder_storage_args! { then $crate::plain_args; $(#[$meta])* pub struct $name { $($body)* } }
+    };
+}
+
+/// The end of a chain of args macros: the struct as it is.
+#[doc(hidden)]
+#[macro_export]
+macro_rules! plain_args {
+    ($item:item) => {
+        $item
+    };
 }
 
 /// Image labels, given as zuul-jobs gives them (a list of `key=value`
@@ -325,14 +377,7 @@ fn check(args: &Args) -> Result<Checked, ModuleError> {
         return Err(ModuleError::option("path", format!("{} is not a directory", build_dir.display())));
     }
     let mut labels = args.labels.pairs()?;
-    let builder = Builder {
-        program: args.container_command,
-        storage_driver: args.storage_driver.clone(),
-        storage_root: args.storage_root.clone(),
-        storage_runroot: args.storage_runroot.clone(),
-        isolation: args.isolation.clone(),
-        env: args.env.clone(),
-    };
+    let builder = args.builder(args.container_command, args.isolation.clone());
     if !args.arch.is_empty() && !builder.builds_for_platforms() {
         return Err(ModuleError::option(
             "arch",

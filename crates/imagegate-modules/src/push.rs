@@ -1,12 +1,11 @@
 //! `container_push`: upload an image from an OCI image layout (or from a
 //! builder's storage, exported through the builder) to a registry.
 
-use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 
 use imagegate_ansible::{Context, ModuleError, ModuleSpec, Outcome};
-use imagegate_registry::builder::{BuildError, Builder, Program};
+use imagegate_registry::builder::{BuildError, Program};
 use imagegate_registry::copy::{human_bytes, TagChange};
 use imagegate_registry::layout::OciLayout;
 use imagegate_registry::push::push_layout;
@@ -23,7 +22,8 @@ pub const SPEC: ModuleSpec = ModuleSpec {
     lenient: &["registries.*"],
 };
 
-crate::registry_module_args! {
+// The builder storage options (for `image`) and the registry options.
+crate::builder_storage_args! { then crate::registry_module_args;
 #[derive(Deserialize, Debug)]
 #[serde(deny_unknown_fields)]
 pub struct Args {
@@ -38,16 +38,6 @@ pub struct Args {
     pub image: Option<String>,
     #[serde(default = "podman")]
     pub container_command: String,
-    /// Builder storage for `image` (podman and buildah).
-    #[serde(default)]
-    pub storage_driver: Option<String>,
-    #[serde(default)]
-    pub storage_root: Option<PathBuf>,
-    #[serde(default)]
-    pub storage_runroot: Option<PathBuf>,
-    /// Extra environment for the builder that exports `image`.
-    #[serde(default)]
-    pub env: BTreeMap<String, String>,
     pub repository: String,
     #[serde(default = "latest")]
     pub tags: Vec<String>,
@@ -64,7 +54,8 @@ pub struct Args {
 }
 
 /// Exports an image from the builder's storage into an OCI layout, its
-/// image named `image` (the engine's [`Builder::export_stored`]).
+/// image named `image` (the engine's
+/// [`Builder::export_stored`](imagegate_registry::builder::Builder::export_stored)).
 fn export_image(args: &Args, image: &str, target: &std::path::Path) -> Result<(), ModuleError> {
     let program = args.container_command.as_str();
     let Some(program) = Program::from_name(program) else {
@@ -73,14 +64,7 @@ fn export_image(args: &Args, image: &str, target: &std::path::Path) -> Result<()
             format!("'{program}' is not podman, buildah or docker"),
         ));
     };
-    let builder = Builder {
-        program,
-        storage_driver: args.storage_driver.clone(),
-        storage_root: args.storage_root.clone(),
-        storage_runroot: args.storage_runroot.clone(),
-        isolation: None,
-        env: args.env.clone(),
-    };
+    let builder = args.builder(program, None);
     builder.export_stored(image, target, "image").map_err(|e| match e {
         // podman's and buildah's export says what went wrong in a line.
         BuildError::Step { what, run } if program != Program::Docker => {
