@@ -16,7 +16,7 @@ use serde::Deserialize;
 /// Option names whose values are secrets, in every module.
 pub const SECRET_OPTIONS: &[&str] = &["password", "src_password", "dest_password", "api_token", "token"];
 
-/// One entry of `registries` (keyed by registry host[:port] or, as in
+/// One entry of `registries` (keyed by registry `host[:port]` or, as in
 /// zuul-jobs, by a registry name that `dest_registry` refers to). Keys it
 /// does not know are ignored, as zuul-jobs ignores them, so that
 /// `container_registry_credentials` entries written for other tools pass
