@@ -25,12 +25,8 @@ pub struct CriteriaArgs {
     pub pipelines: Vec<String>,
     #[serde(default)]
     pub ca_cert: Option<PathBuf>,
-    #[serde(default = "yes")]
+    #[serde(default = "crate::yes")]
     pub tls_verify: bool,
-}
-
-fn yes() -> bool {
-    true
 }
 
 /// The typed criteria, or a failure naming the option.

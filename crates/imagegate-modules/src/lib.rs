@@ -13,6 +13,12 @@ pub mod registries;
 pub mod registries_conf;
 pub mod retag;
 
+/// The default of a boolean option that is on unless turned off
+/// (`#[serde(default = "crate::yes")]`).
+pub(crate) fn yes() -> bool {
+    true
+}
+
 /// The engine's before/after text as Ansible's diff.
 pub(crate) fn diff(d: imagegate_registry::report::TextDiff) -> imagegate_ansible::Diff {
     imagegate_ansible::Diff {

@@ -41,13 +41,9 @@ pub struct Args {
     #[serde(default)]
     pub blob_concurrency: Option<usize>,
     /// Carry referrers and cosign signature tags with each image.
-    #[serde(default = "yes")]
+    #[serde(default = "crate::yes")]
     pub referrers: bool,
 }
-}
-
-fn yes() -> bool {
-    true
 }
 
 /// One item of `images`. Either the imagegate shape (`src`, `dest`) or the

@@ -40,7 +40,7 @@ pub struct Args {
     pub cleanup: Vec<CleanupArgs>,
     #[serde(default = "auto")]
     pub method: RemoveMethod,
-    #[serde(default = "yes")]
+    #[serde(default = "crate::yes")]
     pub atomic: bool,
     #[serde(default)]
     pub record_file: Option<PathBuf>,
@@ -60,9 +60,6 @@ pub struct Args {
 
 fn auto() -> RemoveMethod {
     RemoveMethod::Auto
-}
-fn yes() -> bool {
-    true
 }
 
 #[derive(Deserialize, Debug, Default)]
