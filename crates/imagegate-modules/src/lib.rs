@@ -19,6 +19,15 @@ pub(crate) fn yes() -> bool {
     true
 }
 
+/// Validates each item of a list option, given its index (messages name
+/// the item as `images[3]`); the first failure is the answer.
+pub(crate) fn validate_each<A, T>(
+    items: Vec<A>,
+    mut validate: impl FnMut(usize, A) -> Result<T, imagegate_ansible::ModuleError>,
+) -> Result<Vec<T>, imagegate_ansible::ModuleError> {
+    items.into_iter().enumerate().map(|(i, a)| validate(i, a)).collect()
+}
+
 /// The engine's before/after text as Ansible's diff.
 pub(crate) fn diff(d: imagegate_registry::report::TextDiff) -> imagegate_ansible::Diff {
     imagegate_ansible::Diff {

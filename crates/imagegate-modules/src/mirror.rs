@@ -215,12 +215,7 @@ pub fn run(mut args: Args, ctx: &Context) -> Result<Outcome, ModuleError> {
     if args.images.is_empty() {
         return Err(ModuleError::option("images", "the list is empty; nothing to mirror"));
     }
-    let entries: Vec<Entry> = args
-        .images
-        .into_iter()
-        .enumerate()
-        .map(|(i, a)| validate(i, a))
-        .collect::<Result<_, _>>()?;
+    let entries = crate::validate_each(args.images, validate)?;
     let images_at_once = concurrency(args.concurrency, DEFAULT_CONCURRENCY, "concurrency")?;
     let blobs_at_once = concurrency(args.blob_concurrency, DEFAULT_BLOB_CONCURRENCY, "blob_concurrency")?;
     let regs = Registries::new(

@@ -221,7 +221,7 @@ fn check_tags(i: usize, a: &ImageArgs) -> Result<(), ModuleError> {
 /// own words, and named by file and entry in every later message).
 fn validate_images(images: Vec<ImageArgs>, declared: Option<crate::declared::DeclaredArgs>) -> Result<Vec<Image>, ModuleError> {
     let Some(declared) = declared else {
-        return images.into_iter().enumerate().map(|(i, a)| validate_image(i, a)).collect();
+        return crate::validate_each(images, validate_image);
     };
     if !images.is_empty() {
         return Err(ModuleError::option("declared", "give images or declared, not both"));
@@ -269,12 +269,7 @@ pub fn run(mut args: Args, ctx: &Context) -> Result<Outcome, ModuleError> {
     if images.is_empty() && args.cleanup.is_empty() {
         return Err(ModuleError::option("images", "nothing to do: give images, cleanup, or both"));
     }
-    let cleanups: Vec<StaleTags> = args
-        .cleanup
-        .into_iter()
-        .enumerate()
-        .map(|(i, a)| validate_cleanup(i, a))
-        .collect::<Result<_, _>>()?;
+    let cleanups = crate::validate_each(args.cleanup, validate_cleanup)?;
     let concurrency = concurrency(args.concurrency, promote::DEFAULT_CONCURRENCY, "concurrency")?;
     let criteria = args.criteria.take().map(crate::criteria::validate).transpose()?;
     if criteria.is_some() && images.iter().all(|i| i.image.request.targets.is_empty()) {
