@@ -117,9 +117,8 @@ fn aarch64_mirror_promotion_restore_and_push_against_real_registries() {
 fn a_play_over_an_x86_64_and_an_aarch64_node(core: Core) {
     assert_eq!(std::env::consts::ARCH, "x86_64", "this test's build machine is x86_64");
     let fx = Fixtures::get();
-    let src = TestRegistry::start(Kind::Distribution);
+    let src = TestRegistry::seeded(Kind::Distribution, &[(6, "fleet/app:v1")]);
     let dst = TestRegistry::start(Kind::Distribution);
-    src.seed(&fx.single(6), "fleet/app:v1");
     let coll = imagegate_testkit::ansible::collection(&imagegate_testkit::module_binaries!());
     add_architecture(coll.path(), "aarch64");
     let shell = aarch64_shell(coll.path());

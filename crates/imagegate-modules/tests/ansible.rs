@@ -32,10 +32,8 @@ fn run_playbook(core: Core, collections: &Path, playbook: &str, args: Vec<std::f
 }
 
 fn module_with_fqcn_four_runs(core: Core) {
-    let fx = Fixtures::get();
-    let src = TestRegistry::start(Kind::Distribution);
+    let src = TestRegistry::seeded(Kind::Distribution, &[(9, "it/app:v1")]);
     let dst = TestRegistry::start(Kind::DistributionTls);
-    src.seed(&fx.single(9), "it/app:v1");
     let coll = collection();
     let password = dst.rw.as_ref().unwrap().password.clone();
     let (ok, out) = playbook(
@@ -55,10 +53,8 @@ fn module_with_fqcn_four_runs(core: Core) {
 }
 
 fn mirror_role_with_zuul_jobs_inputs(core: Core) {
-    let fx = Fixtures::get();
-    let src = TestRegistry::start(Kind::Distribution);
+    let src = TestRegistry::seeded(Kind::Distribution, &[(9, "it/app:v1")]);
     let dst = TestRegistry::start(Kind::Zuul);
-    src.seed(&fx.single(9), "it/app:v1");
     let coll = collection();
     let rw = dst.rw.as_ref().unwrap();
     let (ok, out) = playbook(
@@ -287,11 +283,7 @@ fn promote_role_intermediate_registry_carries_signatures(core: Core) {
     assert!(ok, "{out}");
     assert!(!out.contains(&rw.password));
     assert_eq!(final_reg.digest("final/app:latest").as_deref(), Some(image.as_str()));
-    assert_eq!(
-        final_reg.digest(&format!("final/app@{artifact}")).as_deref(),
-        Some(artifact.as_str()),
-        "the referrer arrived with its digest"
-    );
+    final_reg.assert_holds("final/app", artifact.as_str(), "the referrer arrived with its digest");
     assert_eq!(
         final_reg.digest(&format!("final/app:{sig_tag}")),
         intermediate.digest(&format!("final/app:{sig_tag}"))
@@ -1250,10 +1242,8 @@ fn buildset_registry_job_under_a_parent_registry(core: Core) {
 /// The mirror job's playbook as zuul-jobs shapes it: on the job's first
 /// node, or from the executor when a child's nodeset has no nodes.
 fn mirror_job_playbook_with_and_without_nodes(core: Core) {
-    let fx = Fixtures::get();
-    let src = TestRegistry::start(Kind::Distribution);
+    let src = TestRegistry::seeded(Kind::Distribution, &[(8, "it/app:v1")]);
     let dst = TestRegistry::start(Kind::Distribution);
-    src.seed(&fx.single(8), "it/app:v1");
     let coll = collection();
     let vars = |tag: &str| {
         json!({

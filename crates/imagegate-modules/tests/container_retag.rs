@@ -4,7 +4,7 @@
 use std::path::Path;
 
 use imagegate_testkit::webapi::FakeWebApi;
-use imagegate_testkit::{run_module, run_module_measured, FaultConfig, FaultProxy, Fixtures, Kind, ModuleRun, TestRegistry};
+use imagegate_testkit::{run_module, run_module_measured, FaultProxy, Fixtures, Kind, ModuleRun, TestRegistry};
 use serde_json::{json, Value};
 
 fn module(args: &Value) -> ModuleRun {
@@ -156,13 +156,7 @@ fn a_failed_write_puts_every_moved_tag_back() {
     // img0 and img1 were promoted before (to other content).
     reg.seed_singles(&[(8, "stage/img0:current-tripleo"), (9, "stage/img1:current-tripleo")]);
     let before: Vec<Option<String>> = (0..4).map(|n| reg.digest(&format!("stage/img{n}:current-tripleo"))).collect();
-    let proxy = FaultProxy::start(
-        &format!("http://{}", reg.host),
-        FaultConfig {
-            deny_manifest_put: Some(4),
-            ..Default::default()
-        },
-    );
+    let proxy = FaultProxy::before(&reg, |f| f.deny_manifest_put = Some(4));
     let images: Vec<Value> = (0..4)
         .map(|n| json!({"repository": format!("{}/stage/img{n}", proxy.host), "src_tag": "tripleo-ci-testing", "tags": ["current-tripleo"], "keep_previous": true}))
         .collect();

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use imagegate_testkit::{run_module, FaultConfig, FaultProxy, Fixtures, Kind, ModuleRun, TestRegistry};
+use imagegate_testkit::{run_module, FaultProxy, Fixtures, Kind, ModuleRun, TestRegistry};
 use serde_json::{json, Value};
 
 fn retag(args: &Value) -> ModuleRun {
@@ -132,13 +132,7 @@ fn a_failure_after_moves_reports_changed_and_what_moved() {
     for n in 0..4 {
         reg.seed(&fx.single(n), &format!("part/img{n}:testing"));
     }
-    let proxy = FaultProxy::start(
-        &format!("http://{}", reg.host),
-        FaultConfig {
-            deny_manifest_put: Some(2),
-            ..Default::default()
-        },
-    );
+    let proxy = FaultProxy::before(&reg, |f| f.deny_manifest_put = Some(2));
     let images: Vec<Value> = (0..4)
         .map(|n| json!({"repository": format!("{}/part/img{n}", proxy.host), "src_tag": "testing", "tags": ["current"]}))
         .collect();
@@ -176,13 +170,7 @@ fn a_failure_after_moves_reports_changed_and_what_moved() {
     }
 
     // With atomic (the default), the failure lists the moves and the put-backs.
-    let proxy = FaultProxy::start(
-        &format!("http://{}", reg.host),
-        FaultConfig {
-            deny_manifest_put: Some(2),
-            ..Default::default()
-        },
-    );
+    let proxy = FaultProxy::before(&reg, |f| f.deny_manifest_put = Some(2));
     let images: Vec<Value> = (0..4)
         .map(|n| json!({"repository": format!("{}/part/img{n}", proxy.host), "src_tag": "testing", "tags": ["current"]}))
         .collect();
@@ -237,13 +225,7 @@ fn a_killed_promotion_leaves_a_record_that_restores_every_tag() {
         before.push(reg.digest(&format!("kill/img{n}:current")));
     }
     // Slow enough to be killed half-way.
-    let proxy = FaultProxy::start(
-        &format!("http://{}", reg.host),
-        FaultConfig {
-            delay_ms: 150,
-            ..Default::default()
-        },
-    );
+    let proxy = FaultProxy::before(&reg, |f| f.delay_ms = 150);
     let entry = json!({proxy.host.clone(): {"plain_http": true}});
     let dir = tempfile::tempdir().unwrap();
     let record = dir.path().join("promotion.json");
@@ -333,13 +315,7 @@ fn racing_promotions_of_the_same_tags_have_at_most_one_winner() {
     }
     let orig: Vec<Option<String>> = (0..IMAGES).map(|n| reg.digest(&format!("race/img{n}:current"))).collect();
     // A little latency, so that the two runs interleave.
-    let proxy = FaultProxy::start(
-        &format!("http://{}", reg.host),
-        FaultConfig {
-            delay_ms: 20,
-            ..Default::default()
-        },
-    );
+    let proxy = FaultProxy::before(&reg, |f| f.delay_ms = 20);
     let args = |src: &str, concurrency: u64| {
         let images: Vec<Value> = (0..IMAGES)
             .map(|n| json!({"repository": format!("{}/race/img{n}", proxy.host), "src_tag": src, "tags": ["current"]}))

@@ -90,7 +90,7 @@ fn mirror_on(kind: Kind) {
     assert_eq!(children.len(), 2);
     for child in children {
         let d = child["digest"].as_str().unwrap();
-        assert_eq!(dst.digest(&format!("mirror/multi@{d}")).as_deref(), Some(d));
+        dst.assert_holds("mirror/multi", d, "a platform manifest of the index");
     }
     assert!(totals(&real, "bytes_moved") > 0);
     assert_eq!(real.result["images"][0]["src_digest"], real.result["images"][0]["dest_digest"]);
@@ -210,10 +210,8 @@ fn survives_twenty_percent_faults() {
 /// path is not counted.
 #[test]
 fn the_proxy_counts_requests_and_bytes_for_the_benchmarks() {
-    let fx = Fixtures::get();
-    let src = TestRegistry::start(Kind::Distribution);
+    let src = TestRegistry::seeded(Kind::Distribution, &[(5, "counted/app:v1")]);
     let dst = TestRegistry::start(Kind::Distribution);
-    src.seed(&fx.single(5), "counted/app:v1");
     let sp = FaultProxy::start(&format!("http://{}", src.host), FaultConfig::default());
     let dp = FaultProxy::start(&format!("http://{}", dst.host), FaultConfig::default());
     let stats = |host: &str| -> Value {
@@ -252,17 +250,9 @@ fn the_proxy_counts_requests_and_bytes_for_the_benchmarks() {
 /// blob, and the destination tag is never created.
 #[test]
 fn a_flipped_byte_fails_and_tags_nothing() {
-    let fx = Fixtures::get();
-    let src = TestRegistry::start(Kind::Distribution);
+    let src = TestRegistry::seeded(Kind::Distribution, &[(3, "flip/app:v1")]);
     let dst = TestRegistry::start(Kind::Distribution);
-    src.seed(&fx.single(3), "flip/app:v1");
-    let proxy = FaultProxy::start(
-        &format!("http://{}", src.host),
-        FaultConfig {
-            flip_blobs: true,
-            ..Default::default()
-        },
-    );
+    let proxy = FaultProxy::before(&src, |f| f.flip_blobs = true);
     let run = module(&json!({
         "images": [{"src": format!("{}/flip/app:v1", proxy.host), "dest": format!("{}/flip/app", dst.host)}],
         "registries": {proxy.host.clone(): {"plain_http": true}, dst.host.clone(): {"plain_http": true}},
@@ -339,18 +329,9 @@ fn zuul_jobs_items_and_chunked_upload() {
 /// reaches the other host.
 #[test]
 fn redirects_never_carry_credentials_to_another_host() {
-    let fx = Fixtures::get();
-    let src = TestRegistry::start(Kind::DistributionTls);
+    let src = TestRegistry::seeded(Kind::DistributionTls, &[(0, "redir/app:v1")]);
     let dst = TestRegistry::start(Kind::Distribution);
-    src.seed(&fx.single(0), "redir/app:v1");
-    let proxy = FaultProxy::start_with_ca(
-        &format!("https://{}", src.host),
-        src.ca_cert.as_deref(),
-        FaultConfig {
-            redirect_blobs: true,
-            ..Default::default()
-        },
-    );
+    let proxy = FaultProxy::before(&src, |f| f.redirect_blobs = true);
     let rw = src.rw.as_ref().unwrap();
     let run = module(&json!({
         "images": [{"src": format!("{}/redir/app:v1", proxy.host), "dest": format!("{}/redir/app", dst.host)}],
@@ -380,10 +361,8 @@ fn redirects_never_carry_credentials_to_another_host() {
 #[test]
 fn auth_file_and_system_ca_store() {
     use base64::Engine as _;
-    let fx = Fixtures::get();
-    let src = TestRegistry::start(Kind::Distribution);
+    let src = TestRegistry::seeded(Kind::Distribution, &[(1, "af/app:v1")]);
     let dst = TestRegistry::start(Kind::DistributionTls);
-    src.seed(&fx.single(1), "af/app:v1");
     let rw = dst.rw.as_ref().unwrap();
     let dir = tempfile::tempdir().unwrap();
     let auth = dir.path().join("auth.json");
@@ -431,18 +410,12 @@ fn auth_file_and_system_ca_store() {
 /// copy still takes at least the two seconds the registry asked for.
 #[test]
 fn retry_after_is_honoured_on_manifest_put() {
-    let fx = Fixtures::get();
-    let src = TestRegistry::start(Kind::Distribution);
+    let src = TestRegistry::seeded(Kind::Distribution, &[(2, "ra/app:v1")]);
     let dst = TestRegistry::start(Kind::Distribution);
-    src.seed(&fx.single(2), "ra/app:v1");
-    let proxy = FaultProxy::start(
-        &format!("http://{}", dst.host),
-        FaultConfig {
-            limit_manifest_puts: 2,
-            retry_after_secs: 1,
-            ..Default::default()
-        },
-    );
+    let proxy = FaultProxy::before(&dst, |f| {
+        f.limit_manifest_puts = 2;
+        f.retry_after_secs = 1;
+    });
     let start = std::time::Instant::now();
     let run = module(&json!({
         "images": [{"src": format!("{}/ra/app:v1", src.host), "dest": format!("{}/ra/app", proxy.host)}],
@@ -466,13 +439,7 @@ fn tag_lists_follow_pagination() {
     for t in tags {
         reg.seed(&fx.single(3), &format!("pg/app:{t}"));
     }
-    let proxy = FaultProxy::start(
-        &format!("http://{}", reg.host),
-        FaultConfig {
-            paginate_tags: true,
-            ..Default::default()
-        },
-    );
+    let proxy = FaultProxy::before(&reg, |f| f.paginate_tags = true);
     let rt = tokio::runtime::Runtime::new().unwrap();
     let client = plain_client(&proxy.host);
     let mut listed = rt.block_on(client.list_tags_paged("pg/app", 2)).unwrap().tags;
@@ -488,10 +455,8 @@ fn tag_lists_follow_pagination() {
 #[test]
 fn many_tags_of_one_entry_are_summarised_past_a_thousand() {
     const TAGS: usize = 1004; // plus v1: five past the thousand listed
-    let fx = Fixtures::get();
-    let src = TestRegistry::start(Kind::Distribution);
+    let src = TestRegistry::seeded(Kind::Distribution, &[(2, "many/app:v1")]);
     let dst = TestRegistry::start(Kind::Distribution);
-    src.seed(&fx.single(2), "many/app:v1");
     let rt = tokio::runtime::Runtime::new().unwrap();
     let client = plain_client(&src.host);
     rt.block_on(async {
@@ -575,13 +540,7 @@ fn a_part_way_failure_of_many_tags_reports_the_tags_that_moved() {
     for (n, tag) in ["a", "b", "c", "d", "e", "f"].iter().enumerate() {
         src.seed(&fx.single(n), &format!("part/app:{tag}"));
     }
-    let proxy = FaultProxy::start(
-        &format!("http://{}", dst.host),
-        FaultConfig {
-            deny_manifest_put: Some(2),
-            ..Default::default()
-        },
-    );
+    let proxy = FaultProxy::before(&dst, |f| f.deny_manifest_put = Some(2));
     let run = module(&json!({
         "images": [{"src": format!("{}/part/app", src.host), "dest": format!("{}/part/app", proxy.host), "all_tags": true}],
         "registries": {src.host.clone(): {"plain_http": true}, proxy.host.clone(): {"plain_http": true}},
@@ -710,11 +669,7 @@ fn a_digest_copies_by_digest_under_no_tag() {
             run.assert_ok();
             assert!(run.changed(), "{kind:?} {repo}: {}", run.stdout);
             assert_eq!(run.result["images"][0]["tags"][0]["tag"], json!(digest), "{}", run.stdout);
-            assert_eq!(
-                dst.digest(&format!("{repo}@{digest}")),
-                Some(digest.clone()),
-                "{kind:?} {repo} by digest"
-            );
+            dst.assert_holds(repo, &digest, &format!("{kind:?} {repo} by digest"));
             assert_eq!(
                 dst.raw_manifest(&format!("{repo}@{digest}")),
                 src.raw_manifest(&format!("{repo}@{digest}")),

@@ -95,14 +95,10 @@ fn a_cut_download_resumes_where_it_broke() {
     src.seed(&image, "wan/cut:v1");
     let want = src.digest("wan/cut:v1").unwrap();
     for (ignore_range, dest) in [(false, "resumed/cut"), (true, "restarted/cut")] {
-        let proxy = FaultProxy::start(
-            &format!("http://{}", src.host),
-            FaultConfig {
-                cut_blob_gets: 1,
-                ignore_range,
-                ..FaultConfig::default()
-            },
-        );
+        let proxy = FaultProxy::before(&src, |f| {
+            f.cut_blob_gets = 1;
+            f.ignore_range = ignore_range;
+        });
         let run = mirror(&json!({
             "images": [{"src": format!("{}/wan/cut:v1", proxy.host), "dest": format!("{}/{dest}", dst.host)}],
             "registries": {proxy.host.clone(): {"plain_http": true}, dst.host.clone(): {"plain_http": true}},
@@ -142,14 +138,10 @@ fn a_chunked_upload_resumes_where_the_registry_holds_its_chunks() {
     src.seed(&image, "wan/chunked:v1");
     let want = src.digest("wan/chunked:v1").unwrap();
     for (refuse, dest) in [(true, "resumed/chunked"), (false, "restarted/chunked")] {
-        let proxy = FaultProxy::start(
-            &format!("http://{}", dst.host),
-            FaultConfig {
-                refuse_patch: refuse.then_some(1),
-                cut_patch: (!refuse).then_some(1),
-                ..FaultConfig::default()
-            },
-        );
+        let proxy = FaultProxy::before(&dst, |f| {
+            f.refuse_patch = refuse.then_some(1);
+            f.cut_patch = (!refuse).then_some(1);
+        });
         let run = mirror(&json!({
             "images": [{"src": format!("{}/wan/chunked:v1", src.host), "dest": format!("{}/{dest}", proxy.host)}],
             "registries": {src.host.clone(): {"plain_http": true}, proxy.host.clone(): {"plain_http": true}},
@@ -209,13 +201,7 @@ fn a_stalled_source_fails_its_attempt_and_the_retry_resumes() {
         ..RegistryConfig::default()
     };
     for (stalls, attempts) in [(1, 3), (10, 2)] {
-        let proxy = FaultProxy::start(
-            &format!("http://{}", src.host),
-            FaultConfig {
-                stall_blob_gets: stalls,
-                ..FaultConfig::default()
-            },
-        );
+        let proxy = FaultProxy::before(&src, |f| f.stall_blob_gets = stalls);
         let engine = Engine::new(EngineOptions {
             retry: RetryPolicy {
                 max_attempts: attempts,

@@ -10,7 +10,7 @@ use imagegate_registry::mirror::{self, Entry, ImageEntry, Mirror, Selection, Sid
 use imagegate_registry::{
     BlobCache, Credential, Engine, EngineOptions, Error, ErrorKind, Reference, RegistryClient, RegistryConfig, Stats,
 };
-use imagegate_testkit::{FaultConfig, FaultProxy, Fixtures, HostileRegistry, Hostility, Kind, TestRegistry};
+use imagegate_testkit::{FaultProxy, Fixtures, HostileRegistry, Hostility, Kind, TestRegistry};
 
 /// Each side with its own configuration.
 struct Both {
@@ -143,13 +143,7 @@ fn tags_chosen_by_pattern_copy_from_zuul_registry_to_distribution() {
 fn two_entries_sending_two_images_to_one_tag_are_refused_before_any_write() {
     let reg = TestRegistry::seeded(Kind::Distribution, &[(0, "src/a:v1"), (1, "src/b:v1")]);
     let at = Both::new(plain(), plain());
-    let m = mirror_of(
-        vec![
-            entry(0, &format!("{}/src/a:v1", reg.host), &format!("{}/dst/one:v1", reg.host), one("v1")),
-            entry(1, &format!("{}/src/b:v1", reg.host), &format!("{}/dst/one:v1", reg.host), one("v1")),
-        ],
-        false,
-    );
+    let m = mirror_within(&reg, &[("src/a:v1", "dst/one:v1"), ("src/b:v1", "dst/one:v1")]);
     let Err(err) = run(&m, &at) else {
         panic!("two images for one tag were accepted");
     };
@@ -162,28 +156,37 @@ fn one(tag: &str) -> Selection {
     Selection::One { dest_tag: tag.into() }
 }
 
+/// Entry `index`: the tag `v1` of `src` to `dest` (both `host/repo:v1`).
+fn copy_v1(index: usize, src: &str, dest: &str) -> Entry {
+    entry(index, src, dest, one("v1"))
+}
+
+/// A mirror (not in check mode) inside `reg`: entry `i` copies the tag v1
+/// of the `i`th `(src, dest)` of `pairs` (`repo:v1` each).
+fn mirror_within(reg: &TestRegistry, pairs: &[(&str, &str)]) -> Mirror {
+    let at = |repo_tag: &str| format!("{}/{repo_tag}", reg.host);
+    let entries = pairs.iter().enumerate().map(|(i, (src, dest))| copy_v1(i, &at(src), &at(dest)));
+    mirror_of(entries.collect(), false)
+}
+
+/// A mirror (not in check mode) of the one entry `copy_v1(0, src, dest)`.
+fn mirror_v1(src: &str, dest: &str) -> Mirror {
+    mirror_of(vec![copy_v1(0, src, dest)], false)
+}
+
 /// A cosign-style signature tag (`sha256-<hex>.sig`) of the image travels
 /// with it, to the same digest.
 #[test]
 fn a_signature_tag_travels_with_the_image() {
     let fx = Fixtures::get();
-    let src = TestRegistry::start(Kind::Distribution);
+    let src = TestRegistry::seeded(Kind::Distribution, &[(3, "signed/app:v1")]);
     let dest = TestRegistry::start(Kind::Distribution);
-    src.seed(&fx.single(3), "signed/app:v1");
     let digest = src.digest("signed/app:v1").expect("seeded");
     let sig_tag = format!("{}.sig", digest.replace(':', "-"));
     // Any manifest will do as the signature: what matters is its tag.
     src.seed(&fx.single(4), &format!("signed/app:{sig_tag}"));
     let at = Both::new(plain(), plain());
-    let m = mirror_of(
-        vec![entry(
-            0,
-            &format!("{}/signed/app:v1", src.host),
-            &format!("{}/signed/app:v1", dest.host),
-            one("v1"),
-        )],
-        false,
-    );
+    let m = mirror_v1(&format!("{}/signed/app:v1", src.host), &format!("{}/signed/app:v1", dest.host));
     let (done, entries) = run(&m, &at).expect("mirror");
     assert_eq!(done.totals.signature_tags, 1, "{entries:?}");
     assert_eq!(entries[0]["signature_tags"][0], sig_tag.as_str(), "{entries:?}");
@@ -200,23 +203,7 @@ fn a_signature_tag_travels_with_the_image() {
 fn a_missing_source_fails_its_entry_only() {
     let reg = TestRegistry::seeded(Kind::Distribution, &[(5, "have/app:v1")]);
     let at = Both::new(plain(), plain());
-    let m = mirror_of(
-        vec![
-            entry(
-                0,
-                &format!("{}/have/app:v1", reg.host),
-                &format!("{}/out/app:v1", reg.host),
-                one("v1"),
-            ),
-            entry(
-                1,
-                &format!("{}/gone/app:v1", reg.host),
-                &format!("{}/out/gone:v1", reg.host),
-                one("v1"),
-            ),
-        ],
-        false,
-    );
+    let m = mirror_within(&reg, &[("have/app:v1", "out/app:v1"), ("gone/app:v1", "out/gone:v1")]);
     let (done, entries) = run(&m, &at).expect("mirror");
     assert_eq!(done.failures.len(), 1, "{:?}", done.failures);
     assert!(done.failures[0].starts_with("images[1] "), "{:?}", done.failures);
@@ -268,24 +255,12 @@ fn tag_lists_are_read_whole_and_bounded() {
 #[test]
 fn a_copy_to_a_rate_limited_registry_completes_and_counts_its_retries() {
     let reg = TestRegistry::seeded(Kind::Distribution, &[(6, "flaky/app:v1")]);
-    let proxy = FaultProxy::start(
-        &format!("http://{}", reg.host),
-        FaultConfig {
-            limit_manifest_puts: 2,
-            retry_after_secs: 1,
-            ..Default::default()
-        },
-    );
+    let proxy = FaultProxy::before(&reg, |f| {
+        f.limit_manifest_puts = 2;
+        f.retry_after_secs = 1;
+    });
     let at = Both::new(plain(), plain());
-    let m = mirror_of(
-        vec![entry(
-            0,
-            &format!("{}/flaky/app:v1", reg.host),
-            &format!("{}/steady/app:v1", proxy.host),
-            one("v1"),
-        )],
-        false,
-    );
+    let m = mirror_v1(&format!("{}/flaky/app:v1", reg.host), &format!("{}/steady/app:v1", proxy.host));
     let (done, _) = run(&m, &at).expect("mirror");
     assert!(done.failures.is_empty(), "{:?}", done.failures);
     assert_eq!(reg.digest("steady/app:v1"), reg.digest("flaky/app:v1"));

@@ -158,6 +158,16 @@ impl FaultProxy {
         Self::start_with_ca(upstream, None, config)
     }
 
+    /// Starts a proxy in front of `reg` (over https, trusting its CA, when
+    /// it serves TLS) injecting the faults that `faults` sets on a default
+    /// (fault-free) configuration.
+    pub fn before(reg: &crate::TestRegistry, faults: impl FnOnce(&mut FaultConfig)) -> Self {
+        let mut config = FaultConfig::default();
+        faults(&mut config);
+        let scheme = if reg.ca_cert.is_some() { "https" } else { "http" };
+        Self::start_with_ca(&format!("{scheme}://{}", reg.host), reg.ca_cert.as_deref(), config)
+    }
+
     /// Starts a proxy for `upstream`, trusting `ca` (PEM) for an https upstream.
     pub fn start_with_ca(upstream: &str, ca: Option<&std::path::Path>, config: FaultConfig) -> Self {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind proxy");

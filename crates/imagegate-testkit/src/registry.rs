@@ -267,6 +267,12 @@ impl TestRegistry {
         Some(imagegate_registry::Digest::of(&out.stdout).to_string())
     }
 
+    /// Asserts that `repo` here serves the manifest `digest` by its digest
+    /// (it arrived unchanged); `what` is the failure's message.
+    pub fn assert_holds(&self, repo: &str, digest: &str, what: &str) {
+        assert_eq!(self.digest(&format!("{repo}@{digest}")).as_deref(), Some(digest), "{what}");
+    }
+
     /// The tags of a repository, listed with skopeo (sorted; empty when the
     /// repository has none or is unknown).
     pub fn tags(&self, repo: &str) -> Vec<String> {
