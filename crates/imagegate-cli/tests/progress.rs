@@ -33,6 +33,28 @@ fn slow(rate: u64) -> Slow {
     }
 }
 
+impl Slow {
+    /// `imagegate` arguments copying the big image through the relay to
+    /// `repo`, and the tag that copy writes.
+    fn copy(&self, repo: &str) -> (Vec<String>, String) {
+        let (reg, relay) = (&self.reg.host, &self.relay.host);
+        let args = [
+            "--plain-http",
+            reg,
+            "--plain-http",
+            relay,
+            "copy",
+            &format!("{reg}/src/big:v1"),
+            &format!("{relay}/{repo}/big:v1"),
+        ];
+        (args.map(String::from).to_vec(), format!("{repo}/big:v1"))
+    }
+}
+
+fn strs(args: &[String]) -> Vec<&str> {
+    args.iter().map(String::as_str).collect()
+}
+
 fn command(args: &[&str]) -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_imagegate"));
     cmd.args(args)
@@ -69,11 +91,8 @@ fn on_a_terminal(args: &[&str]) -> (i32, String) {
 #[test]
 fn a_terminal_shows_bars_and_a_log_gets_plain_lines_at_a_bounded_rate() {
     let s = slow(2 << 20);
-    let plain = ["--plain-http", s.reg.host.as_str(), "--plain-http", s.relay.host.as_str()];
-    let src = format!("{}/src/big:v1", s.reg.host);
-
-    let dest = format!("{}/tty/big:v1", s.relay.host);
-    let (code, shown) = on_a_terminal(&[&plain[..], &["copy", &src, &dest]].concat());
+    let (args, tag) = s.copy("tty");
+    let (code, shown) = on_a_terminal(&strs(&args));
     assert_eq!(code, 0, "{shown}");
     assert!(shown.contains("all blobs"), "the overall bar: {shown}");
     assert!(shown.contains("upload blob sha256:"), "a bar of the blob: {shown}");
@@ -82,13 +101,11 @@ fn a_terminal_shows_bars_and_a_log_gets_plain_lines_at_a_bounded_rate() {
     // The layer and the config.
     assert!(shown.contains("moved 12.00 MiB in 2 blobs in "), "the summary: {shown}");
     assert!(shown.contains("changed 1 of 1 image tags"), "{shown}");
-    assert_eq!(s.reg.digest("tty/big:v1"), s.reg.digest("src/big:v1"));
+    assert_eq!(s.reg.digest(&tag), s.reg.digest("src/big:v1"));
 
-    let dest = format!("{}/log/big:v1", s.relay.host);
+    let (args, tag) = s.copy("log");
     let started = Instant::now();
-    let out = command(&[&plain[..], &["copy", &src, &dest]].concat())
-        .output()
-        .expect("imagegate runs");
+    let out = command(&strs(&args)).output().expect("imagegate runs");
     let took = started.elapsed();
     let log = String::from_utf8_lossy(&out.stderr);
     eprintln!("without a terminal, {took:?}:\n{log}");
@@ -100,7 +117,7 @@ fn a_terminal_shows_bars_and_a_log_gets_plain_lines_at_a_bounded_rate() {
     let most = (took.as_secs() / 5 + 1) as usize;
     assert!(lines <= most, "{lines} progress lines in {took:?}, more than one per 5 s: {log}");
     assert!(log.contains("moved 12.00 MiB in 2 blobs in "), "the summary: {log}");
-    assert_eq!(s.reg.digest("log/big:v1"), s.reg.digest("src/big:v1"));
+    assert_eq!(s.reg.digest(&tag), s.reg.digest("src/big:v1"));
 }
 
 /// Starts `imagegate ARGS` with stderr read line by line into a channel.
@@ -166,10 +183,8 @@ fn finish(mut child: Child, rx: &mpsc::Receiver<String>) -> (i32, String, String
 fn ctrl_c_stops_a_copy_before_any_tag_is_written() {
     // 1 MiB/s: the first plain line (at 5 s) comes well before the end.
     let s = slow(1 << 20);
-    let plain = ["--plain-http", s.reg.host.as_str(), "--plain-http", s.relay.host.as_str()];
-    let src = format!("{}/src/big:v1", s.reg.host);
-    let dest = format!("{}/stopped/big:v1", s.relay.host);
-    let (child, rx) = spawn(&[&plain[..], &["copy", &src, &dest]].concat());
+    let (args, tag) = s.copy("stopped");
+    let (child, rx) = spawn(&strs(&args));
     // A plain progress line: the blob is on its way.
     wait_for(&rx, |l| l.starts_with("progress: "));
     ctrl_c(&child);
@@ -177,7 +192,7 @@ fn ctrl_c_stops_a_copy_before_any_tag_is_written() {
     assert_eq!(code, 130, "{stdout}{stderr}");
     assert!(stderr.contains("stopping at the next safe point"), "{stderr}");
     assert!(stderr.contains("stopped, as asked (interrupted)"), "the failure says why: {stderr}");
-    assert_eq!(s.reg.digest("stopped/big:v1"), None, "no tag written after Ctrl-C");
+    assert_eq!(s.reg.digest(&tag), None, "no tag written after Ctrl-C");
 }
 
 #[test]
