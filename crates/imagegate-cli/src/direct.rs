@@ -71,17 +71,18 @@ pub(crate) fn tags(settings: &Registries, repository: &str, regex: Option<&str>)
 
 /// `imagegate inspect`: what a reference points at: its digest and media
 /// type, the platforms of an index (each with its digest) or the layers of
-/// an image, and whether a signature is there for it.
+/// an image, what refers to it (referrers, cosign tags) and whether a
+/// signature is among them.
 pub(crate) fn inspect(settings: &Registries, reference: &str) -> Result<Done, String> {
     let r = Reference::parse(reference).map_err(|e| format!("{reference}: {e}"))?;
     let client = client(settings, &r)?;
     let rt = runtime().map_err(|e| e.message())?;
     let looked = rt.block_on(async {
         let manifest = client.get_manifest(&r.repository, &r.tag_or_digest()).await?;
-        let signature = imagegate_registry::referrers::signature_present(&client, &r.repository, &manifest.digest).await?;
-        Ok::<_, imagegate_registry::Error>((manifest, signature))
+        let referring = imagegate_registry::referrers::referring(&client, &r.repository, &manifest.digest, true).await?;
+        Ok::<_, imagegate_registry::Error>((manifest, referring))
     });
-    let (manifest, signature) = match looked {
+    let (manifest, referring) = match looked {
         Ok(v) => v,
         Err(e) => return Ok(failed(e.to_string())),
     };
@@ -93,7 +94,9 @@ pub(crate) fn inspect(settings: &Registries, reference: &str) -> Result<Done, St
         "digest": manifest.digest.to_string(),
         "media_type": untrusted_text(&manifest.media_type, 200),
         "size": manifest.bytes.len(),
-        "signature": signature.map(|s| untrusted_text(&s, 200)),
+        "signature": referring.signature(),
+        "referrers": referring.referrers,
+        "cosign_tags": referring.cosign_tags,
     });
     let shape = match manifest.parse(&name).map_err(|e| e.to_string())? {
         Parsed::Index { manifests } => {
@@ -118,8 +121,13 @@ pub(crate) fn inspect(settings: &Registries, reference: &str) -> Result<Done, St
             format!("an image of {} layers ({size} bytes)", layers.len())
         }
     };
+    let referrers = match referring.referrers.len() {
+        0 => String::new(),
+        1 => "; 1 referrer".into(),
+        n => format!("; {n} referrers"),
+    };
     result["msg"] = json!(format!(
-        "{name}: {} {shape}; {}",
+        "{name}: {} {shape}; {}{referrers}",
         manifest.digest,
         if result["signature"].is_null() {
             "no signature found"

@@ -88,6 +88,38 @@ fn copy_shows_what_it_would_do_then_does_it_and_tags_lists_it() {
     let signed = imagegate(&[&plain[..], &["inspect", &dest]].concat(), None);
     assert_eq!(signed.code, 0);
     assert!(signed.stdout.contains("an index of 2 images; signed"), "{}", signed.stdout);
+    // A referrer, listed in the referrers tag schema (distribution has no
+    // referrers API): an index under `sha256-<hex>`.
+    let child = &doc["platforms"][0];
+    let listed = serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.index.v1+json",
+        "manifests": [{"mediaType": "application/vnd.oci.image.manifest.v1+json", "digest": child["digest"],
+                       "size": child["size"], "artifactType": "application/vnd.example.sbom"}],
+    });
+    let url = format!("http://{}/v2/dst/app/manifests/{}", reg.host, digest.replace(':', "-"));
+    let put = Command::new("curl")
+        .args([
+            "-sf",
+            "-X",
+            "PUT",
+            "-H",
+            "Content-Type: application/vnd.oci.image.index.v1+json",
+            "--data-binary",
+        ])
+        .arg(listed.to_string())
+        .arg(&url)
+        .status()
+        .expect("curl runs");
+    assert!(put.success(), "PUT {url}");
+    let referred = imagegate(&[&plain[..], &["inspect", &dest, "--json"]].concat(), None);
+    let doc: Value = serde_json::from_str(&referred.stdout).expect("JSON");
+    assert_eq!(
+        doc["referrers"],
+        serde_json::json!([{"digest": child["digest"], "artifact_type": "application/vnd.example.sbom"}])
+    );
+    assert_eq!(doc["cosign_tags"], serde_json::json!([format!("{}.sig", digest.replace(':', "-"))]));
+    assert!(doc["msg"].as_str().unwrap_or_default().ends_with("; signed; 1 referrer"), "{doc}");
 
     // --json: the module's result document.
     let json = imagegate(&[&plain[..], &["copy", &src, &dest, "--json"]].concat(), None);

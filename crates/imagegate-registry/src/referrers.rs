@@ -119,13 +119,69 @@ pub async fn signature_present(client: &RegistryClient, repo: &str, digest: &Dig
     if client.manifest_digest(repo, &tag).await?.is_some() {
         return Ok(Some(format!("cosign signature tag {tag}")));
     }
+    Ok(referring(client, repo, digest, false).await?.signature())
+}
+
+/// What refers to one image: the referrers listed for it and its cosign
+/// tags, as `imagegate inspect` shows them.
+#[derive(Debug, Default, Serialize)]
+pub struct Referring {
+    pub referrers: Vec<Referrer>,
+    /// cosign tags present (`sha256-<hex>.sig`, `.att`, `.sbom`).
+    pub cosign_tags: Vec<String>,
+}
+
+/// One referrer, as its subject's list describes it.
+#[derive(Debug, Serialize)]
+pub struct Referrer {
+    /// A valid digest (checked).
+    pub digest: String,
+    /// Text the registry sent: escaped and cut to 200 characters.
+    pub artifact_type: Option<String>,
+}
+
+impl Referring {
+    /// The first signature among them, said as [`signature_present`] says it.
+    pub fn signature(&self) -> Option<String> {
+        let tag = self.cosign_tags.iter().find(|t| t.ends_with(".sig"));
+        tag.map(|t| format!("cosign signature tag {t}")).or_else(|| {
+            self.referrers.iter().find_map(|r| {
+                let kind = r.artifact_type.as_deref()?;
+                SIGNATURE_TYPES.contains(&kind).then(|| format!("referrer {} ({kind})", r.digest))
+            })
+        })
+    }
+}
+
+/// The referrers of `digest` in `repo` (through the referrers API or its
+/// tag schema; at most [`MAX_REFERRERS`], each digest checked) and, with
+/// `cosign`, which of its cosign tags are there.
+pub async fn referring(client: &RegistryClient, repo: &str, digest: &Digest, cosign: bool) -> Result<Referring, Error> {
     let (_, found) = Ctx::list(client, repo, digest).await?;
-    Ok(found.iter().find_map(|d| {
-        let kind = d["artifactType"].as_str()?;
-        SIGNATURE_TYPES
-            .contains(&kind)
-            .then(|| format!("referrer {} ({kind})", d["digest"].as_str().unwrap_or("?")))
-    }))
+    if found.len() > MAX_REFERRERS {
+        return Err(too_many(client, repo, digest, found.len()));
+    }
+    let mut referring = Referring::default();
+    for d in &found {
+        referring.referrers.push(Referrer {
+            digest: Digest::parse(d["digest"].as_str().unwrap_or_default())?.to_string(),
+            artifact_type: d["artifactType"].as_str().map(|t| crate::error::untrusted_text(t, 200)),
+        });
+    }
+    for suffix in COSIGN_SUFFIXES.iter().filter(|_| cosign) {
+        let tag = format!("{}.{suffix}", fallback_tag(digest));
+        if client.manifest_digest(repo, &tag).await?.is_some() {
+            referring.cosign_tags.push(tag);
+        }
+    }
+    Ok(referring)
+}
+
+fn too_many(client: &RegistryClient, repo: &str, digest: &Digest, listed: usize) -> Error {
+    Error::new(ErrorKind::Protocol(format!(
+        "{}/{repo} lists {listed} referrers of {digest}, more than the {MAX_REFERRERS} carried",
+        client.registry()
+    )))
 }
 
 struct Ctx<'a> {
@@ -171,12 +227,7 @@ impl Ctx<'_> {
             return Ok(carried);
         }
         if found.len() > MAX_REFERRERS {
-            return Err(Error::new(ErrorKind::Protocol(format!(
-                "{}/{} lists {} referrers of {digest}, more than the {MAX_REFERRERS} carried",
-                self.src.registry(),
-                self.src_repo,
-                found.len()
-            ))));
+            return Err(too_many(self.src, self.src_repo, digest, found.len()));
         }
         for d in &found {
             let r = Digest::parse(d["digest"].as_str().unwrap_or_default())?;
