@@ -189,6 +189,28 @@ fn mirror_reads_its_options_from_stdin_and_rm_tag_removes_one_tag() {
     let rm = imagegate(&["--plain-http", &reg.host, "rm-tag", &format!("{}/m/app:old", reg.host)], None);
     assert_eq!(rm.code, 0);
     assert_eq!(reg.tags("m/app"), ["1.0", "1.1"], "only that tag went");
+
+    // Twelve failed entries: the message names ten, the result has all.
+    let missing: Vec<Value> = (0..12)
+        .map(|i| serde_json::json!({"src": format!("{}/none/app{i:02}:1", reg.host), "dest": format!("{}/n/x{i:02}", reg.host)}))
+        .collect();
+    let options = serde_json::json!({"images": missing, "registries": {reg.host.clone(): {"plain_http": true}}});
+    let failed = imagegate(&["mirror", "-f", "-", "--json"], Some(&options.to_string()));
+    assert_eq!(failed.code, 1);
+    let doc: Value = serde_json::from_str(&failed.stdout).expect("JSON");
+    let msg = doc["msg"].as_str().expect("msg");
+    assert!(
+        msg.starts_with("12 images failed: ") && msg.ends_with("; and 2 more (each image's error is in its entry of images)"),
+        "{msg}"
+    );
+    assert!(msg.contains("none/app09") && !msg.contains("none/app10"), "{msg}");
+    let errors = doc["images"]
+        .as_array()
+        .expect("images")
+        .iter()
+        .filter(|i| i["failed"] == true && i["msg"].is_string())
+        .count();
+    assert_eq!(errors, 12, "{doc}");
 }
 
 #[test]

@@ -266,6 +266,9 @@ struct Mirrored<'a> {
     skipped_tags: &'a [SkippedNames],
 }
 
+/// Failures named in a failed mirror's message at most.
+const FAILURES_SAID: usize = 10;
+
 /// A mirror with failed entries: what did move, and every entry.
 #[derive(Serialize)]
 struct Unfinished<'a> {
@@ -297,10 +300,16 @@ fn result(results: Vec<EntryResult>, ctx: &Context, started: std::time::Instant)
         skipped_tags: &s.skipped_tags,
     };
     if !s.failures.is_empty() {
-        let msg = if s.failures.len() == 1 {
-            s.failures.remove(0)
-        } else {
-            format!("{} images failed: {}", s.failures.len(), s.failures.join("; "))
+        // A message a log can hold: the first failures; every one is in
+        // its entry of `images`.
+        let msg = match s.failures.len() {
+            1 => s.failures.remove(0),
+            n if n > FAILURES_SAID => format!(
+                "{n} images failed: {}; and {} more (each image's error is in its entry of images)",
+                s.failures[..FAILURES_SAID].join("; "),
+                n - FAILURES_SAID
+            ),
+            n => format!("{n} images failed: {}", s.failures.join("; ")),
         };
         // The images that did copy stay copied: say so.
         let changed = !ctx.check_mode && s.changed();
