@@ -7,7 +7,7 @@ use std::process::Command;
 
 use imagegate_testkit::ansible::{local_host, playbook_on, returned_buildset_registry, zuul_returned, Core};
 use imagegate_testkit::node::{is_alias, toml_file, NodeUser, PidFile, RemoveDir, SystemPaths};
-use imagegate_testkit::tools::venv_tool;
+use imagegate_testkit::tools::zuul_registry_venv;
 use imagegate_testkit::{repo_root, Fixtures, Kind, TestRegistry};
 use serde_json::{json, Value};
 
@@ -332,11 +332,8 @@ fn remove_registry_tag_role(core: Core) {
 }
 
 fn promotion_set_playbook(core: Core) {
-    let fx = Fixtures::get();
     let reg = TestRegistry::start(Kind::Distribution);
-    for n in 0..3 {
-        reg.seed(&fx.single(n), &format!("tripleo/img{n}:tripleo-ci-testing"));
-    }
+    reg.seed_each(0..3, |n| format!("tripleo/img{n}:tripleo-ci-testing"));
     let coll = collection();
     let record = coll.path().join("record.json");
     let vars = |images: Vec<String>| {
@@ -441,7 +438,7 @@ fn buildset_registry_that_cannot_start_fails_with_its_log(core: Core) {
     let squatter = std::net::TcpListener::bind(("127.0.0.1", 0)).unwrap();
     let port = squatter.local_addr().unwrap().port();
     let _kill = PidFile(work.path().join("bs/registry.pid"));
-    let venv = venv_tool("zuul-registry").parent().unwrap().parent().unwrap().to_path_buf();
+    let venv = zuul_registry_venv();
     let (ok, out) = playbook(
         core,
         coll.path(),
@@ -497,7 +494,7 @@ fn buildset_registry_flow(core: Core) {
     )));
     let rw = intermediate.rw.as_ref().unwrap();
     let iport: u16 = intermediate.host.rsplit(':').next().unwrap().parse().unwrap();
-    let venv = venv_tool("zuul-registry").parent().unwrap().parent().unwrap().to_path_buf();
+    let venv = zuul_registry_venv();
     let common = |port: u16, zuul: Value| {
         json!({
             "it_work": w,
@@ -675,7 +672,7 @@ fn buildset_registry_job_playbooks(core: Core) {
     let work = tempfile::Builder::new().prefix("imagegate-bsjob-").tempdir().unwrap();
     let port = imagegate_testkit::free_port();
     let _kill = PidFile(work.path().join("bs/registry.pid"));
-    let venv = venv_tool("zuul-registry").parent().unwrap().parent().unwrap().to_path_buf();
+    let venv = zuul_registry_venv();
     let vars = json!({
         "zuul": zuul_var("check"),
         "run_buildset_registry_dir": work.path().join("bs"),
@@ -910,7 +907,7 @@ fn docker_consumer_pulls_through_the_buildset_registry(core: Core) {
     let _kill = PidFile(w.join("bs/registry.pid"));
     // dockerd reads certificates from /etc/docker/certs.d only.
     let _certs = RemoveDir(PathBuf::from(format!("/etc/docker/certs.d/{name}")));
-    let venv = venv_tool("zuul-registry").parent().unwrap().parent().unwrap().to_path_buf();
+    let venv = zuul_registry_venv();
     let home = w.join("home");
     std::fs::create_dir_all(&home).unwrap();
     let (ok, out) = playbook(
@@ -990,7 +987,7 @@ fn use_buildset_registry_configures_a_node_as_zuul_jobs_does(core: Core) {
     system.file(&buildkitd);
     system.new_dir("/etc/buildkit");
     system.update_ca();
-    let venv = venv_tool("zuul-registry").parent().unwrap().parent().unwrap().to_path_buf();
+    let venv = zuul_registry_venv();
     let bs = format!("{host}:{port}");
     let (ok, out) = playbook(
         core,
@@ -1426,13 +1423,10 @@ fn promotion_declared_by_digest(core: Core) {
 /// the stage tag, all or nothing, and a registry that cannot be reached is
 /// named while the others still get the set.
 fn stage_copied_to_other_registries(core: Core) {
-    let fx = Fixtures::get();
     let reg = TestRegistry::start(Kind::Distribution);
     let other = TestRegistry::start(Kind::Distribution);
     let gone = format!("127.0.0.1:{}", imagegate_testkit::free_port());
-    for n in 0..3 {
-        reg.seed(&fx.single(n), &format!("tripleo/img{n}:tripleo-ci-testing"));
-    }
+    reg.seed_each(0..3, |n| format!("tripleo/img{n}:tripleo-ci-testing"));
     let coll = collection();
     let (ok, out) = playbook(
         core,

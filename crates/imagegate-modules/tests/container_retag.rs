@@ -104,15 +104,11 @@ fn promote_ten_on(kind: Kind) {
     }
 }
 
-#[test]
-fn promote_ten_images_distribution() {
-    promote_ten_on(Kind::Distribution);
-}
-
-#[test]
-fn promote_ten_images_zuul_registry() {
-    promote_ten_on(Kind::Zuul);
-}
+imagegate_testkit::test_each_kind!(
+    promote_ten_on:
+    promote_ten_images_distribution => Distribution,
+    promote_ten_images_zuul_registry => Zuul,
+);
 
 #[test]
 fn expected_digest_mismatch_and_missing_images_move_nothing() {
@@ -148,11 +144,8 @@ fn expected_digest_mismatch_and_missing_images_move_nothing() {
 /// new ones removed; `previous-<tag>` keeps the old target.
 #[test]
 fn a_failed_write_puts_every_moved_tag_back() {
-    let fx = Fixtures::get();
     let reg = TestRegistry::start(Kind::Distribution);
-    for n in 0..4 {
-        reg.seed(&fx.single(n), &format!("stage/img{n}:tripleo-ci-testing"));
-    }
+    reg.seed_each(0..4, |n| format!("stage/img{n}:tripleo-ci-testing"));
     // img0 and img1 were promoted before (to other content).
     reg.seed_singles(&[(8, "stage/img0:current-tripleo"), (9, "stage/img1:current-tripleo")]);
     let before: Vec<Option<String>> = (0..4).map(|n| reg.digest(&format!("stage/img{n}:current-tripleo"))).collect();

@@ -43,13 +43,15 @@ struct Stage {
     digests: Map<String, Value>,
 }
 
+/// The builds API of tenant `rdo`, answering with `builds`.
+fn rdo_api(builds: Value) -> ZuulBuildsApi {
+    ZuulBuildsApi::start("rdo", builds)
+}
+
 fn three_images() -> Stage {
-    let fx = Fixtures::get();
     let reg = TestRegistry::start(Kind::Distribution);
     let images: Vec<String> = (0..3).map(|n| format!("{}/tripleo/img{n}", reg.host)).collect();
-    for n in 0..3 {
-        reg.seed(&fx.single(n), &format!("tripleo/img{n}:tripleo-ci-testing"));
-    }
+    reg.seed_each(0..3, |n| format!("tripleo/img{n}:tripleo-ci-testing"));
     let digests = (0..3)
         .map(|n| {
             (
@@ -82,7 +84,7 @@ fn criteria_gate_the_promotion_in_check_mode_and_for_real() {
 
     // ovb never ran: nothing moves, even in check mode the API is asked,
     // and each image is named with the job.
-    let api = ZuulBuildsApi::start("rdo", json!([stage("standalone", "SUCCESS", "s1", &s.digests)]));
+    let api = rdo_api(json!([stage("standalone", "SUCCESS", "s1", &s.digests)]));
     let run = retag(&args(&s, &api.base, true));
     assert!(run.failed(), "{}", run.stdout);
     assert!(run.msg().starts_with("nothing moved; criteria not met: "), "{}", run.msg());
@@ -105,14 +107,11 @@ fn criteria_gate_the_promotion_in_check_mode_and_for_real() {
     // ovb failed for img1 (its only build for that digest): nothing moves.
     let mut without_img1 = s.digests.clone();
     without_img1.remove(&s.images[1]);
-    let api = ZuulBuildsApi::start(
-        "rdo",
-        json!([
-            stage("standalone", "SUCCESS", "s1", &s.digests),
-            stage("ovb", "SUCCESS", "o2", &without_img1),
-            stage("ovb", "FAILURE", "o1", &s.digests),
-        ]),
-    );
+    let api = rdo_api(json!([
+        stage("standalone", "SUCCESS", "s1", &s.digests),
+        stage("ovb", "SUCCESS", "o2", &without_img1),
+        stage("ovb", "FAILURE", "o1", &s.digests),
+    ]));
     let run = retag(&args(&s, &api.base, false));
     assert!(run.failed(), "{}", run.stdout);
     assert!(
@@ -131,26 +130,20 @@ fn criteria_gate_the_promotion_in_check_mode_and_for_real() {
     // for nothing even if the API returns it.
     let mut other_digest = s.digests.clone();
     other_digest.insert(s.images[2].clone(), json!(format!("sha256:{}", "0".repeat(64))));
-    let api = ZuulBuildsApi::start(
-        "rdo",
-        json!([
-            stage("standalone", "SUCCESS", "s1", &s.digests),
-            stage("ovb", "SUCCESS", "o3", &other_digest)
-        ]),
-    );
+    let api = rdo_api(json!([
+        stage("standalone", "SUCCESS", "s1", &s.digests),
+        stage("ovb", "SUCCESS", "o3", &other_digest)
+    ]));
     let run = retag(&args(&s, &api.base, false));
     assert!(run.failed(), "{}", run.stdout);
     assert!(run.msg().contains(&format!("ovb missing for {}@", s.images[2])), "{}", run.msg());
     nothing_moved(&s);
 
     // Every criterion met. Check mode predicts, writes nothing, shows the diff.
-    let api = ZuulBuildsApi::start(
-        "rdo",
-        json!([
-            stage("standalone", "SUCCESS", "s1", &s.digests),
-            stage("ovb", "SUCCESS", "o4", &s.digests)
-        ]),
-    );
+    let api = rdo_api(json!([
+        stage("standalone", "SUCCESS", "s1", &s.digests),
+        stage("ovb", "SUCCESS", "o4", &s.digests)
+    ]));
     let check = retag(&args(&s, &api.base, true));
     check.assert_ok();
     assert!(check.changed());
@@ -206,13 +199,10 @@ fn criteria_gate_the_promotion_in_check_mode_and_for_real() {
 #[test]
 fn only_builds_of_reviewed_code_meet_the_criteria() {
     let s = three_images();
-    let api = ZuulBuildsApi::start(
-        "rdo",
-        json!([
-            stage_in("check", Some(42), "standalone", "SUCCESS", "c1", &s.digests),
-            stage_in("check", Some(42), "ovb", "SUCCESS", "c2", &s.digests),
-        ]),
-    );
+    let api = rdo_api(json!([
+        stage_in("check", Some(42), "standalone", "SUCCESS", "c1", &s.digests),
+        stage_in("check", Some(42), "ovb", "SUCCESS", "c2", &s.digests),
+    ]));
     let mut a = args(&s, &api.base, false);
     a["criteria"]["ref"] = Value::Null;
     let run = retag(&a);
@@ -228,14 +218,11 @@ fn only_builds_of_reviewed_code_meet_the_criteria() {
     }
     // The operator trusts gate: a gate build of a change counts, the check
     // build still does not.
-    let api = ZuulBuildsApi::start(
-        "rdo",
-        json!([
-            stage_in("check", Some(42), "standalone", "SUCCESS", "c1", &s.digests),
-            stage_in("gate", Some(42), "standalone", "SUCCESS", "g1", &s.digests),
-            stage_in("gate", Some(42), "ovb", "SUCCESS", "g2", &s.digests),
-        ]),
-    );
+    let api = rdo_api(json!([
+        stage_in("check", Some(42), "standalone", "SUCCESS", "c1", &s.digests),
+        stage_in("gate", Some(42), "standalone", "SUCCESS", "g1", &s.digests),
+        stage_in("gate", Some(42), "ovb", "SUCCESS", "g2", &s.digests),
+    ]));
     let mut a = args(&s, &api.base, false);
     a["criteria"]["ref"] = Value::Null;
     a["criteria"]["pipelines"] = json!(["gate"]);
@@ -447,7 +434,7 @@ fn an_https_builds_api_is_trusted_through_its_ca_cert() {
 fn pages_of_builds_are_bounded() {
     let s = three_images();
     let failures: Vec<Value> = (0..600).map(|n| stage("ovb", "FAILURE", &format!("f{n}"), &s.digests)).collect();
-    let api = ZuulBuildsApi::start("rdo", Value::Array(failures));
+    let api = rdo_api(Value::Array(failures));
     let mut args = args(&s, &api.base, false);
     args["criteria"]["jobs"] = json!(["ovb"]);
     let run = retag(&args);

@@ -127,11 +127,8 @@ fn mirror_refuses_two_sources_for_one_tag_before_any_write() {
 
 #[test]
 fn a_failure_after_moves_reports_changed_and_what_moved() {
-    let fx = Fixtures::get();
     let reg = TestRegistry::start(Kind::Distribution);
-    for n in 0..4 {
-        reg.seed(&fx.single(n), &format!("part/img{n}:testing"));
-    }
+    reg.seed_each(0..4, |n| format!("part/img{n}:testing"));
     let proxy = FaultProxy::before(&reg, |f| f.deny_manifest_put = Some(2));
     let images: Vec<Value> = (0..4)
         .map(|n| json!({"repository": format!("{}/part/img{n}", proxy.host), "src_tag": "testing", "tags": ["current"]}))
@@ -428,9 +425,7 @@ fn restore_from_refuses_what_is_not_a_record_and_company() {
 fn restore_brings_back_the_change_tags_a_promotion_removed() {
     let fx = Fixtures::get();
     let reg = TestRegistry::start(Kind::Distribution);
-    for n in 0..3 {
-        reg.seed(&fx.single(n), &format!("team/img{n}:change_7_latest"));
-    }
+    reg.seed_each(0..3, |n| format!("team/img{n}:change_7_latest"));
     reg.seed(&fx.single(9), "team/img0:latest");
     let tags = |reg: &TestRegistry| -> Vec<Option<String>> {
         (0..3)

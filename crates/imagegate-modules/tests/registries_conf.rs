@@ -7,7 +7,7 @@ use std::process::Command;
 
 use imagegate_testkit::ansible::{local_host, playbook_on, Core};
 use imagegate_testkit::node::{toml_file, NodeUser, PidFile, RemoveDir, SystemPaths};
-use imagegate_testkit::tools::venv_tool;
+use imagegate_testkit::tools::zuul_registry_venv;
 use imagegate_testkit::{run_module, Kind, ModuleRun, TestRegistry};
 use serde_json::{json, Value};
 
@@ -204,15 +204,13 @@ fn use_buildset_registry_keeps_the_site_mirrors(core: Core) {
     );
     std::fs::write(&main, &site_conf).unwrap();
 
-    let venv = venv_tool("zuul-registry").parent().unwrap().parent().unwrap().to_path_buf();
-    let bs = format!("{host}:{port}");
     let (ok, out) = playbook_on(
         core,
         coll.path(),
         "tests/integration/targets/buildset/serve.yml",
         &json!({
-            "it_work": w, "it_host": host, "it_address": "127.0.0.1", "it_port": port, "it_venv": venv,
-            "it_images": [{"src": format!("{}/spec/app:v1", source.host), "dest": format!("{bs}/library/app:latest")}],
+            "it_work": w, "it_host": host, "it_address": "127.0.0.1", "it_port": port, "it_venv": zuul_registry_venv(),
+            "it_images": [{"src": format!("{}/spec/app:v1", source.host), "dest": format!("{host}:{port}/library/app:latest")}],
             "it_source_registries": {source.host.clone(): {"plain_http": true}},
             "zuul": {"change": "42", "patchset": "1", "pipeline": "check", "build": "b1", "tenant": "t", "project": {"short_name": "app"}},
         }),

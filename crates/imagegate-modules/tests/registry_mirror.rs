@@ -109,20 +109,12 @@ fn mirror_on(kind: Kind) {
     assert_eq!(totals(&again, "manifests_written"), 0);
 }
 
-#[test]
-fn mirror_distribution_plain() {
-    mirror_on(Kind::Distribution);
-}
-
-#[test]
-fn mirror_distribution_tls_basic_auth() {
-    mirror_on(Kind::DistributionTls);
-}
-
-#[test]
-fn mirror_zuul_registry_tokens() {
-    mirror_on(Kind::Zuul);
-}
+imagegate_testkit::test_each_kind!(
+    mirror_on:
+    mirror_distribution_plain => Distribution,
+    mirror_distribution_tls_basic_auth => DistributionTls,
+    mirror_zuul_registry_tokens => Zuul,
+);
 
 /// Within one registry blobs are mounted (distribution) or already shared
 /// (zuul-registry keeps one blob store): no blob byte is streamed.

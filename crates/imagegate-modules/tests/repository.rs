@@ -272,11 +272,7 @@ fn docs_build_cleanly_and_cover_everything() {
         let specs = std::fs::read_to_string(root.join(format!("roles/{role}/meta/argument_specs.yaml")))
             .unwrap_or_else(|_| panic!("role {role} has no meta/argument_specs.yaml"));
         // Options are the keys indented six spaces under `options:`.
-        for option in specs.lines().filter_map(|l| {
-            l.strip_prefix("      ")
-                .filter(|o| !o.starts_with(' '))
-                .and_then(|o| o.strip_suffix(':'))
-        }) {
+        for option in keys_indented(&specs, 6) {
             assert!(
                 readme.contains(&format!(".. zuul:rolevar:: {option}")),
                 "role {role}: input {option} has no zuul:rolevar in README.rst"
@@ -304,11 +300,7 @@ fn docs_build_cleanly_and_cover_everything() {
             {
                 let text = std::fs::read_to_string(root.join(format!("plugins/doc_fragments/{fragment}.py"))).unwrap();
                 // Options are the keys indented two spaces under `options:`.
-                for option in text.lines().filter_map(|l| {
-                    l.strip_prefix("  ")
-                        .filter(|o| !o.starts_with(' '))
-                        .and_then(|o| o.strip_suffix(':'))
-                }) {
+                for option in keys_indented(&text, 2) {
                     assert!(
                         section.contains(&format!("<strong>{option}</strong>")),
                         "module {module}: option {option} of doc fragment {fragment} is not on its page"
@@ -406,4 +398,15 @@ fn the_release_version_is_the_same_everywhere() {
 fn parse_ok(v: &str) -> bool {
     let parts: Vec<&str> = v.split('.').collect();
     parts.len() == 3 && parts.iter().all(|p| !p.is_empty() && p.chars().all(|c| c.is_ascii_digit()))
+}
+
+/// The keys (`name:` lines with nothing after the colon) indented exactly
+/// `indent` spaces in a YAML text.
+fn keys_indented(text: &str, indent: usize) -> impl Iterator<Item = &str> {
+    let prefix = " ".repeat(indent);
+    text.lines().filter_map(move |l| {
+        l.strip_prefix(prefix.as_str())
+            .filter(|o| !o.starts_with(' '))
+            .and_then(|o| o.strip_suffix(':'))
+    })
 }

@@ -258,11 +258,8 @@ fn a_stalled_source_fails_its_attempt_and_the_retry_resumes() {
 /// start before the registry's first answer wait for it and share it.
 #[test]
 fn a_promotion_meets_one_challenge_on_one_connection() {
-    let fx = imagegate_testkit::Fixtures::get();
     let reg = TestRegistry::start_logging_requests(Kind::DistributionTls);
-    for n in 0..8 {
-        reg.seed(&fx.single(n), &format!("team/img{n}:change_1_latest"));
-    }
+    reg.seed_each(0..8, |n| format!("team/img{n}:change_1_latest"));
     let relay = imagegate_testkit::LatencyRelay::start(&reg.host, std::time::Duration::from_millis(5), 0);
     let challenges_before = reg.log().matches("\" 401 ").count();
     let images: Vec<Value> = (0..8)

@@ -13,6 +13,15 @@ use tempfile::TempDir;
 use crate::tools::{run, venv_tool};
 use crate::{free_port, random_hex, Fixtures};
 
+/// Makes a `#[test]` for each `name => Kind` given, calling `run` (a
+/// function taking a [`Kind`]) with that kind of registry.
+#[macro_export]
+macro_rules! test_each_kind {
+    ($run:ident: $($name:ident => $kind:ident),+ $(,)?) => {
+        $( #[test] fn $name() { $run($crate::Kind::$kind) } )+
+    };
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Kind {
     /// distribution, plain HTTP, no auth.
@@ -287,6 +296,15 @@ impl TestRegistry {
     /// The raw manifest bytes of a tag or digest, through skopeo.
     pub fn raw_manifest(&self, repo_ref: &str) -> Vec<u8> {
         run(&mut self.skopeo_read(&["inspect", "--raw"], repo_ref)).stdout
+    }
+
+    /// Seeds the fixture image [`Fixtures::single`]`(n)` under
+    /// `repo_tag(n)` for each `n` of `images`, in order.
+    pub fn seed_each(&self, images: std::ops::Range<usize>, repo_tag: impl Fn(usize) -> String) {
+        let fx = Fixtures::get();
+        for n in images {
+            self.seed(&fx.single(n), &repo_tag(n));
+        }
     }
 
     /// Copies a fixture (an OCI layout reference `oci:<dir>:<tag>`) to

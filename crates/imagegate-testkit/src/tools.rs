@@ -21,6 +21,16 @@ pub fn venv_tool(name: &str) -> PathBuf {
     }
 }
 
+/// The venv zuul-registry is installed in (the buildset registry roles'
+/// `venv` input), found from its executable.
+pub fn zuul_registry_venv() -> PathBuf {
+    let tool = venv_tool("zuul-registry");
+    tool.parent()
+        .and_then(|bin| bin.parent())
+        .expect("zuul-registry is in a venv's bin")
+        .to_path_buf()
+}
+
 /// Runs a command and panics with its output if it fails.
 pub fn run(cmd: &mut Command) -> Output {
     let out = cmd.output().unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"));
