@@ -23,7 +23,7 @@ cd "$ROOT"
 
 log() { printf '\033[1m==> %s\033[0m\n' "$*"; }
 
-DEBS=(docker.io sudo docker-registry buildah podman busybox-static skopeo openssl apache2-utils ca-certificates musl-tools python3-venv openssh-server time
+DEBS=(docker.io sudo docker-registry buildah podman busybox-static skopeo openssl apache2-utils ca-certificates musl-tools python3-venv openssh-server time curl bsdutils
       gcc-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user-static pass golang-docker-credential-helpers)
 source "$ROOT/tools/debs.sh"
 ensure_debs "${DEBS[@]}"
