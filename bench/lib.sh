@@ -1,24 +1,27 @@
-# Shared by the benchmarks, sourced first (`source "$(dirname "$0")/lib.sh"`):
-# the set-up every benchmark starts with, registries on loopback, optional
-# delaying proxies, timing and the result file. A benchmark then sets its
-# parameters (LATENCY_MS among them) and calls bench_begin.
+# Shared by the benchmarks, sourced first (`source "$(dirname "$0")/lib.sh"`,
+# from anywhere: it moves to the repository root and sets ROOT):
+# registries on loopback, optional delaying proxies, timing and the result
+# file. A benchmark then sets its parameters (LATENCY_MS among them) and
+# calls bench_begin, which sets the machine up.
 # Results go to bench/results (committed: docs/benchmarks.md quotes only
 # what a file there shows); BENCH_RESULTS elsewhere for a trial run.
 set -euo pipefail
-cd "$(dirname "$0")/.."
-bash tools/setup.sh
-source tools/env.sh
-command -v /usr/bin/time >/dev/null || apt-get install -y -qq time >/dev/null
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+ROOT=$PWD
 BENCH_RESULTS=${BENCH_RESULTS:-bench/results}
 # Registries and proxies are stopped on every exit path, by their pids.
 source tools/servers.sh
 
-# bench_begin WORK_DIR COMMAND: once the parameters are set, an empty work
-# dir W, the results dir, the delaying proxy built when LATENCY_MS asks for
-# one, and COMMAND (the benchmark as called, for the result's head) in
+# bench_begin WORK_DIR COMMAND: once the parameters are set, the machine
+# set up (tools/setup.sh, tools/env.sh, /usr/bin/time), an empty work dir
+# W, the results dir, the delaying proxy built when LATENCY_MS asks for one,
+# and COMMAND (the benchmark as called, for the result's head) in
 # BENCH_COMMAND.
 bench_begin() {
   W=$1 BENCH_COMMAND=$2
+  bash tools/setup.sh
+  source tools/env.sh
+  command -v /usr/bin/time >/dev/null || apt-get install -y -qq time >/dev/null
   if [ "$LATENCY_MS" != 0 ]; then
     cargo build --quiet --release -p imagegate-testkit --bin imagegate-faultproxy
   fi

@@ -30,8 +30,8 @@ PROMOTE_IMAGES=${PROMOTE_IMAGES:-30}
 MIRROR_IMAGES=${MIRROR_IMAGES:-12}
 LATENCY_MS=0
 export BENCH_COUNTED="round trips"
-cargo build --quiet --release -p imagegate-testkit --bin imagegate-relay
 bench_begin "$ROOT/.work/bench-wan" "RELAY_MS=$RELAY_MS BIG_RATE_MBIT=$BIG_RATE_MBIT PROMOTE_IMAGES=$PROMOTE_IMAGES MIRROR_IMAGES=$MIRROR_IMAGES $0 $*"
+cargo build --quiet --release -p imagegate-testkit --bin imagegate-relay
 RETAG="$ROOT/binaries/$(uname -m)/container_retag"
 MIRROR="$ROOT/binaries/$(uname -m)/registry_mirror"
 make_tls

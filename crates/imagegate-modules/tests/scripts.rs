@@ -88,17 +88,8 @@ fn assert_servers_stopped(body: &str, how: &str) {
         _ => {}
     }
     let status = wait_with_deadline(&mut child);
-    // The trap stops the servers before the script ends; allow a moment
-    // for the kernel to finish tearing them down.
-    let start = Instant::now();
-    while pids.iter().any(|&p| running(p)) && start.elapsed() < Duration::from_secs(2) {
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    let alive: Vec<u32> = pids.iter().copied().filter(|&p| running(p)).collect();
-    for p in &alive {
-        // Clean up what this test started before failing.
-        let _ = Command::new("kill").args(["-KILL", &p.to_string()]).status();
-    }
+    // The trap stops the servers before the script ends.
+    let alive = outliving(&pids);
     assert!(alive.is_empty(), "{how}: servers {alive:?} outlived the script ({status:?})");
     match how {
         "normal" => assert!(status.success(), "{status:?}"),
@@ -278,14 +269,7 @@ fn demo_stops_its_registries_when_it_fails_or_is_killed() {
         }
         let status = wait_with_deadline(&mut child);
         assert!(!status.success(), "{how}: {status:?}");
-        let start = Instant::now();
-        while servers.iter().any(|&p| running(p)) && start.elapsed() < Duration::from_secs(2) {
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        let alive: Vec<u32> = servers.iter().copied().filter(|&p| running(p)).collect();
-        for p in &alive {
-            let _ = Command::new("kill").args(["-KILL", &p.to_string()]).status();
-        }
+        let alive = outliving(&servers);
         assert!(alive.is_empty(), "{how}: the demo's registries {alive:?} outlived it");
         assert!(
             processes_mentioning(&needle).is_empty(),
@@ -360,4 +344,19 @@ fn the_module_build_needs_only_rust() {
         "static musl binaries: {}",
         String::from_utf8_lossy(&out.stderr)
     );
+}
+
+/// The processes of `pids` still running two seconds on (a moment for the
+/// kernel to finish tearing down what was stopped), killed now: this test
+/// cleans up what it started before it fails.
+fn outliving(pids: &[u32]) -> Vec<u32> {
+    let start = Instant::now();
+    while pids.iter().any(|&p| running(p)) && start.elapsed() < Duration::from_secs(2) {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let alive: Vec<u32> = pids.iter().copied().filter(|&p| running(p)).collect();
+    for p in &alive {
+        let _ = Command::new("kill").args(["-KILL", &p.to_string()]).status();
+    }
+    alive
 }
