@@ -138,13 +138,10 @@ fn promote_from_a_yaml_file_and_restore_from_its_record() {
     let dir = tempfile::tempdir().expect("tempdir");
     let record = dir.path().join("record.json");
     let file = dir.path().join("promote.yaml");
+    let (host, record_file) = (&reg.host, record.display());
     std::fs::write(
         &file,
-        format!(
-            "# a promotion, as container_retag takes it\nimages:\n  - repository: {host}/stage/app\n    src_tag: candidate\n    tags: [current]\n    remove_tags: [change_9]\nrecord_file: {record}\nregistries:\n  {host}:\n    plain_http: true\n",
-            host = reg.host,
-            record = record.display()
-        ),
+        format!("# a promotion, as container_retag takes it\nimages:\n  - repository: {host}/stage/app\n    src_tag: candidate\n    tags: [current]\n    remove_tags: [change_9]\nrecord_file: {record_file}\nregistries:\n  {host}:\n    plain_http: true\n"),
     )
     .expect("write");
     let file = file.to_str().expect("path");

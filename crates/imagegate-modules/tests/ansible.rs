@@ -1380,40 +1380,25 @@ fn promotion_declared_by_digest(core: Core) {
     reg.seed(&fx.single(3), "rdo/a:tripleo-ci-testing");
     let coll = collection();
     let manifest = coll.path().join("current-tripleo.yaml");
-    std::fs::write(
-        &manifest,
-        format!(
-            "images:\n  - name: {h}/rdo/a\n    digest: {a}\n    tags: [current-tripleo]\n  - name: {h}/rdo/b\n    digest: {b}\n    tags: [current-tripleo, stable]\n",
-            h = reg.host
-        ),
-    )
-    .unwrap();
-    let (ok, out) = playbook(
-        core,
-        coll.path(),
-        "playbooks/promote-set.yaml",
-        &json!({"promote_set_manifest": manifest, "promote_set_registries": {reg.host.clone(): {"plain_http": true}}}),
-    );
+    // Declares the images (the lines under `images:`) and promotes them.
+    let promote_declared = |images: String| {
+        std::fs::write(&manifest, format!("images:\n{images}")).unwrap();
+        let vars = json!({"promote_set_manifest": manifest, "promote_set_registries": {reg.host.clone(): {"plain_http": true}}});
+        playbook(core, coll.path(), "playbooks/promote-set.yaml", &vars)
+    };
+    let h = &reg.host;
+    let (ok, out) = promote_declared(format!(
+        "  - name: {h}/rdo/a\n    digest: {a}\n    tags: [current-tripleo]\n  - name: {h}/rdo/b\n    digest: {b}\n    tags: [current-tripleo, stable]\n"
+    ));
     assert!(ok, "{out}");
     assert_eq!(reg.digest("rdo/a:current-tripleo"), Some(a.clone()));
     assert_eq!(reg.digest("rdo/b:current-tripleo").as_ref(), Some(&b));
     assert_eq!(reg.digest("rdo/b:stable"), Some(b));
     // A declared digest the source does not have is refused; nothing moves.
     let missing = format!("sha256:{}", "0".repeat(64));
-    std::fs::write(
-        &manifest,
-        format!(
-            "images:\n  - name: {h}/rdo/a\n    digest: {a}\n    tags: [next]\n  - name: {h}/rdo/b\n    digest: {missing}\n    tags: [next]\n",
-            h = reg.host
-        ),
-    )
-    .unwrap();
-    let (ok, out) = playbook(
-        core,
-        coll.path(),
-        "playbooks/promote-set.yaml",
-        &json!({"promote_set_manifest": manifest, "promote_set_registries": {reg.host.clone(): {"plain_http": true}}}),
-    );
+    let (ok, out) = promote_declared(format!(
+        "  - name: {h}/rdo/a\n    digest: {a}\n    tags: [next]\n  - name: {h}/rdo/b\n    digest: {missing}\n    tags: [next]\n"
+    ));
     assert!(!ok, "{out}");
     assert!(out.contains(&missing[..20]), "{out}");
     assert_eq!(reg.digest("rdo/a:next"), None, "nothing moved");

@@ -38,15 +38,27 @@ fn docker_out(daemon: &DockerDaemon, args: &[&str]) -> String {
     String::from_utf8_lossy(&out.stdout).trim().to_string()
 }
 
+/// `docker run` of `image` without a network, `command` in it; its output.
+fn run_offline(daemon: &DockerDaemon, image: &str, command: &[&str]) -> String {
+    docker_out(daemon, &[&["run", "--rm", "--network", "none", image], command].concat())
+}
+
+/// A private dockerd holding busybox as `imagegate-base:1`, and a work
+/// directory.
+fn daemon_with_base() -> (DockerDaemon, tempfile::TempDir) {
+    let daemon = DockerDaemon::start();
+    daemon.import_busybox("imagegate-base:1");
+    let work = tempfile::Builder::new().prefix("imagegate-docker-test-").tempdir().unwrap();
+    (daemon, work)
+}
+
 /// docker build with RUN, a target stage, build arguments (one taken from
 /// the environment), labels in zuul-jobs' list form and `path`; the image
 /// read with docker save, pushed by our module, pulled back by docker with
 /// the same digest, and run.
 #[test]
 fn docker_build_push_pull_run() {
-    let daemon = DockerDaemon::start();
-    daemon.import_busybox("imagegate-base:1");
-    let work = tempfile::Builder::new().prefix("imagegate-docker-test-").tempdir().unwrap();
+    let (daemon, work) = daemon_with_base();
     let ctx = work.path().join("ctx");
     write(
         &ctx,
@@ -110,18 +122,10 @@ fn docker_build_push_pull_run() {
     assert_eq!(labels["org.example.team"], "images");
     assert_eq!(labels["org.example.empty"], "");
     assert_eq!(labels["org.zuul-ci.change"], "1");
-    let run = docker_out(
+    let run = run_offline(
         &daemon,
-        &[
-            "run",
-            "--rm",
-            "--network",
-            "none",
-            &pulled,
-            "sh",
-            "-c",
-            "cat /greeting /version /from-env; test ! -e /extra && echo no-extra",
-        ],
+        &pulled,
+        &["sh", "-c", "cat /greeting /version /from-env; test ! -e /extra && echo no-extra"],
     );
     assert_eq!(run, "hello\n7\nfrom the environment\nno-extra");
 }
@@ -129,9 +133,7 @@ fn docker_build_push_pull_run() {
 /// Siblings reach a docker build with ZUUL_SIBLINGS set, as zuul-jobs sets it.
 #[test]
 fn docker_build_with_siblings() {
-    let daemon = DockerDaemon::start();
-    daemon.import_busybox("imagegate-base:1");
-    let work = tempfile::Builder::new().prefix("imagegate-docker-test-").tempdir().unwrap();
+    let (daemon, work) = daemon_with_base();
     let root = work.path().join("src");
     write(&root, &[("example.org/lib/VERSION", "1.2.3\n")]);
     let ctx = root.join("example.org/app");
@@ -156,19 +158,7 @@ fn docker_build_with_siblings() {
     }));
     built.assert_ok();
     assert!(!ctx.join(".zuul-siblings").exists(), "the sibling copy is cleaned up");
-    let run = docker_out(
-        &daemon,
-        &[
-            "run",
-            "--rm",
-            "--network",
-            "none",
-            "example.org/app:latest",
-            "cat",
-            "/lib-version",
-            "/siblings",
-        ],
-    );
+    let run = run_offline(&daemon, "example.org/app:latest", &["cat", "/lib-version", "/siblings"]);
     assert_eq!(run, "1.2.3\nexample.org/lib");
 }
 

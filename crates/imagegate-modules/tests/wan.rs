@@ -22,6 +22,26 @@ fn push(args: &Value) -> ModuleRun {
 
 const MIB: usize = 1024 * 1024;
 
+/// A big image (one layer) in a layout of its own, and two plain
+/// registries: the image in the first under a tag, at digest `want`.
+struct Big {
+    dir: tempfile::TempDir,
+    src: TestRegistry,
+    dst: TestRegistry,
+    want: String,
+}
+
+/// [`Big`]: a layer of `bytes` (made from `seed`) under `repo_tag`.
+fn big(bytes: usize, seed: u64, repo_tag: &str) -> Big {
+    let dir = tempfile::tempdir().unwrap();
+    let image = big_image(dir.path(), bytes, seed);
+    let src = TestRegistry::start(Kind::Distribution);
+    let dst = TestRegistry::start(Kind::Distribution);
+    src.seed(&image, repo_tag);
+    let want = src.digest(repo_tag).unwrap();
+    Big { dir, src, dst, want }
+}
+
 /// A 64 MiB layer over a link of 450 KiB/s (about 150 s, longer than any
 /// fixed timer of the HTTP client): pulled from a slow source by
 /// registry_mirror, and pushed from a layout to a destination that reads
@@ -29,12 +49,7 @@ const MIB: usize = 1024 * 1024;
 /// time, so neither is cut off; digests exact, progress in the log.
 #[test]
 fn a_64_mib_layer_copies_over_a_450_kib_per_second_link() {
-    let dir = tempfile::tempdir().unwrap();
-    let image = big_image(dir.path(), 64 * MIB, 1);
-    let src = TestRegistry::start(Kind::Distribution);
-    let dst = TestRegistry::start(Kind::Distribution);
-    src.seed(&image, "wan/big:v1");
-    let want = src.digest("wan/big:v1").unwrap();
+    let Big { dir, src, dst, want } = big(64 * MIB, 1, "wan/big:v1");
     let slow = FaultConfig {
         blob_rate: 450 * 1024,
         ..FaultConfig::default()
@@ -87,13 +102,8 @@ fn a_64_mib_layer_copies_over_a_450_kib_per_second_link() {
 /// still completes, digest exact, and the bytes sent again are counted.
 #[test]
 fn a_cut_download_resumes_where_it_broke() {
-    let dir = tempfile::tempdir().unwrap();
     let size = 16 * MIB as u64;
-    let image = big_image(dir.path(), size as usize, 2);
-    let src = TestRegistry::start(Kind::Distribution);
-    let dst = TestRegistry::start(Kind::Distribution);
-    src.seed(&image, "wan/cut:v1");
-    let want = src.digest("wan/cut:v1").unwrap();
+    let Big { dir: _dir, src, dst, want } = big(size as usize, 2, "wan/cut:v1");
     for (ignore_range, dest) in [(false, "resumed/cut"), (true, "restarted/cut")] {
         let proxy = FaultProxy::before(&src, |f| {
             f.cut_blob_gets = 1;
@@ -129,14 +139,9 @@ fn a_cut_download_resumes_where_it_broke() {
 /// retry starts a new upload, and the bytes sent again are counted.
 #[test]
 fn a_chunked_upload_resumes_where_the_registry_holds_its_chunks() {
-    let dir = tempfile::tempdir().unwrap();
     // skopeo compresses the layer on its way to the source: a little more.
     let size = 24 * MIB as u64;
-    let image = big_image(dir.path(), size as usize, 3);
-    let src = TestRegistry::start(Kind::Distribution);
-    let dst = TestRegistry::start(Kind::Distribution);
-    src.seed(&image, "wan/chunked:v1");
-    let want = src.digest("wan/chunked:v1").unwrap();
+    let Big { dir: _dir, src, dst, want } = big(size as usize, 3, "wan/chunked:v1");
     for (refuse, dest) in [(true, "resumed/chunked"), (false, "restarted/chunked")] {
         let proxy = FaultProxy::before(&dst, |f| {
             f.refuse_patch = refuse.then_some(1);
@@ -189,12 +194,7 @@ fn a_stalled_source_fails_its_attempt_and_the_retry_resumes() {
     };
     use std::sync::Arc;
     use std::time::{Duration, Instant};
-    let dir = tempfile::tempdir().unwrap();
-    let image = big_image(dir.path(), 16 * MIB, 4);
-    let src = TestRegistry::start(Kind::Distribution);
-    let dst = TestRegistry::start(Kind::Distribution);
-    src.seed(&image, "wan/stall:v1");
-    let want = src.digest("wan/stall:v1").unwrap();
+    let Big { dir: _dir, src, dst, want } = big(16 * MIB, 4, "wan/stall:v1");
     let rt = tokio::runtime::Runtime::new().unwrap();
     let plain = RegistryConfig {
         plain_http: true,
