@@ -193,21 +193,12 @@ impl FaultProxy {
             config,
             counters: counters.clone(),
         });
-        let background = crate::server::Background::spawn(move |mut rx| async move {
-            let listener = tokio::net::TcpListener::from_std(listener).expect("listener");
-            let storage = tokio::net::TcpListener::from_std(storage).expect("storage listener");
-            loop {
-                tokio::select! {
-                    _ = &mut rx => break,
-                    accepted = storage.accept() => {
-                        let Ok((stream, _)) = accepted else { continue };
-                        spawn_connection(stream, state.clone(), serve_storage);
-                    }
-                    accepted = listener.accept() => {
-                        let Ok((stream, _)) = accepted else { continue };
-                        spawn_connection(stream, state.clone(), handle);
-                    }
-                }
+        // Listener 0 is the object storage blob GETs are redirected to.
+        let background = crate::server::Background::accept(vec![storage, listener], move |index, stream| {
+            if index == 0 {
+                spawn_connection(stream, state.clone(), serve_storage);
+            } else {
+                spawn_connection(stream, state.clone(), handle);
             }
         });
         Self {

@@ -60,6 +60,37 @@ impl Background {
     }
 }
 
+impl Background {
+    /// Accepts connections on each of `listeners` (bound, non-blocking)
+    /// until dropped, handing
+    /// each one to `on_connection` with the index of its listener (from a
+    /// task on the runtime: it may spawn more).
+    pub fn accept<F>(listeners: Vec<std::net::TcpListener>, on_connection: F) -> Self
+    where
+        F: Fn(usize, tokio::net::TcpStream) + Send + Sync + 'static,
+    {
+        let on_connection = Arc::new(on_connection);
+        Self::spawn(move |stop| async move {
+            let mut accepting = Vec::new();
+            for (index, listener) in listeners.into_iter().enumerate() {
+                let listener = tokio::net::TcpListener::from_std(listener).expect("listener");
+                let on_connection = on_connection.clone();
+                accepting.push(tokio::spawn(async move {
+                    loop {
+                        if let Ok((stream, _)) = listener.accept().await {
+                            on_connection(index, stream);
+                        }
+                    }
+                }));
+            }
+            let _ = stop.await;
+            for task in accepting {
+                task.abort();
+            }
+        })
+    }
+}
+
 impl Drop for Background {
     fn drop(&mut self) {
         if let Some(tx) = self.shutdown.take() {
@@ -129,35 +160,26 @@ impl Server {
         listener.set_nonblocking(true).expect("nonblocking");
         let addr = listener.local_addr().expect("addr").to_string();
         let handler = Arc::new(handler);
-        let background = Background::spawn(move |mut rx| async move {
-            let listener = tokio::net::TcpListener::from_std(listener).expect("listener");
-            loop {
-                tokio::select! {
-                    _ = &mut rx => break,
-                    accepted = listener.accept() => {
-                        let Ok((stream, _)) = accepted else { continue };
-                        let handler = handler.clone();
-                        let tls = tls.clone();
-                        tokio::spawn(async move {
-                            let svc = hyper::service::service_fn(move |req| {
-                                let answer = handler(req);
-                                async move { Ok::<_, Infallible>(answer.await) }
-                            });
-                            let http = hyper::server::conn::http1::Builder::new();
-                            match tls {
-                                Some(acceptor) => {
-                                    if let Ok(stream) = acceptor.accept(stream).await {
-                                        let _ = http.serve_connection(hyper_util::rt::TokioIo::new(stream), svc).await;
-                                    }
-                                }
-                                None => {
-                                    let _ = http.serve_connection(hyper_util::rt::TokioIo::new(stream), svc).await;
-                                }
-                            }
-                        });
+        let background = Background::accept(vec![listener], move |_, stream| {
+            let handler = handler.clone();
+            let tls = tls.clone();
+            tokio::spawn(async move {
+                let svc = hyper::service::service_fn(move |req| {
+                    let answer = handler(req);
+                    async move { Ok::<_, Infallible>(answer.await) }
+                });
+                let http = hyper::server::conn::http1::Builder::new();
+                match tls {
+                    Some(acceptor) => {
+                        if let Ok(stream) = acceptor.accept(stream).await {
+                            let _ = http.serve_connection(hyper_util::rt::TokioIo::new(stream), svc).await;
+                        }
+                    }
+                    None => {
+                        let _ = http.serve_connection(hyper_util::rt::TokioIo::new(stream), svc).await;
                     }
                 }
-            }
+            });
         });
         Self {
             addr,
