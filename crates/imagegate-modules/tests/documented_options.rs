@@ -49,6 +49,9 @@ enum Shape {
     Struct(Vec<(&'static str, Shape)>),
 }
 
+/// The field or variant names serde hands a deserializer.
+type Names = &'static [&'static str];
+
 #[derive(Debug)]
 struct ProbeError(String);
 
@@ -149,12 +152,7 @@ impl<'de> de::Deserializer<'de> for Probe<'_> {
         value
     }
 
-    fn deserialize_struct<V: Visitor<'de>>(
-        self,
-        _: &'static str,
-        fields: &'static [&'static str],
-        visitor: V,
-    ) -> Result<V::Value, ProbeError> {
+    fn deserialize_struct<V: Visitor<'de>>(self, _: &'static str, fields: Names, visitor: V) -> Result<V::Value, ProbeError> {
         let mut shapes = Vec::new();
         let value = visitor.visit_map(Fields {
             names: fields.iter(),
@@ -164,12 +162,7 @@ impl<'de> de::Deserializer<'de> for Probe<'_> {
         value
     }
 
-    fn deserialize_enum<V: Visitor<'de>>(
-        self,
-        _: &'static str,
-        variants: &'static [&'static str],
-        visitor: V,
-    ) -> Result<V::Value, ProbeError> {
+    fn deserialize_enum<V: Visitor<'de>>(self, _: &'static str, variants: Names, visitor: V) -> Result<V::Value, ProbeError> {
         *self.0 = Shape::Choice(variants.to_vec());
         visitor.visit_enum(UnitVariant(variants[0]))
     }
@@ -289,7 +282,7 @@ impl<'de> de::VariantAccess<'de> for UnitVariant {
         Err(ProbeError(format!("enum variant {} carries data: not an Ansible choice", self.0)))
     }
 
-    fn struct_variant<V: Visitor<'de>>(self, _: &'static [&'static str], _: V) -> Result<V::Value, ProbeError> {
+    fn struct_variant<V: Visitor<'de>>(self, _: Names, _: V) -> Result<V::Value, ProbeError> {
         Err(ProbeError(format!("enum variant {} carries data: not an Ansible choice", self.0)))
     }
 }
@@ -667,30 +660,20 @@ fn check<T: DeserializeOwned + Debug>(module: &'static str) {
     );
 }
 
-#[test]
-fn container_build_documents_the_options_it_accepts() {
-    check::<imagegate_modules::build::Args>("container_build");
+/// A `#[test]` for each module named: `check` of its `Args`.
+macro_rules! documents_the_options_it_accepts {
+    ($($test:ident: $args:ty => $module:literal),+ $(,)?) => {
+        $( #[test] fn $test() { check::<$args>($module); } )+
+    };
 }
 
-#[test]
-fn container_push_documents_the_options_it_accepts() {
-    check::<imagegate_modules::push::Args>("container_push");
-}
-
-#[test]
-fn container_retag_documents_the_options_it_accepts() {
-    check::<imagegate_modules::retag::Args>("container_retag");
-}
-
-#[test]
-fn registry_mirror_documents_the_options_it_accepts() {
-    check::<imagegate_modules::mirror::Args>("registry_mirror");
-}
-
-#[test]
-fn registries_conf_documents_the_options_it_accepts() {
-    check::<imagegate_modules::registries_conf::Args>("registries_conf");
-}
+documents_the_options_it_accepts!(
+    container_build_documents_the_options_it_accepts: imagegate_modules::build::Args => "container_build",
+    container_push_documents_the_options_it_accepts: imagegate_modules::push::Args => "container_push",
+    container_retag_documents_the_options_it_accepts: imagegate_modules::retag::Args => "container_retag",
+    registry_mirror_documents_the_options_it_accepts: imagegate_modules::mirror::Args => "registry_mirror",
+    registries_conf_documents_the_options_it_accepts: imagegate_modules::registries_conf::Args => "registries_conf",
+);
 
 /// The probe reads each kind of field as Ansible would document it.
 #[test]
