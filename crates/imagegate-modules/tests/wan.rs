@@ -22,24 +22,18 @@ fn push(args: &Value) -> ModuleRun {
 
 const MIB: usize = 1024 * 1024;
 
-/// A big image (one layer) in a layout of its own, and two plain
-/// registries: the image in the first under a tag, at digest `want`.
-struct Big {
-    dir: tempfile::TempDir,
-    src: TestRegistry,
-    dst: TestRegistry,
-    want: String,
-}
-
-/// [`Big`]: a layer of `bytes` (made from `seed`) under `repo_tag`.
-fn big(bytes: usize, seed: u64, repo_tag: &str) -> Big {
+/// A big image: one layer of `bytes` (made from `seed`) in a layout of its
+/// own, and two plain registries, the image in the first under `repo_tag`.
+/// Gives back the layout's directory, the source, the destination, the
+/// image's digest and the layer's size.
+fn big(bytes: usize, seed: u64, repo_tag: &str) -> (tempfile::TempDir, TestRegistry, TestRegistry, String, u64) {
     let dir = tempfile::tempdir().unwrap();
     let image = big_image(dir.path(), bytes, seed);
     let src = TestRegistry::start(Kind::Distribution);
     let dst = TestRegistry::start(Kind::Distribution);
     src.seed(&image, repo_tag);
     let want = src.digest(repo_tag).unwrap();
-    Big { dir, src, dst, want }
+    (dir, src, dst, want, bytes as u64)
 }
 
 /// A 64 MiB layer over a link of 450 KiB/s (about 150 s, longer than any
@@ -49,7 +43,7 @@ fn big(bytes: usize, seed: u64, repo_tag: &str) -> Big {
 /// time, so neither is cut off; digests exact, progress in the log.
 #[test]
 fn a_64_mib_layer_copies_over_a_450_kib_per_second_link() {
-    let Big { dir, src, dst, want } = big(64 * MIB, 1, "wan/big:v1");
+    let (dir, src, dst, want, _) = big(64 * MIB, 1, "wan/big:v1");
     let slow = FaultConfig {
         blob_rate: 450 * 1024,
         ..FaultConfig::default()
@@ -102,8 +96,7 @@ fn a_64_mib_layer_copies_over_a_450_kib_per_second_link() {
 /// still completes, digest exact, and the bytes sent again are counted.
 #[test]
 fn a_cut_download_resumes_where_it_broke() {
-    let size = 16 * MIB as u64;
-    let Big { dir: _dir, src, dst, want } = big(size as usize, 2, "wan/cut:v1");
+    let (_dir, src, dst, want, size) = big(16 * MIB, 2, "wan/cut:v1");
     for (ignore_range, dest) in [(false, "resumed/cut"), (true, "restarted/cut")] {
         let proxy = FaultProxy::before(&src, |f| {
             f.cut_blob_gets = 1;
@@ -140,8 +133,7 @@ fn a_cut_download_resumes_where_it_broke() {
 #[test]
 fn a_chunked_upload_resumes_where_the_registry_holds_its_chunks() {
     // skopeo compresses the layer on its way to the source: a little more.
-    let size = 24 * MIB as u64;
-    let Big { dir: _dir, src, dst, want } = big(size as usize, 3, "wan/chunked:v1");
+    let (_dir, src, dst, want, size) = big(24 * MIB, 3, "wan/chunked:v1");
     for (refuse, dest) in [(true, "resumed/chunked"), (false, "restarted/chunked")] {
         let proxy = FaultProxy::before(&dst, |f| {
             f.refuse_patch = refuse.then_some(1);
@@ -194,7 +186,7 @@ fn a_stalled_source_fails_its_attempt_and_the_retry_resumes() {
     };
     use std::sync::Arc;
     use std::time::{Duration, Instant};
-    let Big { dir: _dir, src, dst, want } = big(16 * MIB, 4, "wan/stall:v1");
+    let (_dir, src, dst, want, _) = big(16 * MIB, 4, "wan/stall:v1");
     let rt = tokio::runtime::Runtime::new().unwrap();
     let plain = RegistryConfig {
         plain_http: true,
