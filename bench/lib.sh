@@ -159,6 +159,16 @@ machine_facts() {
   [ "$RELAY_MS" = 0 ] || echo "byte-level relay: every byte ${RELAY_MS} ms late each way (round trips $((2 * RELAY_MS)) ms), rate cap $RELAY_RATE bytes/s each way (0: none)"
 }
 
+# with_concurrency: the module arguments (JSON) on stdin, printed with
+# "concurrency": CONCURRENCY added when that is set.
+with_concurrency() {
+  python3 -c 'import json, sys
+args = json.load(sys.stdin)
+if sys.argv[1]:
+    args["concurrency"] = int(sys.argv[1])
+print(json.dumps(args))' "${CONCURRENCY:-}"
+}
+
 # write_report NAME ARG... (a Python script on stdin): the machine's facts,
 # a blank line and what the script prints (with ARG... as its arguments and
 # bench/report.py importable) to $BENCH_RESULTS/NAME-<date>.txt, named by

@@ -44,16 +44,13 @@ done
 via SRC "$SRC_DIRECT"
 
 images_json() { # dest -> module args
-  python3 - "$SRC" "$1" "$IMAGES" "$CONCURRENCY" <<'PY'
+  python3 - "$SRC" "$1" "$IMAGES" <<'PY' | with_concurrency
 import json, sys
-src, dst, n, conc = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4]
-args = {
+src, dst, n = sys.argv[1], sys.argv[2], int(sys.argv[3])
+print(json.dumps({
   "images": [{"src": f"{src}/bench/img{i}:v1", "dest": f"{dst}/mirror/img{i}"} for i in range(n)],
   "registries": {src: {"plain_http": True}, dst: {"plain_http": True}},
-}
-if conc:
-    args["concurrency"] = int(conc)
-print(json.dumps(args))
+}))
 PY
 }
 skopeo_script() { # dest -> the zuul-jobs method, as a script

@@ -35,16 +35,13 @@ done
 via R "$DIRECT"
 
 args_json() { # FINAL_TAG -> container_retag's arguments
-  python3 - "$R" "$IMAGES" "$1" "$CONCURRENCY" <<'PY'
+  python3 - "$R" "$IMAGES" "$1" <<'PY' | with_concurrency
 import json, sys
-r, n, final, conc = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4]
-args = {
+r, n, final = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+print(json.dumps({
   "images": [{"repository": f"{r}/team/img{i}", "src_tag": "change_1234_latest", "tags": [final]} for i in range(n)],
   "registries": {r: {"plain_http": True}},
-}
-if conc:
-    args["concurrency"] = int(conc)
-print(json.dumps(args))
+}))
 PY
 }
 skopeo_script() { # FINAL_TAG -> the zuul-jobs method, as a script
