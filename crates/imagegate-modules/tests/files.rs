@@ -103,6 +103,11 @@ fn assert_sibling_refused(tree: &Tree, siblings: &[&str], entry: &str, why: &str
     assert_eq!(snapshot(tree.dir.path()), before, "a refused build changed files");
 }
 
+/// [`assert_sibling_refused`] for the one entry `entry`.
+fn assert_entry_refused(tree: &Tree, entry: &str, why: &str) {
+    assert_sibling_refused(tree, &[entry], entry, why);
+}
+
 /// The case seen in the field: an absolute sibling was joined onto the
 /// siblings directory, which gave the sibling itself as the target; the
 /// copy truncated every file to zero bytes and the module reported success.
@@ -125,27 +130,27 @@ fn absolute_sibling_is_refused() {
 #[test]
 fn dotdot_sibling_is_refused() {
     let tree = Tree::new();
-    assert_sibling_refused(&tree, &["../outside/precious"], "../outside/precious", "'..'");
+    assert_entry_refused(&tree, "../outside/precious", "'..'");
     // `..` that would come back inside is refused too: the entry names a
     // path, not a walk.
-    assert_sibling_refused(&tree, &["example.org/../example.org/lib"], "example.org/../example.org/lib", "'..'");
+    assert_entry_refused(&tree, "example.org/../example.org/lib", "'..'");
 }
 
 #[test]
 fn symlinked_sibling_is_refused() {
     let tree = Tree::new();
     symlink(tree.path("outside/precious"), tree.path("src/example.org/escape")).unwrap();
-    assert_sibling_refused(&tree, &["example.org/escape"], "example.org/escape", "outside");
+    assert_entry_refused(&tree, "example.org/escape", "outside");
     // A symlinked directory higher up is caught as well.
     symlink(tree.path("outside"), tree.path("src/elsewhere")).unwrap();
-    assert_sibling_refused(&tree, &["elsewhere/precious"], "elsewhere/precious", "outside");
+    assert_entry_refused(&tree, "elsewhere/precious", "outside");
 }
 
 #[test]
 fn sibling_holding_the_context_is_refused() {
     let tree = Tree::new();
     // Copying a parent of the context into the context would never end.
-    assert_sibling_refused(&tree, &["example.org"], "example.org", "build context");
+    assert_entry_refused(&tree, "example.org", "build context");
     assert_sibling_refused(&tree, &["."], "'.'", "names no project");
 }
 
@@ -222,22 +227,26 @@ fn assert_push_refused(layout: &Layout, reg: &TestRegistry, file: &Path, why: &s
     assert_eq!(snapshot(layout.dir.path()), outside);
 }
 
-#[test]
-fn layout_blob_symlinked_outside_is_refused() {
+/// A registry, and a layout whose layer blob is gone, for the test to put
+/// something else in its place: the registry, the layout, the blob's path.
+fn layer_removed() -> (TestRegistry, Layout, PathBuf) {
     let reg = TestRegistry::start(Kind::Distribution);
     let layout = Layout::new();
     let layer = layout.layer();
     std::fs::remove_file(&layer).unwrap();
+    (reg, layout, layer)
+}
+
+#[test]
+fn layout_blob_symlinked_outside_is_refused() {
+    let (reg, layout, layer) = layer_removed();
     symlink(layout.outside(), &layer).unwrap();
     assert_push_refused(&layout, &reg, &layer, "leads outside the layout");
 }
 
 #[test]
 fn layout_blob_fifo_is_refused() {
-    let reg = TestRegistry::start(Kind::Distribution);
-    let layout = Layout::new();
-    let layer = layout.layer();
-    std::fs::remove_file(&layer).unwrap();
+    let (reg, layout, layer) = layer_removed();
     assert!(Command::new("mkfifo").arg(&layer).status().unwrap().success());
     assert_push_refused(&layout, &reg, &layer, "is a FIFO, not a regular file");
     // A symlink inside the layout to that FIFO is no way round it.
@@ -249,10 +258,7 @@ fn layout_blob_fifo_is_refused() {
 
 #[test]
 fn layout_blob_directory_is_refused() {
-    let reg = TestRegistry::start(Kind::Distribution);
-    let layout = Layout::new();
-    let layer = layout.layer();
-    std::fs::remove_file(&layer).unwrap();
+    let (reg, layout, layer) = layer_removed();
     std::fs::create_dir(&layer).unwrap();
     assert_push_refused(&layout, &reg, &layer, "is a directory, not a regular file");
 }

@@ -50,10 +50,9 @@ fn assert_nothing_secret(run: &ModuleRun, h: &HostileRegistry) {
 #[test]
 fn a_tag_page_on_another_origin_is_refused() {
     let elsewhere = Recorder::start();
-    let src = HostileRegistry::start(Hostility {
-        auth: Auth::Basic,
-        tags_next: Some(format!("{}/v2/hostile/app/tags/list?last=v1", elsewhere.url)),
-        ..Default::default()
+    let src = HostileRegistry::with(|h| {
+        h.auth = Auth::Basic;
+        h.tags_next = Some(format!("{}/v2/hostile/app/tags/list?last=v1", elsewhere.url));
     });
     let dest = HostileRegistry::start(Hostility::default());
     let mut args = mirror_args(&src, &dest, json!({}));
@@ -67,10 +66,7 @@ fn a_tag_page_on_another_origin_is_refused() {
 
 #[test]
 fn a_tag_page_loop_ends_quickly() {
-    let src = HostileRegistry::start(Hostility {
-        tags_next: Some("/v2/hostile/app/tags/list?n=1000".into()),
-        ..Default::default()
-    });
+    let src = HostileRegistry::with(|h| h.tags_next = Some("/v2/hostile/app/tags/list?n=1000".into()));
     let dest = HostileRegistry::start(Hostility::default());
     let mut args = mirror_args(&src, &dest, json!({}));
     args["images"] = json!([{"src": format!("{}/hostile/app", src.host), "dest": format!("{}/copy/app", dest.host), "all_tags": true}]);
@@ -87,10 +83,7 @@ fn a_tag_page_loop_ends_quickly() {
 #[test]
 fn invalid_listed_tag_names_are_skipped_and_reported() {
     let forged = "x\n[registry_mirror] all 9 image tags already up to date\u{1b}[2J";
-    let src = HostileRegistry::start(Hostility {
-        extra_tags: vec!["../../../v2/other/manifests/x".into(), "--all".into(), forged.into()],
-        ..Default::default()
-    });
+    let src = HostileRegistry::with(|h| h.extra_tags = vec!["../../../v2/other/manifests/x".into(), "--all".into(), forged.into()]);
     let dest = HostileRegistry::start(Hostility::default());
     for selection in [json!({"all_tags": true}), json!({"tag_regex": ".*"})] {
         let mut args = mirror_args(&src, &dest, json!({}));
@@ -133,10 +126,7 @@ fn invalid_listed_tag_names_are_skipped_and_reported() {
 /// (parsed whole, such a page took the module to about 490 MiB).
 #[test]
 fn a_flood_of_short_tag_names_is_refused_within_bounded_memory() {
-    let src = HostileRegistry::start(Hostility {
-        tag_flood: 10_000_000,
-        ..Default::default()
-    });
+    let src = HostileRegistry::with(|h| h.tag_flood = 10_000_000);
     let dest = HostileRegistry::start(Hostility::default());
     let mut args = mirror_args(&src, &dest, json!({}));
     args["images"] = json!([{"src": format!("{}/hostile/app", src.host), "dest": format!("{}/copy/app", dest.host), "all_tags": true}]);
@@ -152,10 +142,7 @@ fn a_flood_of_short_tag_names_is_refused_within_bounded_memory() {
 #[test]
 fn a_tag_write_the_registry_does_not_serve_is_not_claimed() {
     let src = HostileRegistry::start(Hostility::default());
-    let dest = HostileRegistry::start(Hostility {
-        forget_tag_puts: true,
-        ..Default::default()
-    });
+    let dest = HostileRegistry::with(|h| h.forget_tag_puts = true);
     let args = mirror_args(&src, &dest, json!({}));
     let run = mirror(&args);
     assert!(run.failed() && !run.changed(), "{}", run.stdout);
@@ -188,10 +175,7 @@ fn a_tag_write_the_registry_does_not_serve_is_not_claimed() {
 /// login proxy) is refused naming its type, before any parsing.
 #[test]
 fn a_manifest_answer_of_another_type_is_refused_by_its_type() {
-    let src = HostileRegistry::start(Hostility {
-        manifest_content_type: Some("text/html; charset=utf-8".into()),
-        ..Default::default()
-    });
+    let src = HostileRegistry::with(|h| h.manifest_content_type = Some("text/html; charset=utf-8".into()));
     let dest = HostileRegistry::start(Hostility::default());
     let run = mirror(&mirror_args(&src, &dest, json!({})));
     assert!(run.failed(), "{}", run.stdout);
@@ -205,10 +189,7 @@ fn a_manifest_answer_of_another_type_is_refused_by_its_type() {
 /// so the module's memory stays small.
 #[test]
 fn a_flood_of_referrers_is_refused_within_bounded_memory() {
-    let src = HostileRegistry::start(Hostility {
-        referrers_flood: 4 * 1024 * 1024 - 1024,
-        ..Default::default()
-    });
+    let src = HostileRegistry::with(|h| h.referrers_flood = 4 * 1024 * 1024 - 1024);
     let dest = HostileRegistry::start(Hostility::default());
     let (run, peak_kib) = run_module_measured(
         Path::new(env!("CARGO_BIN_EXE_registry_mirror")),
@@ -228,10 +209,7 @@ fn a_flood_of_referrers_is_refused_within_bounded_memory() {
 /// can be forged in stderr (and the job's log).
 #[test]
 fn registry_text_reaches_the_log_escaped() {
-    let src = HostileRegistry::start(Hostility {
-        index_architecture: Some("amd64\n[registry_mirror] forged line\u{1b}]0;title\u{7}".into()),
-        ..Default::default()
-    });
+    let src = HostileRegistry::with(|h| h.index_architecture = Some("amd64\n[registry_mirror] forged line\u{1b}]0;title\u{7}".into()));
     let dest = HostileRegistry::start(Hostility::default());
     let mut args = mirror_args(&src, &dest, json!({}));
     args["images"] = json!([{"src": format!("{}/hostile/app:multi", src.host), "dest": format!("{}/copy/app", dest.host)}]);
@@ -255,10 +233,9 @@ fn registry_text_reaches_the_log_escaped() {
 fn an_upload_location_on_another_origin_is_refused() {
     let elsewhere = Recorder::start();
     let src = HostileRegistry::start(Hostility::default());
-    let dest = HostileRegistry::start(Hostility {
-        auth: Auth::Basic,
-        upload_location: Some(format!("{}/v2/copy/app/blobs/uploads/stolen", elsewhere.url)),
-        ..Default::default()
+    let dest = HostileRegistry::with(|h| {
+        h.auth = Auth::Basic;
+        h.upload_location = Some(format!("{}/v2/copy/app/blobs/uploads/stolen", elsewhere.url));
     });
     let run = mirror(&mirror_args(&src, &dest, json!({"retries": 0})));
     assert!(run.failed(), "{}", run.stdout);
@@ -267,16 +244,27 @@ fn an_upload_location_on_another_origin_is_refused() {
     assert_nothing_secret(&run, &dest);
 }
 
-#[test]
-fn an_https_registry_cannot_send_credentials_to_a_plain_http_realm() {
+/// A source whose tokens come from a realm on another host (`elsewhere`,
+/// a recorder), over TLS with `tls`, and a well-behaved destination.
+fn realm_on_another_host(tls: bool) -> (Recorder, HostileRegistry, HostileRegistry) {
     let elsewhere = Recorder::start();
-    let src = HostileRegistry::start_tls(Hostility {
+    let hostility = Hostility {
         auth: Auth::Bearer {
             realm: Some(format!("{}/token", elsewhere.url)),
         },
         ..Default::default()
-    });
-    let dest = HostileRegistry::start(Hostility::default());
+    };
+    let src = if tls {
+        HostileRegistry::start_tls(hostility)
+    } else {
+        HostileRegistry::start(hostility)
+    };
+    (elsewhere, src, HostileRegistry::start(Hostility::default()))
+}
+
+#[test]
+fn an_https_registry_cannot_send_credentials_to_a_plain_http_realm() {
+    let (elsewhere, src, dest) = realm_on_another_host(true);
     let run = mirror(&mirror_args(&src, &dest, json!({})));
     assert!(run.failed(), "{}", run.stdout);
     assert!(run.msg().contains("refusing the token realm"), "{}", run.msg());
@@ -287,14 +275,7 @@ fn an_https_registry_cannot_send_credentials_to_a_plain_http_realm() {
 
 #[test]
 fn a_plain_http_realm_on_another_host_is_asked_without_credentials() {
-    let elsewhere = Recorder::start();
-    let src = HostileRegistry::start(Hostility {
-        auth: Auth::Bearer {
-            realm: Some(format!("{}/token", elsewhere.url)),
-        },
-        ..Default::default()
-    });
-    let dest = HostileRegistry::start(Hostility::default());
+    let (elsewhere, src, dest) = realm_on_another_host(false);
     let run = mirror(&mirror_args(&src, &dest, json!({})));
     run.assert_ok();
     assert!(!elsewhere.seen().is_empty(), "the token was asked for");
@@ -304,10 +285,9 @@ fn a_plain_http_realm_on_another_host_is_asked_without_credentials() {
 
 #[test]
 fn the_registrys_own_realm_gets_credentials_and_a_huge_lifetime_is_harmless() {
-    let src = HostileRegistry::start(Hostility {
-        auth: Auth::Bearer { realm: None },
-        token_expires_in: Some(u64::MAX.into()),
-        ..Default::default()
+    let src = HostileRegistry::with(|h| {
+        h.auth = Auth::Bearer { realm: None };
+        h.token_expires_in = Some(u64::MAX.into());
     });
     let dest = HostileRegistry::start(Hostility::default());
     let run = mirror(&mirror_args(&src, &dest, json!({})));
@@ -321,10 +301,9 @@ fn the_registrys_own_realm_gets_credentials_and_a_huge_lifetime_is_harmless() {
 fn an_error_body_that_echoes_authorization_is_masked() {
     let dest = HostileRegistry::start(Hostility::default());
     for auth in [Auth::Basic, Auth::Bearer { realm: None }] {
-        let src = HostileRegistry::start(Hostility {
-            auth,
-            echo_authorization: true,
-            ..Default::default()
+        let src = HostileRegistry::with(|h| {
+            h.auth = auth;
+            h.echo_authorization = true;
         });
         let run = mirror(&mirror_args(&src, &dest, json!({})));
         assert!(run.failed(), "{}", run.stdout);
@@ -336,10 +315,7 @@ fn an_error_body_that_echoes_authorization_is_masked() {
 
 #[test]
 fn a_trickled_manifest_fails_within_the_deadline() {
-    let src = HostileRegistry::start(Hostility {
-        trickle_manifests: Some(Duration::from_millis(500)),
-        ..Default::default()
-    });
+    let src = HostileRegistry::with(|h| h.trickle_manifests = Some(Duration::from_millis(500)));
     let dest = HostileRegistry::start(Hostility::default());
     let run = mirror(&mirror_args(&src, &dest, json!({"timeout": 1, "retries": 1})));
     assert!(run.failed(), "{}", run.stdout);
@@ -350,10 +326,7 @@ fn a_trickled_manifest_fails_within_the_deadline() {
 
 #[test]
 fn a_retry_after_longer_than_the_longest_wait_fails_at_once() {
-    let src = HostileRegistry::start(Hostility {
-        retry_after: Some(100_000),
-        ..Default::default()
-    });
+    let src = HostileRegistry::with(|h| h.retry_after = Some(100_000));
     let dest = HostileRegistry::start(Hostility::default());
     let run = mirror(&mirror_args(&src, &dest, json!({})));
     assert!(run.failed(), "{}", run.stdout);
@@ -370,10 +343,7 @@ fn a_retry_after_longer_than_the_longest_wait_fails_at_once() {
 #[test]
 fn retries_happen_in_one_loop_and_are_counted_truly() {
     let src = HostileRegistry::start(Hostility::default());
-    let dest = HostileRegistry::start(Hostility {
-        upload_status: Some(503),
-        ..Default::default()
-    });
+    let dest = HostileRegistry::with(|h| h.upload_status = Some(503));
     let run = mirror(&mirror_args(&src, &dest, json!({"retries": 2, "blob_concurrency": 1})));
     assert!(run.failed(), "{}", run.stdout);
     assert!(run.msg().contains("(after 2 retries)"), "{}", run.msg());
@@ -382,10 +352,9 @@ fn retries_happen_in_one_loop_and_are_counted_truly() {
 
 #[test]
 fn a_scope_named_by_the_challenge_is_asked_for() {
-    let reg = HostileRegistry::start(Hostility {
-        auth: Auth::Bearer { realm: None },
-        delete_needs_scope: true,
-        ..Default::default()
+    let reg = HostileRegistry::with(|h| {
+        h.auth = Auth::Bearer { realm: None };
+        h.delete_needs_scope = true;
     });
     let run = retag(&json!({
         "images": [{"repository": format!("{}/hostile/app", reg.host), "remove_tags": ["v1"]}],
@@ -422,10 +391,7 @@ fn cleanup_args(reg: &HostileRegistry, entry: Value) -> Value {
 #[test]
 fn a_web_api_redirect_to_another_host_carries_no_token() {
     let elsewhere = Recorder::start();
-    let reg = HostileRegistry::start(Hostility {
-        api_redirect: Some(format!("{}/api/v1/repository/hostile/app/tag/", elsewhere.url)),
-        ..Default::default()
-    });
+    let reg = HostileRegistry::with(|h| h.api_redirect = Some(format!("{}/api/v1/repository/hostile/app/tag/", elsewhere.url)));
     let token = "quay-api-token-7d1f";
     let run = retag(&cleanup_args(
         &reg,
@@ -439,10 +405,7 @@ fn a_web_api_redirect_to_another_host_carries_no_token() {
 
 #[test]
 fn web_api_pages_cannot_loop_or_leave_their_origin() {
-    let reg = HostileRegistry::start(Hostility {
-        quay_pages_forever: true,
-        ..Default::default()
-    });
+    let reg = HostileRegistry::with(|h| h.quay_pages_forever = true);
     let quay = json!({"plain_http": true, "type": "quay", "api_token": "qt-1", "api_url": format!("http://{}", reg.host)});
     let run = retag(&cleanup_args(&reg, quay));
     assert!(run.failed() && run.msg().contains("pagination loop"), "{}", run.stdout);
@@ -451,10 +414,7 @@ fn web_api_pages_cannot_loop_or_leave_their_origin() {
     let off_origin = format!("{}/v2/repositories/hostile/app/tags/?page=2", elsewhere.url);
     let itself = "{self}/v2/repositories/hostile/app/tags/?page_size=100".to_string();
     for (next, expect) in [(off_origin, "off its origin"), (itself, "pagination loop")] {
-        let reg = HostileRegistry::start(Hostility {
-            hub_next: Some(next),
-            ..Default::default()
-        });
+        let reg = HostileRegistry::with(|h| h.hub_next = Some(next));
         let hub = json!({
             "plain_http": true, "type": "docker", "username": "hub-user", "password": "hub-pass-93",
             "api_url": format!("http://{}", reg.host),
@@ -495,10 +455,7 @@ fn a_trickled_blob_fails_and_a_slow_one_does_not() {
         ..RegistryConfig::default()
     };
     for (every, should_pass) in [(Duration::from_millis(50), false), (Duration::from_micros(500), true)] {
-        let src = HostileRegistry::start(Hostility {
-            trickle_blobs: Some(every),
-            ..Default::default()
-        });
+        let src = HostileRegistry::with(|h| h.trickle_blobs = Some(every));
         let stats = Arc::new(Stats::default());
         let s = engine.client(&src.host, "src", &plain, stats.clone()).unwrap();
         let d = engine.client(&dest.host, "dst", &plain, stats).unwrap();
@@ -522,10 +479,7 @@ fn a_trickled_blob_fails_and_a_slow_one_does_not() {
 
 #[test]
 fn a_layer_two_images_share_is_uploaded_once_per_repository() {
-    let src = HostileRegistry::start(Hostility {
-        second_image: true,
-        ..Default::default()
-    });
+    let src = HostileRegistry::with(|h| h.second_image = true);
     let dest = HostileRegistry::start(Hostility::default());
     let mut args = mirror_args(&src, &dest, json!({"concurrency": 2}));
     args["images"] = json!([
@@ -542,10 +496,9 @@ fn a_layer_two_images_share_is_uploaded_once_per_repository() {
 #[test]
 fn tokens_of_different_scopes_are_fetched_at_once_and_each_only_once() {
     let src = HostileRegistry::start(Hostility::default());
-    let dest = HostileRegistry::start(Hostility {
-        auth: Auth::Bearer { realm: None },
-        token_delay: Some(Duration::from_millis(300)),
-        ..Default::default()
+    let dest = HostileRegistry::with(|h| {
+        h.auth = Auth::Bearer { realm: None };
+        h.token_delay = Some(Duration::from_millis(300));
     });
     let run = mirror_to_four_repositories(&src, &dest);
     run.assert_ok();
@@ -589,19 +542,15 @@ fn tokens_that_claim_no_lifetime_are_kept_a_minute() {
     // What the same mirror asks of a registry whose tokens last 300 s.
     let baseline = {
         let src = HostileRegistry::start(Hostility::default());
-        let dest = HostileRegistry::start(Hostility {
-            auth: Auth::Bearer { realm: None },
-            ..Default::default()
-        });
+        let dest = HostileRegistry::with(|h| h.auth = Auth::Bearer { realm: None });
         mirror_to_four_repositories(&src, &dest).assert_ok();
         dest.count("GET", "/token")
     };
     for expires_in in [0, -30] {
         let src = HostileRegistry::start(Hostility::default());
-        let dest = HostileRegistry::start(Hostility {
-            auth: Auth::Bearer { realm: None },
-            token_expires_in: Some(expires_in),
-            ..Default::default()
+        let dest = HostileRegistry::with(|h| {
+            h.auth = Auth::Bearer { realm: None };
+            h.token_expires_in = Some(expires_in);
         });
         let run = mirror_to_four_repositories(&src, &dest);
         run.assert_ok();

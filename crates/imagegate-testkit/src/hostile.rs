@@ -149,6 +149,14 @@ impl HostileRegistry {
         Self::launch(hostility, false)
     }
 
+    /// Starts a plain-HTTP hostile registry doing what `hostility` sets on
+    /// the default (well-behaved) [`Hostility`].
+    pub fn with(hostility: impl FnOnce(&mut Hostility)) -> Self {
+        let mut h = Hostility::default();
+        hostility(&mut h);
+        Self::start(h)
+    }
+
     /// Starts one that speaks TLS with a certificate for 127.0.0.1 signed by
     /// a CA made for it ([`HostileRegistry::ca_cert`]).
     pub fn start_tls(hostility: Hostility) -> Self {
