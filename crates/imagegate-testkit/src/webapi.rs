@@ -216,6 +216,88 @@ fn tag_page<'a>(tags: Option<&'a BTreeMap<String, i64>>, q: &BTreeMap<String, St
     }
 }
 
+/// The web API a request is for.
+#[derive(Clone, Copy)]
+enum Api {
+    Quay,
+    Hub,
+}
+
+/// The API's answer to a GET of the tags of `repo` (`tags`): the page the
+/// query asks for (Docker Hub's with the URL of the next), or a flood of
+/// tiny entries in the API's page shape when one is set.
+fn tag_list(s: &Shared, api: Api, repo: &str, tags: Option<&BTreeMap<String, i64>>, q: &BTreeMap<String, String>) -> Response<Body> {
+    // The flood page (head, entry, tail) and the page size option.
+    let (flood_page, size_key, default_size) = match api {
+        Api::Quay => (
+            [
+                "{\"tags\":[",
+                "{\"name\":\"a\",\"start_ts\":1}",
+                "],\"page\":1,\"has_additional\":false}",
+            ],
+            "limit",
+            50,
+        ),
+        Api::Hub => (
+            [
+                "{\"count\":1,\"next\":null,\"previous\":null,\"results\":[",
+                "{\"name\":\"a\",\"last_updated\":\"2020-01-01T00:00:00.000000Z\"}",
+                "]}",
+            ],
+            "page_size",
+            10,
+        ),
+    };
+    let flood = s.flood.load(Ordering::SeqCst);
+    if flood > 0 {
+        let [head, entry, tail] = flood_page;
+        return flooded(flood, head, entry, tail);
+    }
+    let p = tag_page(tags, q, size_key, default_size);
+    let more = p.total > p.page * p.size;
+    match api {
+        Api::Quay => {
+            let chunk: Vec<serde_json::Value> = p
+                .tags
+                .iter()
+                .map(|(name, ts)| serde_json::json!({"name": name, "start_ts": ts, "manifest_digest": "sha256:0000000000000000000000000000000000000000000000000000000000000000", "reversion": false}))
+                .collect();
+            json(200, serde_json::json!({"tags": chunk, "page": p.page, "has_additional": more}))
+        }
+        Api::Hub => {
+            let results: Vec<serde_json::Value> = p
+                .tags
+                .iter()
+                .map(|(name, ts)| serde_json::json!({"name": name, "last_updated": rfc3339(**ts), "tag_status": "active"}))
+                .collect();
+            let next = more.then(|| {
+                format!(
+                    "{}/v2/repositories/{repo}/tags/?page_size={}&page={}",
+                    s.url.lock().unwrap(),
+                    p.size,
+                    p.page + 1
+                )
+            });
+            json(
+                200,
+                serde_json::json!({"count": p.total, "next": next, "previous": null, "results": results}),
+            )
+        }
+    }
+}
+
+/// A DELETE of `repo:tag`: removed (and recorded) with 204, or 404 with
+/// `not_found` when there is no such tag.
+fn delete_tag(st: &mut WebState, repo: &str, tag: &str, not_found: serde_json::Value) -> Response<Body> {
+    match st.tags.get_mut(repo).and_then(|t| t.remove(tag)) {
+        Some(_) => {
+            st.deleted.push(format!("{repo}:{tag}"));
+            empty(204)
+        }
+        None => json(404, not_found),
+    }
+}
+
 async fn handle(s: Arc<Shared>, req: Request<Incoming>) -> Response<Body> {
     answer(s, req).await.unwrap_or_else(|e| match e {})
 }
@@ -240,31 +322,8 @@ async fn answer(s: Arc<Shared>, req: Request<Incoming>) -> Result<Response<Body>
         };
         let mut st = s.state.lock().unwrap();
         return Ok(match (method, tag) {
-            (Method::GET, "") if s.flood.load(Ordering::SeqCst) > 0 => flooded(
-                s.flood.load(Ordering::SeqCst),
-                "{\"tags\":[",
-                "{\"name\":\"a\",\"start_ts\":1}",
-                "],\"page\":1,\"has_additional\":false}",
-            ),
-            (Method::GET, "") => {
-                let p = tag_page(st.tags.get(repo), &q, "limit", 50);
-                let chunk: Vec<serde_json::Value> = p
-                    .tags
-                    .iter()
-                    .map(|(name, ts)| serde_json::json!({"name": name, "start_ts": ts, "manifest_digest": "sha256:0000000000000000000000000000000000000000000000000000000000000000", "reversion": false}))
-                    .collect();
-                json(
-                    200,
-                    serde_json::json!({"tags": chunk, "page": p.page, "has_additional": p.total > p.page * p.size}),
-                )
-            }
-            (Method::DELETE, tag) => match st.tags.get_mut(repo).and_then(|t| t.remove(tag)) {
-                Some(_) => {
-                    st.deleted.push(format!("{repo}:{tag}"));
-                    empty(204)
-                }
-                None => json(404, serde_json::json!({"error_message": "Not Found"})),
-            },
+            (Method::GET, "") => tag_list(&s, Api::Quay, repo, st.tags.get(repo), &q),
+            (Method::DELETE, tag) => delete_tag(&mut st, repo, tag, serde_json::json!({"error_message": "Not Found"})),
             _ => json(405, serde_json::json!({"error_message": "Method Not Allowed"})),
         });
     }
@@ -291,39 +350,8 @@ async fn answer(s: Arc<Shared>, req: Request<Incoming>) -> Result<Response<Body>
         };
         let mut st = s.state.lock().unwrap();
         return Ok(match (method, tag) {
-            (Method::GET, "") if s.flood.load(Ordering::SeqCst) > 0 => flooded(
-                s.flood.load(Ordering::SeqCst),
-                "{\"count\":1,\"next\":null,\"previous\":null,\"results\":[",
-                "{\"name\":\"a\",\"last_updated\":\"2020-01-01T00:00:00.000000Z\"}",
-                "]}",
-            ),
-            (Method::GET, "") => {
-                let p = tag_page(st.tags.get(repo), &q, "page_size", 10);
-                let results: Vec<serde_json::Value> = p
-                    .tags
-                    .iter()
-                    .map(|(name, ts)| serde_json::json!({"name": name, "last_updated": rfc3339(**ts), "tag_status": "active"}))
-                    .collect();
-                let next = (p.total > p.page * p.size).then(|| {
-                    format!(
-                        "{}/v2/repositories/{repo}/tags/?page_size={}&page={}",
-                        s.url.lock().unwrap(),
-                        p.size,
-                        p.page + 1
-                    )
-                });
-                json(
-                    200,
-                    serde_json::json!({"count": p.total, "next": next, "previous": null, "results": results}),
-                )
-            }
-            (Method::DELETE, tag) => match st.tags.get_mut(repo).and_then(|t| t.remove(tag)) {
-                Some(_) => {
-                    st.deleted.push(format!("{repo}:{tag}"));
-                    empty(204)
-                }
-                None => json(404, serde_json::json!({"message": "tag not found", "errinfo": {}})),
-            },
+            (Method::GET, "") => tag_list(&s, Api::Hub, repo, st.tags.get(repo), &q),
+            (Method::DELETE, tag) => delete_tag(&mut st, repo, tag, serde_json::json!({"message": "tag not found", "errinfo": {}})),
             _ => json(405, serde_json::json!({"detail": "Method not allowed"})),
         });
     }
