@@ -18,8 +18,66 @@ fn collection() -> tempfile::TempDir {
     imagegate_testkit::ansible::collection(&imagegate_testkit::module_binaries!())
 }
 
-fn playbook(core: Core, collections: &Path, playbook: &str, vars: &Value) -> (bool, String) {
-    playbook_on(core, collections, playbook, vars, &local_host())
+/// This checkout's playbooks under one ansible-core, with a collection of
+/// their own, on the local host, their variables given as Zuul gives a job's
+/// (inventory variables, not extra-vars).
+struct Play {
+    core: Core,
+    coll: tempfile::TempDir,
+}
+
+impl Play {
+    fn new(core: Core) -> Self {
+        Self { core, coll: collection() }
+    }
+
+    /// The collections path, where the recording stand-ins write too.
+    fn dir(&self) -> &Path {
+        self.coll.path()
+    }
+
+    fn run(&self, playbook: &str, vars: &Value) -> (bool, String) {
+        playbook_on(self.core, self.dir(), playbook, vars, &local_host())
+    }
+
+    /// Runs the playbook and asserts that it passed; gives back its output.
+    fn passes(&self, playbook: &str, vars: &Value) -> String {
+        let (ok, out) = self.run(playbook, vars);
+        assert!(ok, "{playbook}: {out}");
+        out
+    }
+
+    /// [`Play::passes`] for `DIR/NAME.yaml` of each name in turn, as a job
+    /// runs its playbooks; gives back their outputs.
+    fn job(&self, dir: &str, names: &[&str], vars: &Value) -> Vec<String> {
+        names.iter().map(|name| self.passes(&format!("{dir}/{name}.yaml"), vars)).collect()
+    }
+}
+
+/// A scratch directory named for its test.
+fn work_dir(prefix: &str) -> tempfile::TempDir {
+    tempfile::Builder::new().prefix(prefix).tempdir().unwrap()
+}
+
+/// A scratch directory holding these files (`(path, text)`, directories
+/// made as needed): a build's sources.
+fn work_tree(prefix: &str, files: &[(&str, &str)]) -> tempfile::TempDir {
+    let work = work_dir(prefix);
+    for (path, text) in files {
+        let path = work.path().join(path);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, text).unwrap();
+    }
+    work
+}
+
+/// The builder options that let buildah build here (as root, no overlay):
+/// vfs storage and chroot isolation, under `work`.
+fn vfs_builder(work: &Path) -> Value {
+    json!({
+        "storage_driver": "vfs", "storage_root": work.join("storage"),
+        "storage_runroot": work.join("run"), "isolation": "chroot",
+    })
 }
 
 /// ansible-playbook with the given inventory and extra-vars arguments.
@@ -34,11 +92,9 @@ fn run_playbook(core: Core, collections: &Path, playbook: &str, args: Vec<std::f
 fn module_with_fqcn_four_runs(core: Core) {
     let src = TestRegistry::seeded(Kind::Distribution, &[(9, "it/app:v1")]);
     let dst = TestRegistry::start(Kind::DistributionTls);
-    let coll = collection();
+    let play = Play::new(core);
     let password = dst.rw.as_ref().unwrap().password.clone();
-    let (ok, out) = playbook(
-        core,
-        coll.path(),
+    let out = play.passes(
         "tests/integration/targets/registry_mirror/main.yml",
         &json!({
             "it_src": src.host,
@@ -47,7 +103,6 @@ fn module_with_fqcn_four_runs(core: Core) {
             "it_digest": src.digest("it/app:v1").unwrap(),
         }),
     );
-    assert!(ok, "{out}");
     assert_eq!(dst.digest("it/app:v1"), src.digest("it/app:v1"));
     assert!(!out.contains(&password), "the password appears in ansible-playbook -vvv output");
 }
@@ -55,11 +110,9 @@ fn module_with_fqcn_four_runs(core: Core) {
 fn mirror_role_with_zuul_jobs_inputs(core: Core) {
     let src = TestRegistry::seeded(Kind::Distribution, &[(9, "it/app:v1")]);
     let dst = TestRegistry::start(Kind::Zuul);
-    let coll = collection();
+    let play = Play::new(core);
     let rw = dst.rw.as_ref().unwrap();
-    let (ok, out) = playbook(
-        core,
-        coll.path(),
+    let out = play.passes(
         "tests/integration/targets/mirror_container_images/main.yml",
         &json!({
             "it_src": src.host,
@@ -69,18 +122,12 @@ fn mirror_role_with_zuul_jobs_inputs(core: Core) {
             "it_digest": src.digest("it/app:v1").unwrap(),
         }),
     );
-    assert!(ok, "{out}");
     assert_eq!(dst.digest("role/app:stable"), src.digest("it/app:v1"));
     assert!(!out.contains(&rw.password), "the password appears in ansible-playbook -vvv output");
 
     // Not a list: refused by the argument spec, naming the variable,
     // before any module runs.
-    let (ok, out) = playbook(
-        core,
-        coll.path(),
-        "tests/integration/targets/mirror_container_images/not_a_list.yml",
-        &json!({}),
-    );
+    let (ok, out) = play.run("tests/integration/targets/mirror_container_images/not_a_list.yml", &json!({}));
     assert!(!ok, "{out}");
     assert!(out.contains("mirror_container_images_images"), "{out}");
     assert!(!out.contains(": Mirror container images]"), "the module's task ran: {out}");
@@ -98,14 +145,11 @@ fn promote_role_tag_method(core: Core) {
     }
     reg.seed(&fx.single(2), "prom/b:change_42_latest");
     let (a, b) = (reg.digest("prom/a:change_42_latest"), reg.digest("prom/b:change_42_latest"));
-    let coll = collection();
-    let (ok, out) = playbook(
-        core,
-        coll.path(),
+    let play = Play::new(core);
+    play.passes(
         "tests/integration/targets/promote_container_image/tag.yml",
         &json!({"it_registry": reg.host, "it_registries": {reg.host.clone(): {"plain_http": true}}, "zuul": zuul_var("promote")}),
     );
-    assert!(ok, "{out}");
     assert_eq!(reg.digest("prom/a:latest"), a);
     assert_eq!(reg.digest("prom/a:1.0"), a);
     assert_eq!(reg.digest("prom/b:latest"), b);
@@ -124,10 +168,8 @@ fn promote_role_unknown_method_fails_naming_it(core: Core) {
         reg.seed(&fx.single(1), &format!("prom/a:{tag}"));
     }
     reg.seed(&fx.single(2), "prom/b:change_42_latest");
-    let coll = collection();
-    let (ok, out) = playbook(
-        core,
-        coll.path(),
+    let play = Play::new(core);
+    let (ok, out) = play.run(
         "tests/integration/targets/promote_container_image/tag.yml",
         &json!({
             "it_registry": reg.host,
@@ -163,10 +205,8 @@ fn promote_from_intermediate(
         imagegate_testkit::webapi::ZuulBuildsApi::start("t", json!([{"uuid": "b1", "job_name": "upload-image", "artifacts": artifacts}]));
     let rw = intermediate.rw.as_ref().unwrap();
     let port: u16 = intermediate.host.rsplit(':').next().unwrap().parse().unwrap();
-    let coll = collection();
-    let (ok, out) = playbook(
-        core,
-        coll.path(),
+    let play = Play::new(core);
+    let (ok, out) = play.run(
         playbook_path,
         &json!({
             "it_final": final_reg.host,
@@ -309,10 +349,8 @@ fn remove_registry_tag_role(core: Core) {
     reg.seed_singles(&[(5, "rm/app:one_off"), (5, "rm/app:change_1_latest")]);
     reg.seed(&fx.fresh(), "rm/app:change_2_latest");
     reg.seed_singles(&[(6, "rm/app:promote_old"), (6, "rm/app:release")]);
-    let coll = collection();
-    let (ok, out) = playbook(
-        core,
-        coll.path(),
+    let play = Play::new(core);
+    let out = play.passes(
         "tests/integration/targets/remove_registry_tag/main.yml",
         &json!({
             "it_registry": reg.host,
@@ -321,7 +359,6 @@ fn remove_registry_tag_role(core: Core) {
             "zuul": zuul_var("promote"),
         }),
     );
-    assert!(ok, "{out}");
     assert!(!out.contains(&rw.password), "the password appears in ansible-playbook -vvv output");
     for gone in ["one_off", "change_1_latest", "promote_old"] {
         assert_eq!(reg.digest(&format!("rm/app:{gone}")), None, "{gone}");
@@ -334,8 +371,8 @@ fn remove_registry_tag_role(core: Core) {
 fn promotion_set_playbook(core: Core) {
     let reg = TestRegistry::start(Kind::Distribution);
     reg.seed_each(0..3, |n| format!("tripleo/img{n}:tripleo-ci-testing"));
-    let coll = collection();
-    let record = coll.path().join("record.json");
+    let play = Play::new(core);
+    let record = play.dir().join("record.json");
     let vars = |images: Vec<String>| {
         json!({
             "promote_set_images": images,
@@ -347,13 +384,12 @@ fn promotion_set_playbook(core: Core) {
     };
     let mut images: Vec<String> = (0..3).map(|n| format!("{}/tripleo/img{n}", reg.host)).collect();
     images.push(format!("{}/tripleo/missing", reg.host));
-    let (ok, out) = playbook(core, coll.path(), "playbooks/promote-set.yaml", &vars(images.clone()));
+    let (ok, out) = play.run("playbooks/promote-set.yaml", &vars(images.clone()));
     assert!(!ok, "a set with a missing image must fail");
     assert!(out.contains("tripleo/missing:tripleo-ci-testing"), "{out}");
     assert_eq!(reg.digest("tripleo/img0:current-tripleo"), None, "nothing moved");
     images.pop();
-    let (ok, out) = playbook(core, coll.path(), "playbooks/promote-set.yaml", &vars(images));
-    assert!(ok, "{out}");
+    play.passes("playbooks/promote-set.yaml", &vars(images));
     for n in 0..3 {
         assert_eq!(
             reg.digest(&format!("tripleo/img{n}:current-tripleo")),
@@ -365,12 +401,12 @@ fn promotion_set_playbook(core: Core) {
     assert_eq!(rec["entries"].as_array().unwrap().len(), 3);
     // The record puts the set back, given as the promotion guide gives it:
     // a path relative to where the command runs (not to playbooks/).
-    let here = coll.path().join("operator");
+    let here = play.dir().join("operator");
     std::fs::create_dir_all(&here).unwrap();
     std::fs::copy(&record, here.join("promotion-record.json")).unwrap();
     let restore =
         json!({"promote_set_restore_from": "promotion-record.json", "promote_set_registries": {reg.host.clone(): {"plain_http": true}}});
-    let (ok, out) = imagegate_testkit::ansible::playbook_in(core, coll.path(), "playbooks/promote-set.yaml", &restore, &here);
+    let (ok, out) = imagegate_testkit::ansible::playbook_in(core, play.dir(), "playbooks/promote-set.yaml", &restore, &here);
     assert!(ok, "{out}");
     for n in 0..3 {
         assert_eq!(reg.digest(&format!("tripleo/img{n}:current-tripleo")), None, "img{n} put back");
@@ -383,7 +419,7 @@ fn promotion_set_playbook(core: Core) {
         "promote_set_record_file": "second-record.json",
         "promote_set_registries": {reg.host.clone(): {"plain_http": true}},
     });
-    let (ok, out) = imagegate_testkit::ansible::playbook_in(core, coll.path(), "playbooks/promote-set.yaml", &again, &here);
+    let (ok, out) = imagegate_testkit::ansible::playbook_in(core, play.dir(), "playbooks/promote-set.yaml", &again, &here);
     assert!(ok, "{out}");
     assert!(here.join("second-record.json").is_file(), "the record is where the command ran");
 }
@@ -392,11 +428,9 @@ fn promote_role_record_and_restore(core: Core) {
     let reg = TestRegistry::seeded(Kind::Distribution, &[(1, "prom/a:change_42_latest"), (2, "prom/a:latest")]);
     let before = reg.digest("prom/a:latest");
     let change = reg.digest("prom/a:change_42_latest");
-    let coll = collection();
-    let record = coll.path().join("promotion.json");
-    let (ok, out) = playbook(
-        core,
-        coll.path(),
+    let play = Play::new(core);
+    let record = play.dir().join("promotion.json");
+    play.passes(
         "tests/integration/targets/promote_container_image/restore.yml",
         &json!({
             "it_registry": reg.host,
@@ -405,7 +439,6 @@ fn promote_role_record_and_restore(core: Core) {
             "zuul": zuul_var("promote"),
         }),
     );
-    assert!(ok, "{out}");
     assert_eq!(reg.digest("prom/a:latest"), before, "latest is back where it was");
     assert_eq!(
         reg.digest("prom/a:change_42_latest"),
@@ -433,15 +466,13 @@ fn alias_lines() -> Vec<String> {
 /// ended, saying so and showing the end of its log, not after the whole wait
 /// and not by taking the other process for the registry.
 fn buildset_registry_that_cannot_start_fails_with_its_log(core: Core) {
-    let coll = collection();
-    let work = tempfile::Builder::new().prefix("imagegate-buildset-start-").tempdir().unwrap();
+    let play = Play::new(core);
+    let work = work_dir("imagegate-buildset-start-");
     let squatter = std::net::TcpListener::bind(("127.0.0.1", 0)).unwrap();
     let port = squatter.local_addr().unwrap().port();
     let _kill = PidFile(work.path().join("bs/registry.pid"));
     let venv = zuul_registry_venv();
-    let (ok, out) = playbook(
-        core,
-        coll.path(),
+    let (ok, out) = play.run(
         "tests/integration/targets/buildset/start.yml",
         &json!({"it_work": work.path(), "it_port": port, "it_venv": venv}),
     );
@@ -467,22 +498,19 @@ fn buildset_registry_that_cannot_start_fails_with_its_log(core: Core) {
 
 fn buildset_registry_flow(core: Core) {
     let intermediate = TestRegistry::start(Kind::Zuul);
-    let coll = collection();
-    let work = tempfile::Builder::new().prefix("imagegate-buildset-").tempdir().unwrap();
+    let play = Play::new(core);
+    let work = work_tree(
+        "imagegate-buildset-",
+        &[
+            (
+                "src/base/Containerfile",
+                "FROM scratch\nCOPY busybox /bin/busybox\nRUN [\"/bin/busybox\", \"--install\", \"-s\", \"/bin\"]\n",
+            ),
+            ("src/app/Containerfile", "FROM quay.io/example/base:latest\nRUN echo app > /app\n"),
+        ],
+    );
     let w = work.path();
-    std::fs::create_dir_all(w.join("src/base")).unwrap();
-    std::fs::create_dir_all(w.join("src/app")).unwrap();
     std::fs::copy("/bin/busybox", w.join("src/base/busybox")).unwrap();
-    std::fs::write(
-        w.join("src/base/Containerfile"),
-        "FROM scratch\nCOPY busybox /bin/busybox\nRUN [\"/bin/busybox\", \"--install\", \"-s\", \"/bin\"]\n",
-    )
-    .unwrap();
-    std::fs::write(
-        w.join("src/app/Containerfile"),
-        "FROM quay.io/example/base:latest\nRUN echo app > /app\n",
-    )
-    .unwrap();
     let (port1, port2) = (imagegate_testkit::free_port(), imagegate_testkit::free_port());
     let _kill1 = PidFile(w.join("bs1/registry.pid"));
     let _kill2 = PidFile(w.join("bs2/registry.pid"));
@@ -507,20 +535,14 @@ fn buildset_registry_flow(core: Core) {
     };
     let mut zuul = zuul_var("gate");
     zuul["build"] = json!("b7");
-    let (ok, out) = playbook(
-        core,
-        coll.path(),
-        "tests/integration/targets/buildset/build.yml",
-        &common(port1, zuul.clone()),
-    );
-    assert!(ok, "{out}");
+    let out = play.passes("tests/integration/targets/buildset/build.yml", &common(port1, zuul.clone()));
     assert!(!out.contains(&rw.password));
-    let bs1 = returned_buildset_registry(coll.path());
+    let bs1 = returned_buildset_registry(play.dir());
     assert!(
         !out.contains(bs1["password"].as_str().unwrap()),
         "the buildset registry password is printed"
     );
-    let artifacts = zuul_returned(coll.path())
+    let artifacts = zuul_returned(play.dir())
         .iter()
         .find_map(|r| r["data"]["zuul"]["artifacts"].as_array().cloned())
         .unwrap();
@@ -540,14 +562,8 @@ fn buildset_registry_flow(core: Core) {
 
     zuul["artifacts"] = json!(artifacts);
     zuul["build"] = json!("b8");
-    let (ok, out) = playbook(
-        core,
-        coll.path(),
-        "tests/integration/targets/buildset/pull.yml",
-        &common(port2, zuul),
-    );
-    assert!(ok, "{out}");
-    let bs2 = returned_buildset_registry(coll.path());
+    play.passes("tests/integration/targets/buildset/pull.yml", &common(port2, zuul));
+    let bs2 = returned_buildset_registry(play.dir());
     // skopeo reads every key in a cert dir as a client key: give it the CA alone.
     std::fs::create_dir_all(w.join("bs2-ca")).unwrap();
     std::fs::copy(w.join("bs2/tls/ca.crt"), w.join("bs2-ca/ca.crt")).unwrap();
@@ -564,20 +580,20 @@ fn buildset_registry_flow(core: Core) {
 
 fn upload_role_pushes_speculative_then_final_tags(core: Core) {
     let reg = TestRegistry::start(Kind::DistributionTls);
-    let coll = collection();
-    let work = tempfile::Builder::new().prefix("imagegate-upload-").tempdir().unwrap();
+    let play = Play::new(core);
+    let work = work_tree(
+        "imagegate-upload-",
+        &[
+            (
+                "src/app/Containerfile",
+                "FROM scratch\nARG FLAVOUR\nCOPY hello /hello\nLABEL flavour=$FLAVOUR\n",
+            ),
+            ("src/app/hello", "hello\n"),
+        ],
+    );
     let w = work.path();
-    std::fs::create_dir_all(w.join("src/app")).unwrap();
-    std::fs::write(
-        w.join("src/app/Containerfile"),
-        "FROM scratch\nARG FLAVOUR\nCOPY hello /hello\nLABEL flavour=$FLAVOUR\n",
-    )
-    .unwrap();
-    std::fs::write(w.join("src/app/hello"), "hello\n").unwrap();
     let rw = reg.rw.as_ref().unwrap();
-    let (ok, out) = playbook(
-        core,
-        coll.path(),
+    let out = play.passes(
         "tests/integration/targets/upload_container_image/main.yml",
         &json!({
             "it_work": w,
@@ -587,7 +603,6 @@ fn upload_role_pushes_speculative_then_final_tags(core: Core) {
             "zuul": zuul_var("gate"),
         }),
     );
-    assert!(ok, "{out}");
     assert!(!out.contains(&rw.password));
     let spec = reg.digest("team/app:change_42_latest").expect("speculative tag pushed");
     assert_eq!(reg.digest("team/app:change_42_2.0").as_ref(), Some(&spec));
@@ -606,11 +621,12 @@ fn upload_role_pushes_speculative_then_final_tags(core: Core) {
 /// change that does not, the periodic cleanup removing its tag.
 fn job_playbooks_gate_cycle(core: Core) {
     let reg = TestRegistry::start(Kind::Distribution);
-    let coll = collection();
-    let work = tempfile::Builder::new().prefix("imagegate-jobs-").tempdir().unwrap();
+    let play = Play::new(core);
+    let work = work_tree(
+        "imagegate-jobs-",
+        &[("src/app/Containerfile", "FROM scratch\nCOPY version /version\n")],
+    );
     let w = work.path();
-    std::fs::create_dir_all(w.join("src/app")).unwrap();
-    std::fs::write(w.join("src/app/Containerfile"), "FROM scratch\nCOPY version /version\n").unwrap();
     let vars = |pipeline: &str, change: Option<&str>, version: &str| {
         std::fs::write(w.join("src/app/version"), version).unwrap();
         let mut zuul = zuul_var(pipeline);
@@ -633,17 +649,10 @@ fn job_playbooks_gate_cycle(core: Core) {
             "remove_registry_tag_repository": format!("{}/team/app", reg.host),
             "remove_registry_tag_age": 0,
             "build_container_image_layout_dir": w.join("layouts"),
-            "build_container_image_builder_options": {
-                "storage_driver": "vfs", "storage_root": w.join("storage"), "storage_runroot": w.join("run"), "isolation": "chroot",
-            },
+            "build_container_image_builder_options": vfs_builder(w),
         })
     };
-    let job = |playbooks: &[&str], vars: &Value| {
-        for p in playbooks {
-            let (ok, out) = playbook(core, coll.path(), &format!("playbooks/container-image/{p}.yaml"), vars);
-            assert!(ok, "{p}: {out}");
-        }
-    };
+    let job = |playbooks: &[&str], vars: &Value| play.job("playbooks/container-image", playbooks, vars);
     // check: build only.
     job(&["pre", "build"], &vars("check", Some("42"), "42\n"));
     assert_eq!(reg.digest("team/app:change_42_latest"), None);
@@ -668,8 +677,8 @@ fn job_playbooks_gate_cycle(core: Core) {
 /// returned as secret_data, the run playbook pauses the job, and post-run
 /// (with no intermediate registry) pushes nothing.
 fn buildset_registry_job_playbooks(core: Core) {
-    let coll = collection();
-    let work = tempfile::Builder::new().prefix("imagegate-bsjob-").tempdir().unwrap();
+    let play = Play::new(core);
+    let work = work_dir("imagegate-bsjob-");
     let port = imagegate_testkit::free_port();
     let _kill = PidFile(work.path().join("bs/registry.pid"));
     let venv = zuul_registry_venv();
@@ -681,12 +690,9 @@ fn buildset_registry_job_playbooks(core: Core) {
         "run_buildset_registry_address": "127.0.0.1",
         "run_buildset_registry_port": port,
     });
-    for p in ["pre", "run", "post"] {
-        let (ok, out) = playbook(core, coll.path(), &format!("playbooks/buildset-registry/{p}.yaml"), &vars);
-        assert!(ok, "{p}: {out}");
-    }
-    let records = zuul_returned(coll.path());
-    let registry = returned_buildset_registry(coll.path());
+    play.job("playbooks/buildset-registry", &["pre", "run", "post"], &vars);
+    let records = zuul_returned(play.dir());
+    let registry = returned_buildset_registry(play.dir());
     assert_eq!(registry["host"], "127.0.0.1");
     assert_eq!(registry["port"].to_string().trim_matches('"'), port.to_string());
     assert!(
@@ -704,14 +710,11 @@ fn buildset_registry_job_playbooks(core: Core) {
         json!({"data": {}, "secret_data": {"buildset_registry": registry}}).to_string(),
     )
     .unwrap();
-    let src = work.path().join("src/app");
-    std::fs::create_dir_all(&src).unwrap();
-    std::fs::write(src.join("Containerfile"), "FROM scratch\nCOPY Containerfile /c\n").unwrap();
+    std::fs::create_dir_all(work.path().join("src/app")).unwrap();
+    std::fs::write(work.path().join("src/app/Containerfile"), "FROM scratch\nCOPY Containerfile /c\n").unwrap();
     let mut zuul = zuul_var("check");
     zuul["executor"] = json!({"result_data_file": results});
-    let (ok, out) = playbook(
-        core,
-        coll.path(),
+    let out = play.passes(
         "playbooks/container-image/build.yaml",
         &json!({
             "zuul": zuul,
@@ -719,13 +722,9 @@ fn buildset_registry_job_playbooks(core: Core) {
             "container_command": "buildah",
             "container_images": [{"context": "app", "repository": "quay.io/example/fromresults"}],
             "build_container_image_layout_dir": work.path().join("layouts"),
-            "build_container_image_builder_options": {
-                "storage_driver": "vfs", "storage_root": work.path().join("storage"),
-                "storage_runroot": work.path().join("run"), "isolation": "chroot",
-            },
+            "build_container_image_builder_options": vfs_builder(work.path()),
         }),
     );
-    assert!(ok, "{out}");
     let password = registry["password"].as_str().unwrap();
     assert!(!out.contains(password), "the buildset registry password is printed");
     let ca = work.path().join("ca-only");
@@ -749,9 +748,7 @@ fn buildset_registry_job_playbooks(core: Core) {
     let mut zuul = zuul_var("gate");
     zuul["build"] = json!("b9");
     zuul["executor"] = json!({"result_data_file": results});
-    let (ok, out) = playbook(
-        core,
-        coll.path(),
+    let out = play.passes(
         "playbooks/buildset-registry/post.yaml",
         &json!({
             "zuul": zuul,
@@ -760,7 +757,6 @@ fn buildset_registry_job_playbooks(core: Core) {
             "push_to_intermediate_registry_registries": {intermediate.host.clone(): {"ca_cert": intermediate.ca_cert}},
         }),
     );
-    assert!(ok, "{out}");
     assert!(!out.contains(password) && !out.contains(&rw.password), "a password is printed");
     assert!(
         intermediate.digest("quay.io/example/fromresults:b9_latest").is_some(),
@@ -773,15 +769,13 @@ fn buildset_registry_job_playbooks(core: Core) {
 /// module task (the binary modules' action checks it), or, for a role that
 /// does something else first, at its modules_version task.
 fn roles_check_the_installed_modules_version(core: Core) {
-    let coll = collection();
-    let other = coll.path().join("roles-source");
+    let play = Play::new(core);
+    let other = play.dir().join("roles-source");
     std::fs::create_dir_all(&other).unwrap();
     // A copy, not a link: Ansible resolves links to the real role path.
     imagegate_testkit::tools::run(Command::new("cp").arg("-r").arg(repo_root().join("roles")).arg(other.join("roles")));
     std::fs::write(other.join("galaxy.yml"), "namespace: imagegate\nname: containers\nversion: 9.9.9\n").unwrap();
-    let (ok, out) = playbook(
-        core,
-        coll.path(),
+    let (ok, out) = play.run(
         "playbooks/container-image/remove-tags.yaml",
         &json!({"zuul": zuul_var("periodic"), "remove_registry_tag_repository": "127.0.0.1:1/x/y"}),
     );
@@ -795,7 +789,7 @@ fn roles_check_the_installed_modules_version(core: Core) {
         "the module task made the check: {out}"
     );
     // A role that installs a builder first checks with a task of its own.
-    let (ok, out) = playbook(core, coll.path(), "playbooks/container-image/pre.yaml", &json!({}));
+    let (ok, out) = play.run("playbooks/container-image/pre.yaml", &json!({}));
     assert!(!ok, "roles of another version ran: {out}");
     assert!(out.contains("written for imagegate.containers 9.9.9"), "{out}");
     assert!(
@@ -805,9 +799,7 @@ fn roles_check_the_installed_modules_version(core: Core) {
     assert!(!out.contains("Look for the builder"), "nothing ran after the check: {out}");
     // The same roles with the matching version pass the check.
     std::fs::write(other.join("galaxy.yml"), format!("version: {installed}\n")).unwrap();
-    let (_, out) = playbook(
-        core,
-        coll.path(),
+    let (_, out) = play.run(
         "playbooks/container-image/remove-tags.yaml",
         &json!({"zuul": zuul_var("periodic"), "remove_registry_tag_repository": "127.0.0.1:1/x/y"}),
     );
@@ -823,16 +815,18 @@ fn docker_image_jobs_gate_cycle(core: Core) {
     daemon.import_busybox("imagegate-base:1");
     let reg = TestRegistry::start(Kind::DistributionTls);
     let rw = reg.rw.as_ref().unwrap();
-    let coll = collection();
-    let work = tempfile::Builder::new().prefix("imagegate-docker-jobs-").tempdir().unwrap();
+    let play = Play::new(core);
+    let work = work_tree(
+        "imagegate-docker-jobs-",
+        &[
+            (
+                "src/app/Dockerfile.app",
+                "FROM imagegate-base:1\nARG FLAVOUR\nLABEL flavour=$FLAVOUR\nCOPY version /version\n",
+            ),
+            ("src/app/version", "1\n"),
+        ],
+    );
     let w = work.path();
-    std::fs::create_dir_all(w.join("src/app")).unwrap();
-    std::fs::write(
-        w.join("src/app/Dockerfile.app"),
-        "FROM imagegate-base:1\nARG FLAVOUR\nLABEL flavour=$FLAVOUR\nCOPY version /version\n",
-    )
-    .unwrap();
-    std::fs::write(w.join("src/app/version"), "1\n").unwrap();
     let vars = |pipeline: &str| {
         json!({
             "zuul": zuul_var(pipeline),
@@ -852,16 +846,11 @@ fn docker_image_jobs_gate_cycle(core: Core) {
     };
     // check: pre-run (docker is there: nothing installed), then build only;
     // nothing reaches the registry.
-    for p in ["pre", "build"] {
-        let (ok, out) = playbook(core, coll.path(), &format!("playbooks/docker-image/{p}.yaml"), &vars("check"));
-        assert!(ok, "{p}: {out}");
-    }
+    play.job("playbooks/docker-image", &["pre", "build"], &vars("check"));
     assert_eq!(reg.digest("team/app:check_latest"), None);
     assert_eq!(reg.digest("team/app:latest"), None);
     // gate: the run playbook builds, post-run uploads the change tags.
-    for p in ["build", "upload"] {
-        let (ok, out) = playbook(core, coll.path(), &format!("playbooks/docker-image/{p}.yaml"), &vars("gate"));
-        assert!(ok, "{p}: {out}");
+    for out in play.job("playbooks/docker-image", &["build", "upload"], &vars("gate")) {
         assert!(!out.contains(&rw.password), "the password appears in the output");
     }
     let gated = reg.digest("team/app:change_42_latest").expect("the change tag was uploaded");
@@ -874,8 +863,7 @@ fn docker_image_jobs_gate_cycle(core: Core) {
     let manifest: Value = serde_json::from_slice(&reg.raw_manifest("team/app:change_42_latest")).unwrap();
     assert_eq!(manifest["config"]["digest"].as_str(), Some(image_id.as_str()));
 
-    let (ok, out) = playbook(core, coll.path(), "playbooks/docker-image/promote.yaml", &vars("promote"));
-    assert!(ok, "{out}");
+    let out = play.passes("playbooks/docker-image/promote.yaml", &vars("promote"));
     assert!(!out.contains(&rw.password), "the password appears in the output");
     assert_eq!(reg.digest("team/app:latest").as_ref(), Some(&gated));
     assert_eq!(reg.digest("team/app:1").as_ref(), Some(&gated));
@@ -892,8 +880,8 @@ fn docker_consumer_pulls_through_the_buildset_registry(core: Core) {
     use imagegate_testkit::docker::DockerDaemon;
     let source = TestRegistry::seeded(Kind::Distribution, &[(7, "spec/app:v1")]);
     let daemon = DockerDaemon::start_with_config();
-    let coll = collection();
-    let work = tempfile::Builder::new().prefix("imagegate-docker-bs-").tempdir().unwrap();
+    let play = Play::new(core);
+    let work = work_dir("imagegate-docker-bs-");
     let w = work.path();
     // The buildset registry listens on a loopback address of its own: a
     // port picked free on 127.0.0.1 could be taken by another test's
@@ -910,9 +898,7 @@ fn docker_consumer_pulls_through_the_buildset_registry(core: Core) {
     let venv = zuul_registry_venv();
     let home = w.join("home");
     std::fs::create_dir_all(&home).unwrap();
-    let (ok, out) = playbook(
-        core,
-        coll.path(),
+    play.passes(
         "tests/integration/targets/buildset/docker.yml",
         &json!({
             "it_work": w,
@@ -926,7 +912,6 @@ fn docker_consumer_pulls_through_the_buildset_registry(core: Core) {
             "it_home": home,
         }),
     );
-    assert!(ok, "{out}");
     let config: Value = serde_json::from_slice(&std::fs::read(daemon.config_file()).unwrap()).unwrap();
     assert_eq!(config["registry-mirrors"], json!([format!("https://{name}/")]));
     assert!(Path::new(&format!("/etc/docker/certs.d/{name}/ca.crt")).exists());
@@ -969,8 +954,8 @@ fn docker_consumer_pulls_through_the_buildset_registry(core: Core) {
 /// un-namespaced mirror. A second run changes nothing.
 fn use_buildset_registry_configures_a_node_as_zuul_jobs_does(core: Core) {
     let source = TestRegistry::seeded(Kind::Distribution, &[(7, "spec/app:v1"), (8, "spec/tool:v1")]);
-    let coll = collection();
-    let work = tempfile::Builder::new().prefix("imagegate-bs-node-").tempdir().unwrap();
+    let play = Play::new(core);
+    let work = work_dir("imagegate-bs-node-");
     let w = work.path();
     let mut system = SystemPaths::lock();
     let user = NodeUser::ensure();
@@ -989,9 +974,7 @@ fn use_buildset_registry_configures_a_node_as_zuul_jobs_does(core: Core) {
     system.update_ca();
     let venv = zuul_registry_venv();
     let bs = format!("{host}:{port}");
-    let (ok, out) = playbook(
-        core,
-        coll.path(),
+    play.passes(
         "tests/integration/targets/buildset/serve.yml",
         &json!({
             "it_work": w,
@@ -1007,8 +990,7 @@ fn use_buildset_registry_configures_a_node_as_zuul_jobs_does(core: Core) {
             "zuul": zuul_var("check"),
         }),
     );
-    assert!(ok, "{out}");
-    let registry = returned_buildset_registry(coll.path());
+    let registry = returned_buildset_registry(play.dir());
     let password = registry["password"].as_str().unwrap().to_string();
     let microk8s = w.join("microk8s");
     std::fs::create_dir_all(&microk8s).unwrap();
@@ -1025,7 +1007,7 @@ fn use_buildset_registry_configures_a_node_as_zuul_jobs_does(core: Core) {
         "it_microk8s": microk8s,
         "it_kubelet": kubelet,
     });
-    let (ok, out) = user.playbook(core, coll.path(), "tests/integration/targets/buildset/consumer.yml", &vars);
+    let (ok, out) = user.playbook(core, play.dir(), "tests/integration/targets/buildset/consumer.yml", &vars);
     assert!(ok, "{out}");
     assert!(!out.contains(&password), "the buildset registry password is printed");
 
@@ -1147,7 +1129,7 @@ fn use_buildset_registry_configures_a_node_as_zuul_jobs_does(core: Core) {
     );
 
     // Idempotent: the second run adds no line and updates no trust store.
-    let (ok, out) = user.playbook(core, coll.path(), "tests/integration/targets/buildset/consumer.yml", &vars);
+    let (ok, out) = user.playbook(core, play.dir(), "tests/integration/targets/buildset/consumer.yml", &vars);
     assert!(ok, "{out}");
     assert_eq!(alias_lines().len(), 1);
     assert!(!out.contains("RUNNING HANDLER"), "a handler ran again: {out}");
@@ -1162,8 +1144,8 @@ fn use_buildset_registry_configures_a_node_as_zuul_jobs_does(core: Core) {
 /// naming it, and nothing goes to Debian's store. A registry given by name
 /// keeps its name (no /etc/hosts alias).
 fn use_buildset_registry_redhat_trust_store(core: Core) {
-    let coll = collection();
-    let work = tempfile::Builder::new().prefix("imagegate-bs-rhel-").tempdir().unwrap();
+    let play = Play::new(core);
+    let work = work_dir("imagegate-bs-rhel-");
     let w = work.path();
     let mut system = SystemPaths::lock();
     let host = format!("registry-{}.example.test", core.name().replace('.', "-"));
@@ -1172,10 +1154,7 @@ fn use_buildset_registry_redhat_trust_store(core: Core) {
     system.new_dir("/etc/pki");
     system.file(&anchor);
     system.file(&debian);
-    let (ok, out) = playbook(
-        core,
-        coll.path(),
-        "tests/integration/targets/buildset/consumer.yml",
+    let (ok, out) = play.run("tests/integration/targets/buildset/consumer.yml",
         &json!({
             "buildset_registry": {"host": host, "port": 5000, "username": "zuul", "password": "not-printed-pw", "cert": "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n"},
             // A RedHat node whose facts are known (as inventory variables,
@@ -1188,8 +1167,7 @@ fn use_buildset_registry_redhat_trust_store(core: Core) {
             "use_buildset_registry_certs_dir": w.join("certs.d"),
             "use_buildset_registry_auth_file": w.join("auth.json"),
             "use_buildset_registry_buildkitd_toml": w.join("buildkitd.toml"),
-        }),
-    );
+        }));
     assert!(!ok, "update-ca-trust ran on Debian? {out}");
     // The failed handler's result (newer cores also print the task's
     // source, comments included).
@@ -1212,8 +1190,8 @@ fn use_buildset_registry_redhat_trust_store(core: Core) {
 /// registry (buildset_registry given): as with zuul-jobs, no registry is
 /// started, nothing is returned, and the job does not pause.
 fn buildset_registry_job_under_a_parent_registry(core: Core) {
-    let coll = collection();
-    let work = tempfile::Builder::new().prefix("imagegate-bsparent-").tempdir().unwrap();
+    let play = Play::new(core);
+    let work = work_dir("imagegate-bsparent-");
     let port = imagegate_testkit::free_port();
     let _kill = PidFile(work.path().join("bs/registry.pid"));
     let vars = json!({
@@ -1224,12 +1202,10 @@ fn buildset_registry_job_under_a_parent_registry(core: Core) {
         "run_buildset_registry_address": "127.0.0.1",
         "run_buildset_registry_port": port,
     });
-    for p in ["pre", "run", "post"] {
-        let (ok, out) = playbook(core, coll.path(), &format!("playbooks/buildset-registry/{p}.yaml"), &vars);
-        assert!(ok, "{p}: {out}");
+    for out in play.job("playbooks/buildset-registry", &["pre", "run", "post"], &vars) {
         assert!(!out.contains("parent-pw"), "the password is printed");
     }
-    let returned = std::fs::read(coll.path().join("zuul_return.json")).unwrap_or_default();
+    let returned = std::fs::read(play.dir().join("zuul_return.json")).unwrap_or_default();
     let returned: Value = serde_json::from_slice(&returned).unwrap_or(json!([]));
     assert_eq!(returned, json!([]), "nothing is returned, no pause");
     assert!(!work.path().join("bs").exists(), "a registry was set up");
@@ -1241,7 +1217,7 @@ fn buildset_registry_job_under_a_parent_registry(core: Core) {
 fn mirror_job_playbook_with_and_without_nodes(core: Core) {
     let src = TestRegistry::seeded(Kind::Distribution, &[(8, "it/app:v1")]);
     let dst = TestRegistry::start(Kind::Distribution);
-    let coll = collection();
+    let play = Play::new(core);
     let vars = |tag: &str| {
         json!({
             "zuul": zuul_var("periodic"),
@@ -1252,17 +1228,10 @@ fn mirror_job_playbook_with_and_without_nodes(core: Core) {
             "mirror_container_images_registries": {src.host.clone(): {"plain_http": true}, dst.host.clone(): {"plain_http": true}},
         })
     };
+    play.passes("playbooks/container-image/mirror.yaml", &vars("on-node"));
     let (ok, out) = playbook_on(
         core,
-        coll.path(),
-        "playbooks/container-image/mirror.yaml",
-        &vars("on-node"),
-        &local_host(),
-    );
-    assert!(ok, "{out}");
-    let (ok, out) = playbook_on(
-        core,
-        coll.path(),
+        play.dir(),
         "playbooks/container-image/mirror.yaml",
         &vars("nodeless"),
         &json!({}),
@@ -1301,12 +1270,10 @@ fn stage_promotion_gated_on_zuul_builds(core: Core) {
     let mut one_failed = digests.clone();
     let failed_image = images[7].clone();
     one_failed.remove(&failed_image);
-    let coll = collection();
+    let play = Play::new(core);
     let run = |builds: Value| {
         let api = ZuulBuildsApi::start("rdo", builds);
-        playbook(
-            core,
-            coll.path(),
+        play.run(
             "playbooks/promote-set.yaml",
             &json!({
                 "promote_set_images": images,
@@ -1315,7 +1282,7 @@ fn stage_promotion_gated_on_zuul_builds(core: Core) {
                 "promote_set_keep_previous": true,
                 "promote_set_registries": {reg.host.clone(): {"plain_http": true}},
                 "promote_set_criteria": {"api": api.base, "project": "rdo/promotion", "jobs": ["standalone", "ovb"]},
-                "promote_set_record_file": coll.path().join("stage-record.json"),
+                "promote_set_record_file": play.dir().join("stage-record.json"),
             }),
         )
     };
@@ -1345,16 +1312,13 @@ fn stage_promotion_gated_on_zuul_builds(core: Core) {
         );
     }
     // The previous stage comes back in one call, from the record.
-    let (ok, out) = playbook(
-        core,
-        coll.path(),
+    play.passes(
         "playbooks/promote-set.yaml",
         &json!({
-            "promote_set_restore_from": coll.path().join("stage-record.json"),
+            "promote_set_restore_from": play.dir().join("stage-record.json"),
             "promote_set_registries": {reg.host.clone(): {"plain_http": true}},
         }),
     );
-    assert!(ok, "{out}");
     for n in 0..21 {
         assert_eq!(
             reg.digest(&format!("tripleo/img{n}:current-tripleo")),
@@ -1378,13 +1342,13 @@ fn promotion_declared_by_digest(core: Core) {
     );
     // The stage tag of a moves on after the declaration was reviewed.
     reg.seed(&fx.single(3), "rdo/a:tripleo-ci-testing");
-    let coll = collection();
-    let manifest = coll.path().join("current-tripleo.yaml");
+    let play = Play::new(core);
+    let manifest = play.dir().join("current-tripleo.yaml");
     // Declares the images (the lines under `images:`) and promotes them.
     let promote_declared = |images: String| {
         std::fs::write(&manifest, format!("images:\n{images}")).unwrap();
         let vars = json!({"promote_set_manifest": manifest, "promote_set_registries": {reg.host.clone(): {"plain_http": true}}});
-        playbook(core, coll.path(), "playbooks/promote-set.yaml", &vars)
+        play.run("playbooks/promote-set.yaml", &vars)
     };
     let h = &reg.host;
     let (ok, out) = promote_declared(format!(
@@ -1412,10 +1376,8 @@ fn stage_copied_to_other_registries(core: Core) {
     let other = TestRegistry::start(Kind::Distribution);
     let gone = format!("127.0.0.1:{}", imagegate_testkit::free_port());
     reg.seed_each(0..3, |n| format!("tripleo/img{n}:tripleo-ci-testing"));
-    let coll = collection();
-    let (ok, out) = playbook(
-        core,
-        coll.path(),
+    let play = Play::new(core);
+    let (ok, out) = play.run(
         "playbooks/promote-set.yaml",
         &json!({
             "promote_set_images": (0..3).map(|n| format!("{}/tripleo/img{n}", reg.host)).collect::<Vec<_>>(),
@@ -1470,13 +1432,11 @@ fn stage_copies_are_recorded_and_restored(core: Core) {
             .collect()
     };
     let before = state();
-    let coll = collection();
+    let play = Play::new(core);
     let records = tempfile::tempdir().unwrap();
     let record = records.path().join("record.json");
     let regs = json!({reg.host.clone(): reg.module_entry(), other.host.clone(): other.module_entry()});
-    let (ok, out) = playbook(
-        core,
-        coll.path(),
+    play.passes(
         "playbooks/promote-set.yaml",
         &json!({
             "promote_set_images": (0..2).map(|n| format!("{}/tripleo/img{n}", reg.host)).collect::<Vec<_>>(),
@@ -1487,7 +1447,6 @@ fn stage_copies_are_recorded_and_restored(core: Core) {
             "promote_set_registries": regs,
         }),
     );
-    assert!(ok, "{out}");
     for (n, was) in before.iter().enumerate() {
         let promoted = reg.digest(&format!("tripleo/img{n}:tripleo-ci-testing"));
         assert_eq!(reg.digest(&format!("tripleo/img{n}:current-tripleo")), promoted);
@@ -1499,13 +1458,10 @@ fn stage_copies_are_recorded_and_restored(core: Core) {
         .join(format!("record.json.copy-{}.json", other.host.replace(':', "_")));
     assert!(copy_record.is_file(), "{} is written", copy_record.display());
 
-    let (ok, out) = playbook(
-        core,
-        coll.path(),
+    play.passes(
         "playbooks/promote-set.yaml",
         &json!({"promote_set_restore_from": record, "promote_set_registries": regs}),
     );
-    assert!(ok, "{out}");
     assert_eq!(state(), before, "every registry's tags as before the promotion");
 }
 
@@ -1520,8 +1476,8 @@ fn promotion_set_inputs_as_zuul_gives_them(core: Core) {
         reg.seed_singles(&[(n, &format!("stage/img{n}:candidate")), (n + 2, &format!("stage/img{n}:current"))]);
     }
     let before: Vec<Option<String>> = (0..2).map(|n| reg.digest(&format!("stage/img{n}:current"))).collect();
-    let coll = collection();
-    let inventory = coll.path().join("zuul-inventory");
+    let play = Play::new(core);
+    let inventory = play.dir().join("zuul-inventory");
     std::fs::create_dir_all(inventory.join("group_vars")).unwrap();
     let images: Vec<String> = (0..2).map(|n| format!("{}/stage/img{n}", reg.host)).collect();
     // The job's vars, where Zuul writes them: the inventory's `all` vars.
@@ -1537,7 +1493,7 @@ fn promotion_set_inputs_as_zuul_gives_them(core: Core) {
     std::fs::write(inventory.join("group_vars/all.yaml"), secret.to_string()).unwrap();
     let (ok, out) = run_playbook(
         core,
-        coll.path(),
+        play.dir(),
         "playbooks/promote-set.yaml",
         vec!["-i".into(), inventory.join("inventory.yaml").into()],
     );
