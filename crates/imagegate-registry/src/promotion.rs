@@ -230,13 +230,15 @@ pub async fn run(p: &Promotion, at: &dyn Endpoints) -> Result<PromotionReport, P
             }
         }
     };
-    let wrote = !p.check && plan.moves.iter().any(|m| m.changed);
+    // A tag to move (check mode: one that would); written only out of check mode.
+    let changed = plan.moves.iter().any(|m| m.changed);
+    let wrote = !p.check && changed;
     let mut diff = TextDiff::default();
     for m in &plan.moves {
         diff.push(&format!("{}:{}", m.repository, m.tag), m.before.as_deref(), Some(&m.after));
     }
     let mut report = PromotionReport {
-        changed: plan.moves.iter().any(|m| m.changed),
+        changed,
         plan,
         removed: Vec::new(),
         cleaned: Vec::new(),

@@ -168,7 +168,10 @@ pub async fn referring(client: &RegistryClient, repo: &str, digest: &Digest, cos
             artifact_type: d["artifactType"].as_str().map(|t| crate::error::untrusted_text(t, 200)),
         });
     }
-    for suffix in COSIGN_SUFFIXES.iter().filter(|_| cosign) {
+    if !cosign {
+        return Ok(referring);
+    }
+    for suffix in COSIGN_SUFFIXES {
         let tag = format!("{}.{suffix}", fallback_tag(digest));
         if client.manifest_digest(repo, &tag).await?.is_some() {
             referring.cosign_tags.push(tag);
